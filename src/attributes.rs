@@ -1,0 +1,105 @@
+//! Span attributes: the semantic-convention keys we use and the ones HyperFleet adds.
+
+use cloudevents::{AttributesReader, Event};
+use opentelemetry::KeyValue;
+pub use opentelemetry_semantic_conventions::attribute::{
+    CLOUDEVENTS_EVENT_ID, CLOUDEVENTS_EVENT_SOURCE, CLOUDEVENTS_EVENT_SPEC_VERSION,
+    CLOUDEVENTS_EVENT_SUBJECT, CLOUDEVENTS_EVENT_TYPE, ERROR_TYPE, MESSAGING_BATCH_MESSAGE_COUNT,
+    MESSAGING_DESTINATION_NAME, MESSAGING_DESTINATION_SUBSCRIPTION_NAME,
+    MESSAGING_GCP_PUBSUB_MESSAGE_DELIVERY_ATTEMPT, MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY,
+    MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_NAME, MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM,
+    SERVER_ADDRESS,
+};
+
+/// `hyperfleet.cluster_id`: the cluster an operation concerns.
+pub const HYPERFLEET_CLUSTER_ID: &str = "hyperfleet.cluster_id";
+/// `hyperfleet.resource_type`: `clusters`, `nodepools`, …
+pub const HYPERFLEET_RESOURCE_TYPE: &str = "hyperfleet.resource_type";
+/// `hyperfleet.resource_id`: the resource an operation concerns.
+pub const HYPERFLEET_RESOURCE_ID: &str = "hyperfleet.resource_id";
+/// `hyperfleet.adapter`: the adapter type name.
+pub const HYPERFLEET_ADAPTER: &str = "hyperfleet.adapter";
+/// `hyperfleet.decision_reason`: why the Sentinel published.
+pub const HYPERFLEET_DECISION_REASON: &str = "hyperfleet.decision_reason";
+
+/// The attributes every messaging span starts with: `messaging.system`,
+/// `messaging.operation.type` and `.name`, `messaging.destination.name`, the subscription on
+/// the consumer side, and `server.address` when the transport has one.
+pub fn messaging(
+    system: &'static str,
+    operation: &'static str,
+    destination: &str,
+    subscription: Option<&str>,
+    server_address: Option<&str>,
+) -> Vec<KeyValue> {
+    let mut attributes = vec![
+        KeyValue::new(MESSAGING_SYSTEM, system),
+        KeyValue::new(MESSAGING_OPERATION_TYPE, operation),
+        KeyValue::new(MESSAGING_OPERATION_NAME, operation),
+        KeyValue::new(MESSAGING_DESTINATION_NAME, destination.to_owned()),
+    ];
+    if let Some(subscription) = subscription {
+        attributes.push(KeyValue::new(
+            MESSAGING_DESTINATION_SUBSCRIPTION_NAME,
+            subscription.to_owned(),
+        ));
+    }
+    if let Some(address) = server_address {
+        attributes.push(KeyValue::new(SERVER_ADDRESS, address.to_owned()));
+    }
+    attributes
+}
+
+/// The `cloudevents.*` attributes of an event (never its data).
+pub fn cloudevents(event: &Event) -> Vec<KeyValue> {
+    let mut attributes = vec![
+        KeyValue::new(CLOUDEVENTS_EVENT_ID, event.id().to_owned()),
+        KeyValue::new(CLOUDEVENTS_EVENT_SOURCE, event.source().to_string()),
+        KeyValue::new(CLOUDEVENTS_EVENT_TYPE, event.ty().to_owned()),
+        KeyValue::new(
+            CLOUDEVENTS_EVENT_SPEC_VERSION,
+            event.specversion().to_string(),
+        ),
+    ];
+    if let Some(subject) = event.subject() {
+        attributes.push(KeyValue::new(CLOUDEVENTS_EVENT_SUBJECT, subject.to_owned()));
+    }
+    attributes
+}
+
+/// The `hyperfleet.*` resource attributes of a HyperFleet reconcile event.
+///
+/// Reads the identifiers (not the payload) of the data shape the Sentinel publishes,
+/// `{id, kind, href, generation}` plus `owner_references` for node pools:
+/// `hyperfleet.resource_type` (`clusters`, `nodepools`), `hyperfleet.resource_id`, and
+/// `hyperfleet.cluster_id` (the resource itself for a cluster, its owner for a node pool).
+/// Other events yield nothing.
+pub fn hyperfleet_resource(event: &Event) -> Vec<KeyValue> {
+    let Some(cloudevents::Data::Json(data)) = event.data() else {
+        return Vec::new();
+    };
+    let text = |v: &serde_json::Value, key: &str| v.get(key)?.as_str().map(str::to_owned);
+    let (Some(id), Some(kind)) = (text(data, "id"), text(data, "kind")) else {
+        return Vec::new();
+    };
+    let resource_type = match kind.as_str() {
+        "Cluster" => "clusters".to_owned(),
+        "NodePool" => "nodepools".to_owned(),
+        other => format!("{}s", other.to_ascii_lowercase()),
+    };
+    let cluster_id = if kind == "Cluster" {
+        Some(id.clone())
+    } else {
+        data.get("owner_references")
+            .filter(|owner| text(owner, "kind").as_deref() == Some("Cluster"))
+            .and_then(|owner| text(owner, "id"))
+    };
+    let mut attributes = vec![
+        KeyValue::new(HYPERFLEET_RESOURCE_TYPE, resource_type),
+        KeyValue::new(HYPERFLEET_RESOURCE_ID, id),
+    ];
+    if let Some(cluster_id) = cluster_id {
+        attributes.push(KeyValue::new(HYPERFLEET_CLUSTER_ID, cluster_id));
+    }
+    attributes
+}

@@ -1,0 +1,64 @@
+//! Message → event, through the CloudEvents SDK's deserializer traits.
+
+use crate::binding::{BINARY_PREFIX, CONTENT_TYPE};
+use crate::transport::Message;
+use cloudevents::event::SpecVersion;
+use cloudevents::message::{
+    BinaryDeserializer, BinarySerializer, MessageAttributeValue,
+    Result as SdkResult, StructuredDeserializer, StructuredSerializer,
+};
+
+/// Reads a binary-mode message: `ce-*` attributes, `content-type`, data.
+pub(super) struct BinaryMessage<'a> {
+    pub(super) message: &'a Message,
+    pub(super) spec_version: SpecVersion,
+}
+
+impl BinaryDeserializer for BinaryMessage<'_> {
+    fn deserialize_binary<R: Sized, V: BinarySerializer<R>>(self, visitor: V) -> SdkResult<R> {
+        let attribute_names = self.spec_version.attribute_names();
+        let mut visitor = visitor.set_spec_version(self.spec_version)?;
+        for (key, value) in &self.message.attributes {
+            let value = MessageAttributeValue::String(value.clone());
+            if key.eq_ignore_ascii_case(CONTENT_TYPE) {
+                visitor = visitor.set_attribute("datacontenttype", value)?;
+                continue;
+            }
+            let Some(name) = strip_prefix_ignore_case(key, BINARY_PREFIX) else {
+                continue;
+            };
+            let name = name.to_ascii_lowercase();
+            if name == "specversion" {
+                continue;
+            }
+            visitor = if attribute_names.contains(&name.as_str()) {
+                visitor.set_attribute(&name, value)?
+            } else {
+                visitor.set_extension(&name, value)?
+            };
+        }
+        if self.message.data.is_empty() {
+            visitor.end()
+        } else {
+            visitor.end_with_data(self.message.data.to_vec())
+        }
+    }
+}
+
+/// Reads a structured-mode message: the whole event as JSON in the data.
+pub(super) struct StructuredMessage<'a>(pub(super) &'a Message);
+
+impl StructuredDeserializer for StructuredMessage<'_> {
+    fn deserialize_structured<R: Sized, V: StructuredSerializer<R>>(
+        self,
+        visitor: V,
+    ) -> SdkResult<R> {
+        visitor.set_structured_event(self.0.data.to_vec())
+    }
+}
+
+pub(super) fn strip_prefix_ignore_case<'k>(key: &'k str, prefix: &str) -> Option<&'k str> {
+    let head = key.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &key[prefix.len()..])
+}

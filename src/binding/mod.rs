@@ -1,0 +1,256 @@
+//! CloudEvents ↔ Pub/Sub message binding.
+//!
+//! [`encode`] writes one of the two modes of Google's CloudEvents Pub/Sub binding:
+//!
+//! - [`Encoding::Structured`] (default): the event as JSON in `data`, attribute
+//!   `content-type: application/cloudevents+json; charset=UTF-8`;
+//! - [`Encoding::Binary`]: every context attribute and extension as a `ce-<name>` attribute
+//!   (`ce-traceparent`, …), `content-type` = `datacontenttype`, `data` = the event data.
+//!
+//! [`decode`] reads every encoding found in the wild: Google's binding (`content-type`), the
+//! CloudEvents sdk-go (`Content-Type`, binary by default) and the hyperfleet-broker wire format
+//! (structured JSON with no content type at all). The content type is looked up ignoring case; a
+//! CloudEvents media type means structured; otherwise a `ce-specversion` attribute means binary;
+//! otherwise a body that is a CloudEvent JSON object is structured; anything else is a
+//! [`BindingError`].
+//!
+//! Binary mode carries every attribute as a string, as the binding defines: a boolean or
+//! integer extension comes back as its string form. Data comes back as JSON when
+//! `datacontenttype` is a JSON type, as a string for `text/*`, and as bytes otherwise.
+//!
+//! ```
+//! use cloudevents::{EventBuilder, EventBuilderV10};
+//! use hyperfleet_tracing::binding::{decode, encode, Encoding};
+//! use hyperfleet_tracing::transport::Message;
+//!
+//! let event = EventBuilderV10::new()
+//!     .id("00000000-0000-0000-0000-000000000000")
+//!     .source("hyperfleet-sentinel")
+//!     .ty("com.redhat.hyperfleet.cluster.reconcile")
+//!     .data("application/json", serde_json::json!({"id": "c1", "kind": "Cluster", "generation": 5}))
+//!     .extension("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+//!     .build()?;
+//!
+//! let binary = encode(&event, Encoding::Binary)?;
+//! assert_eq!(binary.attributes["ce-traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+//! assert_eq!(decode(&binary)?, event);
+//!
+//! // What hyperfleet-broker publishes: the JSON event, no content type.
+//! let broker = Message::new(serde_json::to_vec(&event)?)
+//!     .with_attribute("_watermill_message_uuid", "00000000-0000-0000-0000-000000000000");
+//! assert_eq!(decode(&broker)?, event);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod deserializer;
+mod serializer;
+
+use crate::carrier::validate;
+use crate::transport::Message;
+use cloudevents::event::{Data, SpecVersion};
+use cloudevents::message::{BinaryDeserializer, StructuredDeserializer};
+use cloudevents::{AttributesReader, Event};
+use deserializer::{BinaryMessage, StructuredMessage, strip_prefix_ignore_case};
+use serializer::MessageBuilder;
+
+/// The `content-type` attribute, as Google's binding spells it.
+pub const CONTENT_TYPE: &str = "content-type";
+/// Prefix of binary-mode attribute keys.
+pub const BINARY_PREFIX: &str = "ce-";
+/// The content type of structured mode.
+pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json; charset=UTF-8";
+
+const CLOUDEVENTS_MEDIA_TYPE: &str = "application/cloudevents";
+const CLOUDEVENTS_BATCH_MEDIA_TYPE: &str = "application/cloudevents-batch";
+
+/// How an event is laid out in a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Encoding {
+    /// The whole event as JSON in the message data.
+    #[default]
+    Structured,
+    /// Context attributes as `ce-*` message attributes, the event data as the message data.
+    Binary,
+}
+
+/// Why an event could not be encoded or a message could not be decoded.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BindingError {
+    /// The message is in no known CloudEvents encoding.
+    #[error(
+        "not a CloudEvent: {reason} (expected a `content-type: application/cloudevents+json` \
+         attribute, a `ce-specversion` attribute, or a CloudEvent JSON object as the data)"
+    )]
+    NotACloudEvent {
+        /// What was found instead.
+        reason: String,
+    },
+    /// A structured-mode content type other than JSON (e.g. `application/cloudevents+avro`).
+    #[error("unsupported structured content type {0:?}: only JSON is supported")]
+    UnsupportedFormat(String),
+    /// A batch of events (`application/cloudevents-batch+json`); Pub/Sub carries one per message.
+    #[error("batched CloudEvents ({0:?}) are not supported: send one event per message")]
+    Batch(String),
+    /// The structured-mode body is not a valid CloudEvent JSON document.
+    #[error("invalid structured CloudEvent: {0}")]
+    Structured(#[source] serde_json::Error),
+    /// The `ce-specversion` attribute names no known version.
+    #[error("unknown CloudEvents spec version {0:?} in attribute `ce-specversion`")]
+    SpecVersion(String),
+    /// The binary-mode attributes do not make a valid event (missing id, bad time, …).
+    #[error("invalid binary-mode CloudEvent: {0}")]
+    Binary(#[source] cloudevents::message::Error),
+    /// An extension name breaks the CloudEvents naming rule (`a-z0-9`, at most 20 characters).
+    #[error("invalid extension name {0:?}: CloudEvents allows a-z and 0-9, at most 20 characters")]
+    ExtensionName(String),
+    /// The event could not be serialized.
+    #[error("cannot serialize the event: {0}")]
+    Serialize(#[source] cloudevents::message::Error),
+}
+
+impl BindingError {
+    /// A low-cardinality name of the failure, recorded as `error.type` on spans.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::NotACloudEvent { .. } => "not_a_cloudevent",
+            Self::UnsupportedFormat(_) => "unsupported_format",
+            Self::Batch(_) => "cloudevents_batch",
+            Self::Structured(_) => "invalid_structured_event",
+            Self::SpecVersion(_) => "unknown_spec_version",
+            Self::Binary(_) => "invalid_binary_event",
+            Self::ExtensionName(_) => "invalid_extension_name",
+            Self::Serialize(_) => "serialize_error",
+        }
+    }
+}
+
+/// Encodes `event` as a Pub/Sub message in the given mode.
+///
+/// Fails when an extension name breaks the CloudEvents naming rule, since peers may drop or
+/// reject such events.
+pub fn encode(event: &Event, encoding: Encoding) -> Result<Message, BindingError> {
+    if let Some((name, _)) = event
+        .iter_extensions()
+        .find(|(name, _)| !validate::is_extension_name(name))
+    {
+        return Err(BindingError::ExtensionName(name.to_owned()));
+    }
+    let builder = MessageBuilder::default();
+    // The SDK's serializers consume the event; cloning is the price of taking `&Event`.
+    let event = event.clone();
+    match encoding {
+        Encoding::Structured => StructuredDeserializer::deserialize_structured(event, builder),
+        Encoding::Binary => BinaryDeserializer::deserialize_binary(event, builder),
+    }
+    .map_err(BindingError::Serialize)
+}
+
+/// Decodes a Pub/Sub message into an event, whichever encoding the publisher used.
+pub fn decode(message: &Message) -> Result<Event, BindingError> {
+    let content_type = message.attribute_ignore_case(CONTENT_TYPE);
+    if let Some(ct) = content_type
+        && starts_with_ignore_case(ct, CLOUDEVENTS_MEDIA_TYPE)
+    {
+        if starts_with_ignore_case(ct, CLOUDEVENTS_BATCH_MEDIA_TYPE) {
+            return Err(BindingError::Batch(ct.to_owned()));
+        }
+        if !is_json_media_type(ct) {
+            return Err(BindingError::UnsupportedFormat(ct.to_owned()));
+        }
+        return decode_structured(message);
+    }
+    if let Some(version) = spec_version_attribute(message) {
+        let spec_version = SpecVersion::try_from(version)
+            .map_err(|_| BindingError::SpecVersion(version.to_owned()))?;
+        let mut event = BinaryMessage {
+            message,
+            spec_version,
+        }
+        .into_event()
+        .map_err(BindingError::Binary)?;
+        type_binary_data(&mut event);
+        return Ok(event);
+    }
+    if looks_like_structured_json(&message.data) {
+        return decode_structured(message);
+    }
+    Err(BindingError::NotACloudEvent {
+        reason: match content_type {
+            Some(ct) => format!("content type {ct:?}, no `ce-specversion` attribute"),
+            None if message.data.is_empty() => "empty message without attributes".to_owned(),
+            None => "no content type, no `ce-specversion` attribute, and the data is not a \
+                     CloudEvent JSON object"
+                .to_owned(),
+        },
+    })
+}
+
+fn decode_structured(message: &Message) -> Result<Event, BindingError> {
+    StructuredMessage(message)
+        .into_event()
+        .map_err(|e| match e {
+            cloudevents::message::Error::SerdeJsonError { source } => {
+                BindingError::Structured(source)
+            }
+            other => BindingError::Binary(other),
+        })
+}
+
+fn spec_version_attribute(message: &Message) -> Option<&str> {
+    message.attributes.iter().find_map(|(k, v)| {
+        strip_prefix_ignore_case(k, BINARY_PREFIX)
+            .filter(|name| name.eq_ignore_ascii_case("specversion"))
+            .map(|_| v.as_str())
+    })
+}
+
+/// A JSON object with a `specversion` member: the hyperfleet-broker's content-type-less body.
+fn looks_like_structured_json(data: &[u8]) -> bool {
+    let first = data.iter().find(|b| !b.is_ascii_whitespace());
+    if first != Some(&b'{') {
+        return false;
+    }
+    #[derive(serde::Deserialize)]
+    struct Probe<'a> {
+        #[serde(borrow)]
+        specversion: Option<std::borrow::Cow<'a, str>>,
+    }
+    serde_json::from_slice::<Probe<'_>>(data)
+        .map(|p| p.specversion.is_some())
+        .unwrap_or(false)
+}
+
+/// Binary mode delivers data as bytes; give it back the type its content type names.
+fn type_binary_data(event: &mut Event) {
+    let (Some(content_type), Some(Data::Binary(bytes))) = (event.datacontenttype(), event.data())
+    else {
+        return;
+    };
+    let typed = if is_json_media_type(content_type) {
+        serde_json::from_slice(bytes).ok().map(Data::Json)
+    } else if starts_with_ignore_case(content_type, "text/") {
+        std::str::from_utf8(bytes).ok().map(|s| Data::String(s.to_owned()))
+    } else {
+        None
+    };
+    if let Some(typed) = typed {
+        event.set_data_unchecked(typed);
+    }
+}
+
+fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
+}
+
+fn starts_with_ignore_case(value: &str, prefix: &str) -> bool {
+    value
+        .get(..prefix.len())
+        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+}

@@ -1,0 +1,151 @@
+//! Trace context in a CloudEvent's extension attributes.
+//!
+//! [`EventInjector`] and [`EventExtractor`] are thin carriers over a borrowed
+//! [`cloudevents::Event`], in the manner of `opentelemetry-http`'s header carriers: they read and
+//! write the `traceparent`, `tracestate` and `baggage` extensions defined by the CloudEvents
+//! Distributed Tracing extension, and quietly skip anything that is not valid.
+//!
+//! ```
+//! use cloudevents::{EventBuilder, EventBuilderV10};
+//! use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+//! use opentelemetry::Context;
+//!
+//! let mut event = EventBuilderV10::new()
+//!     .id("1").source("hyperfleet-sentinel").ty("com.redhat.hyperfleet.cluster.reconcile")
+//!     .build()?;
+//! let span_context = SpanContext::new(
+//!     TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736")?,
+//!     SpanId::from_hex("00f067aa0ba902b7")?,
+//!     TraceFlags::SAMPLED, false, TraceState::default(),
+//! );
+//! hyperfleet_tracing::inject(&Context::new().with_remote_span_context(span_context), &mut event);
+//! assert_eq!(
+//!     event.extension("traceparent").map(|v| v.to_string()).as_deref(),
+//!     Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+//! );
+//! // The Rust propagator writes an empty `tracestate`; the carrier drops it.
+//! assert!(event.extension("tracestate").is_none());
+//!
+//! let cx = hyperfleet_tracing::extract(&event);
+//! assert_eq!(cx.span().span_context().trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+mod policy;
+pub(crate) mod validate;
+
+pub use policy::OverwritePolicy;
+
+use cloudevents::Event;
+use cloudevents::event::ExtensionValue;
+use opentelemetry::Context;
+use opentelemetry::global;
+use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::trace::{SpanContext, TraceContextExt};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
+
+/// Extension attribute carrying the W3C `traceparent`.
+pub const TRACEPARENT: &str = "traceparent";
+/// Extension attribute carrying the W3C `tracestate`.
+pub const TRACESTATE: &str = "tracestate";
+/// Extension attribute carrying W3C baggage (written only when a baggage propagator is in use).
+pub const BAGGAGE: &str = "baggage";
+
+/// Writes trace context into a CloudEvent's extension attributes.
+///
+/// Keys are lower-cased; a key that is not a valid CloudEvents extension name is skipped. An
+/// empty value is never written: it removes the extension instead, so a stale `tracestate` does
+/// not outlive the `traceparent` it belonged to.
+#[derive(Debug)]
+pub struct EventInjector<'a>(pub &'a mut Event);
+
+impl Injector for EventInjector<'_> {
+    fn set(&mut self, key: &str, value: String) {
+        let key = key.to_ascii_lowercase();
+        if !validate::is_extension_name(&key) {
+            return;
+        }
+        if value.is_empty() {
+            self.0.remove_extension(&key);
+        } else {
+            self.0.set_extension(&key, value);
+        }
+    }
+}
+
+/// Reads trace context from a CloudEvent's extension attributes.
+///
+/// Only string-typed, non-empty extensions are read. `traceparent` must have the exact W3C
+/// layout (lower-case hex, fixed field lengths, non-zero ids) and `tracestate` must be within the
+/// W3C limits; anything else reads as absent, which means "no remote parent".
+#[derive(Debug, Clone, Copy)]
+pub struct EventExtractor<'a>(pub &'a Event);
+
+impl Extractor for EventExtractor<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        let key = key.to_ascii_lowercase();
+        let value = match self.0.extension(&key)? {
+            ExtensionValue::String(s) if !s.is_empty() => s.as_str(),
+            _ => return None,
+        };
+        match key.as_str() {
+            TRACEPARENT => validate::traceparent(value),
+            TRACESTATE => validate::tracestate(value),
+            _ => Some(value),
+        }
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0
+            .iter_extensions()
+            .filter(|(_, v)| matches!(v, ExtensionValue::String(s) if !s.is_empty()))
+            .map(|(k, _)| k)
+            .collect()
+    }
+}
+
+/// Injects `cx` into `event` with the application's propagator.
+///
+/// Uses the global propagator when the application has configured one (for instance through
+/// `opentelemetry::global::set_text_map_propagator`), otherwise a W3C TraceContext propagator.
+pub fn inject(cx: &Context, event: &mut Event) {
+    with_propagator(|p| inject_with(p, cx, event));
+}
+
+/// Extracts the trace context carried by `event` with the application's propagator.
+///
+/// Returns a context without a remote span when the event carries none, or an invalid one.
+pub fn extract(event: &Event) -> Context {
+    with_propagator(|p| extract_with(p, event))
+}
+
+/// Injects `cx` into `event` with an explicit propagator.
+pub fn inject_with(propagator: &dyn TextMapPropagator, cx: &Context, event: &mut Event) {
+    propagator.inject_context(cx, &mut EventInjector(event));
+}
+
+/// Extracts the trace context carried by `event` with an explicit propagator.
+pub fn extract_with(propagator: &dyn TextMapPropagator, event: &Event) -> Context {
+    propagator.extract_with_context(&Context::new(), &EventExtractor(event))
+}
+
+/// The valid remote span context `event` carries, if any.
+pub fn remote_span_context(event: &Event) -> Option<SpanContext> {
+    let cx = extract(event);
+    let span = cx.span();
+    let sc = span.span_context();
+    (sc.is_valid() && sc.is_remote()).then(|| sc.clone())
+}
+
+/// Runs `f` with the global propagator when one is configured, else with W3C TraceContext.
+///
+/// The global default is a no-op propagator with no fields; that is how we tell it apart.
+fn with_propagator<T>(mut f: impl FnMut(&dyn TextMapPropagator) -> T) -> T {
+    global::get_text_map_propagator(|p| {
+        if p.fields().next().is_some() {
+            f(p)
+        } else {
+            f(&TraceContextPropagator::new())
+        }
+    })
+}

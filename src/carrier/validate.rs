@@ -1,0 +1,147 @@
+//! Strict checks on trace-context values read from an event.
+//!
+//! The SDK's `TraceContextPropagator` checks hex digits and values but not field lengths, so it
+//! accepts some values the W3C format forbids. We check the layout ourselves before handing a
+//! value to any propagator.
+
+/// Length of a version-00 `traceparent`: `vv-<32 hex>-<16 hex>-ff`.
+const TRACEPARENT_LEN: usize = 55;
+
+/// W3C limit on `tracestate` list members.
+pub(crate) const TRACESTATE_MAX_MEMBERS: usize = 32;
+
+/// Characters of `tracestate` every participant must propagate; longer values may be dropped.
+pub(crate) const TRACESTATE_MAX_LEN: usize = 512;
+
+/// Returns the part of `value` a propagator should parse, or `None` when it is not a valid
+/// W3C `traceparent`.
+///
+/// Version `00` must be exactly 55 characters. A higher version (except the invalid `ff`) may
+/// carry extra `-`-separated fields, which are cut off so that its first four fields are parsed.
+pub(crate) fn traceparent(value: &str) -> Option<&str> {
+    let bytes = value.as_bytes();
+    if bytes.len() < TRACEPARENT_LEN {
+        return None;
+    }
+    let version = &bytes[0..2];
+    let trace_id = &bytes[3..35];
+    let span_id = &bytes[36..52];
+    let flags = &bytes[53..55];
+    let separators_ok = bytes[2] == b'-' && bytes[35] == b'-' && bytes[52] == b'-';
+    let fields_ok = is_lower_hex(version)
+        && version != b"ff"
+        && is_lower_hex(trace_id)
+        && !is_all_zero(trace_id)
+        && is_lower_hex(span_id)
+        && !is_all_zero(span_id)
+        && is_lower_hex(flags);
+    if !separators_ok || !fields_ok {
+        return None;
+    }
+    let tail_ok = if version == b"00" {
+        bytes.len() == TRACEPARENT_LEN
+    } else {
+        bytes.len() == TRACEPARENT_LEN || bytes[TRACEPARENT_LEN] == b'-'
+    };
+    // Every byte up to 55 is ASCII here, so slicing at 55 is on a char boundary.
+    tail_ok.then(|| &value[..TRACEPARENT_LEN])
+}
+
+/// Returns `value` when it is a `tracestate` within the W3C limits, `None` when it must be
+/// discarded (the W3C spec allows dropping a list that is over its limits).
+pub(crate) fn tracestate(value: &str) -> Option<&str> {
+    if value.trim().is_empty() || value.len() > TRACESTATE_MAX_LEN {
+        return None;
+    }
+    let members = value.split(',').filter(|m| !m.trim().is_empty()).count();
+    (members <= TRACESTATE_MAX_MEMBERS).then_some(value)
+}
+
+/// CloudEvents extension attribute names: lower-case `a`–`z` and `0`–`9`, at most 20 characters.
+pub(crate) fn is_extension_name(name: &str) -> bool {
+    (1..=20).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+fn is_lower_hex(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+}
+
+fn is_all_zero(bytes: &[u8]) -> bool {
+    bytes.iter().all(|&b| b == b'0')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const VALID: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    #[test]
+    fn accepts_valid_values_and_unknown_flags() {
+        assert_eq!(traceparent(VALID), Some(VALID));
+        let unsampled = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        assert_eq!(traceparent(unsampled), Some(unsampled));
+        let flags03 = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03";
+        assert_eq!(traceparent(flags03), Some(flags03));
+    }
+
+    #[test]
+    fn higher_versions_are_read_by_their_first_four_fields() {
+        let v = "cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-what-the-future-holds";
+        assert_eq!(
+            traceparent(v),
+            Some("cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")
+        );
+        let glued = "cc-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01x";
+        assert_eq!(traceparent(glued), None);
+    }
+
+    #[test]
+    fn rejects_invalid_layouts() {
+        for bad in [
+            "",
+            "0000-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c00-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b716920333100-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0100",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
+            "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319g-b7ad6b7169203331-01",
+            "00-00000000000000000000000000000000-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-0000000000000000-01",
+            "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-extra",
+            "00_0af7651916cd43dd8448eb211c80319c_b7ad6b7169203331_01",
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-0é",
+        ] {
+            assert_eq!(traceparent(bad), None, "{bad:?} must be rejected");
+        }
+    }
+
+    #[test]
+    fn tracestate_limits() {
+        assert_eq!(tracestate("a=1,b=2"), Some("a=1,b=2"));
+        assert_eq!(tracestate(""), None);
+        let members: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
+        assert_eq!(tracestate(&members.join(",")), None);
+        assert!(tracestate(&members[..32].join(",")).is_some());
+        let long = format!("k={}", "v".repeat(TRACESTATE_MAX_LEN));
+        assert_eq!(tracestate(&long), None);
+    }
+
+    #[test]
+    fn extension_names() {
+        assert!(is_extension_name("traceparent"));
+        assert!(is_extension_name("a1"));
+        assert!(!is_extension_name(""));
+        assert!(!is_extension_name("TraceParent"));
+        assert!(!is_extension_name("uber-trace-id"));
+        assert!(!is_extension_name("abcdefghijklmnopqrstu"));
+    }
+}

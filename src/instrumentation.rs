@@ -1,0 +1,43 @@
+//! The tracer our spans come from, and how failures are recorded on them.
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry::KeyValue;
+use opentelemetry::global::{self, BoxedTracer};
+use opentelemetry::trace::{SpanRef, Status, TracerProvider};
+use std::sync::Arc;
+
+use crate::attributes::ERROR_TYPE;
+
+/// Instrumentation scope name of every span this crate starts.
+pub const SCOPE_NAME: &str = "hyperfleet-tracing";
+
+pub(crate) type SharedTracer = Arc<BoxedTracer>;
+
+fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder(SCOPE_NAME)
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
+
+/// A tracer from the global provider as it is now: build publishers and subscribers after
+/// installing the application's provider.
+pub(crate) fn global_tracer() -> SharedTracer {
+    Arc::new(global::tracer_with_scope(scope()))
+}
+
+/// A tracer from an explicit provider.
+pub(crate) fn tracer_from<P>(provider: &P) -> SharedTracer
+where
+    P: TracerProvider,
+    P::Tracer: Send + Sync + 'static,
+    <P::Tracer as opentelemetry::trace::Tracer>::Span: Send + Sync + 'static,
+{
+    Arc::new(BoxedTracer::new(Box::new(provider.tracer_with_scope(scope()))))
+}
+
+/// Records a failure the way the standard asks: the error, `error.type`, status Error.
+pub(crate) fn record_failure(span: &SpanRef<'_>, error_type: &str, error: &dyn std::error::Error) {
+    span.record_error(error);
+    span.set_attribute(KeyValue::new(ERROR_TYPE, error_type.to_owned()));
+    span.set_status(Status::error(error.to_string()));
+}

@@ -1,0 +1,38 @@
+//! OpenTelemetry traces through CloudEvents on Google Cloud Pub/Sub, following the HyperFleet
+//! Tracing and Telemetry Standard.
+//!
+//! The data path, top to bottom:
+//!
+//! 1. [`carrier`]: trace context in the event's `traceparent` / `tracestate` extensions
+//!    ([`inject`], [`extract`]).
+//! 2. [`binding`]: the event in a Pub/Sub message, structured or binary, and back from any
+//!    encoding found in the wild.
+//! 3. [`transport`]: a pluggable [`Transport`](transport::Transport) that moves messages, with
+//!    an in-memory backend that behaves like Pub/Sub.
+//! 4. [`TracedPublisher`] / [`TracedSubscriber`]: the standard's `{topic} publish`,
+//!    `{topic} receive` and `adapter.process` spans around the transport.
+//!
+//! With the `testing` feature, [`testing`] holds the conformance suite every transport runs.
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod attributes;
+pub mod binding;
+pub mod carrier;
+mod instrumentation;
+pub mod naming;
+pub mod publisher;
+pub mod subscriber;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod transport;
+
+pub use carrier::{EventExtractor, EventInjector, OverwritePolicy, extract, inject};
+pub use instrumentation::SCOPE_NAME;
+pub use naming::SpanNaming;
+pub use publisher::{PublishError, PublishOptions, Published, TracedPublisher};
+pub use subscriber::{AckPolicy, ParentMode, SubscribeError, TracedSubscriber};
+
+/// A hook that derives span attributes from an event.
+pub type AttributeHook =
+    std::sync::Arc<dyn Fn(&cloudevents::Event) -> Vec<opentelemetry::KeyValue> + Send + Sync>;

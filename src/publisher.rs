@@ -1,0 +1,379 @@
+//! Traced publishing: the standard's `{topic} publish` span around a [`Transport`].
+
+use crate::attributes::{
+    self, MESSAGING_BATCH_MESSAGE_COUNT, MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY,
+    MESSAGING_MESSAGE_ID,
+};
+use crate::binding::{self, BindingError, Encoding};
+use crate::carrier::{self, OverwritePolicy};
+use crate::instrumentation::{self, SharedTracer, record_failure};
+use crate::naming::SpanNaming;
+use crate::transport::{Message, Transport, TransportError};
+use crate::AttributeHook;
+use cloudevents::Event;
+use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::{Context, KeyValue};
+use std::sync::Arc;
+
+/// Why a publish failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum PublishError {
+    /// The event could not be encoded into a message.
+    #[error("cannot encode the event: {0}")]
+    Encode(#[from] BindingError),
+    /// The transport refused or failed the publish.
+    #[error("cannot publish the message: {0}")]
+    Transport(#[from] TransportError),
+}
+
+impl PublishError {
+    /// The `error.type` recorded on the span: the transport's gRPC code name, or the binding
+    /// error's kind.
+    pub fn error_type(&self) -> &'static str {
+        match self {
+            Self::Encode(e) => e.error_type(),
+            Self::Transport(e) => e.code().as_str(),
+        }
+    }
+}
+
+/// A published event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Published {
+    /// The id the transport gave the message (`messaging.message.id`).
+    pub message_id: String,
+    /// The creation context the event carries: the publish span's, or the one it already had
+    /// under [`OverwritePolicy::Preserve`].
+    pub trace_context: SpanContext,
+}
+
+/// Per-call publish options.
+#[derive(Debug, Clone, Default)]
+pub struct PublishOptions {
+    parent: Option<Context>,
+    ordering_key: Option<String>,
+}
+
+impl PublishOptions {
+    /// Default options: parent is the current context, no ordering key.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The parent of the publish span (default: [`Context::current`]).
+    pub fn parent(mut self, cx: Context) -> Self {
+        self.parent = Some(cx);
+        self
+    }
+
+    /// Publish with an ordering key.
+    pub fn ordering_key(mut self, key: impl Into<String>) -> Self {
+        self.ordering_key = Some(key.into());
+        self
+    }
+}
+
+/// Publishes CloudEvents to one topic, each inside a PRODUCER span named
+/// `{topic} publish` whose context travels in the event's `traceparent`.
+///
+/// ```
+/// use cloudevents::{EventBuilder, EventBuilderV10};
+/// use hyperfleet_tracing::transport::memory::MemoryTransport;
+/// use hyperfleet_tracing::TracedPublisher;
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let transport = MemoryTransport::new();
+/// transport.create_topic("hyperfleet-clusters")?;
+/// let publisher = TracedPublisher::new(transport, "hyperfleet-clusters");
+///
+/// let event = EventBuilderV10::new()
+///     .id("018f0f7e-0000-7000-8000-000000000001")
+///     .source("hyperfleet-sentinel")
+///     .ty("com.redhat.hyperfleet.cluster.reconcile")
+///     .data("application/json", serde_json::json!({"id": "c1", "kind": "Cluster", "href": "/api/hyperfleet/v1/clusters/c1", "generation": 1}))
+///     .build()?;
+/// let published = publisher.publish(event).await?;
+/// assert_eq!(published.message_id, "1");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct TracedPublisher<T> {
+    transport: T,
+    topic: String,
+    encoding: Encoding,
+    overwrite: OverwritePolicy,
+    naming: SpanNaming,
+    attributes: AttributeHook,
+    tracer: SharedTracer,
+}
+
+impl<T: Transport> TracedPublisher<T> {
+    /// A publisher to `topic` with the defaults: structured encoding, [`OverwritePolicy::Preserve`],
+    /// `{destination} {operation}` names, [`attributes::hyperfleet_resource`] as extra
+    /// attributes, and the global tracer provider.
+    pub fn new(transport: T, topic: impl Into<String>) -> Self {
+        Self {
+            transport,
+            topic: topic.into(),
+            encoding: Encoding::default(),
+            overwrite: OverwritePolicy::default(),
+            naming: SpanNaming::default(),
+            attributes: Arc::new(attributes::hyperfleet_resource),
+            tracer: instrumentation::global_tracer(),
+        }
+    }
+
+    /// Sets the message encoding.
+    pub fn encoding(mut self, encoding: Encoding) -> Self {
+        self.encoding = encoding;
+        self
+    }
+
+    /// Sets what happens to trace context the event already carries.
+    pub fn overwrite_policy(mut self, policy: OverwritePolicy) -> Self {
+        self.overwrite = policy;
+        self
+    }
+
+    /// Sets the span-name order.
+    pub fn span_naming(mut self, naming: SpanNaming) -> Self {
+        self.naming = naming;
+        self
+    }
+
+    /// Replaces the hook that adds attributes from the event at span start (where samplers see
+    /// them). Never return payload data from it.
+    pub fn attributes<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&Event) -> Vec<KeyValue> + Send + Sync + 'static,
+    {
+        self.attributes = Arc::new(hook);
+        self
+    }
+
+    /// Takes spans from `provider` instead of the global provider.
+    pub fn tracer_provider<P>(mut self, provider: &P) -> Self
+    where
+        P: TracerProvider,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
+    {
+        self.tracer = instrumentation::tracer_from(provider);
+        self
+    }
+
+    /// The topic this publisher sends to.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The transport underneath.
+    pub fn transport(&self) -> &T {
+        &self.transport
+    }
+
+    /// Publishes `event` under the current context.
+    pub async fn publish(&self, event: Event) -> Result<Published, PublishError> {
+        self.publish_with(event, PublishOptions::default()).await
+    }
+
+    /// Publishes `event` with explicit options.
+    pub async fn publish_with(
+        &self,
+        mut event: Event,
+        options: PublishOptions,
+    ) -> Result<Published, PublishError> {
+        let parent = options.parent.unwrap_or_else(Context::current);
+        let ordering_key = options.ordering_key;
+        let (cx, trace_context) = self.start_message_span(
+            &parent,
+            &mut event,
+            "publish",
+            SpanKind::Producer,
+            ordering_key.as_deref(),
+        );
+        let span = cx.span();
+        let result = match self.encode(&event, ordering_key) {
+            Ok(message) => self
+                .transport
+                .publish(&self.topic, message)
+                .await
+                .map_err(PublishError::from),
+            Err(e) => Err(e),
+        };
+        let result = self.finish(&span, result);
+        span.end();
+        result.map(|message_id| Published {
+            message_id,
+            trace_context,
+        })
+    }
+
+    /// Publishes several events in one transport call under the current context.
+    ///
+    /// Each event gets its own PRODUCER span `{topic} create` whose context it carries; one
+    /// CLIENT span `{topic} publish` covers the send and links to every create span.
+    pub async fn publish_batch(&self, events: Vec<Event>) -> Vec<Result<Published, PublishError>> {
+        self.publish_batch_with(events, &Context::current()).await
+    }
+
+    /// [`publish_batch`](Self::publish_batch) under an explicit parent context.
+    pub async fn publish_batch_with(
+        &self,
+        events: Vec<Event>,
+        parent: &Context,
+    ) -> Vec<Result<Published, PublishError>> {
+        let mut creates = Vec::with_capacity(events.len());
+        let mut messages = Vec::with_capacity(events.len());
+        let mut slots = Vec::with_capacity(events.len());
+        for mut event in events {
+            let (cx, trace_context) =
+                self.start_message_span(parent, &mut event, "create", SpanKind::Producer, None);
+            match self.encode(&event, None) {
+                Ok(message) => {
+                    slots.push(Ok(messages.len()));
+                    messages.push(message);
+                }
+                Err(e) => slots.push(Err(e)),
+            }
+            creates.push((cx, trace_context));
+        }
+
+        let links = creates
+            .iter()
+            .map(|(cx, _)| Link::with_context(cx.span().span_context().clone()))
+            .collect();
+        let mut send_attributes = self.base_attributes("publish");
+        send_attributes.push(KeyValue::new(
+            MESSAGING_BATCH_MESSAGE_COUNT,
+            messages.len() as i64,
+        ));
+        let send_span = self
+            .tracer
+            .span_builder(self.naming.name(&self.topic, "publish"))
+            .with_kind(SpanKind::Client)
+            .with_attributes(send_attributes)
+            .with_links(links)
+            .start_with_context(self.tracer.as_ref(), parent);
+        let send_cx = parent.with_span(send_span);
+
+        let mut sent = self
+            .transport
+            .publish_batch(&self.topic, messages)
+            .await
+            .into_iter()
+            .map(Some)
+            .collect::<Vec<_>>();
+        let mut first_failure = None;
+        let results = slots
+            .into_iter()
+            .zip(creates)
+            .map(|(slot, (cx, trace_context))| {
+                let result = match slot {
+                    Ok(i) => sent
+                        .get_mut(i)
+                        .and_then(Option::take)
+                        .unwrap_or_else(|| {
+                            Err(TransportError::new(
+                                crate::transport::ErrorCode::Internal,
+                                "the transport returned fewer results than messages",
+                            ))
+                        })
+                        .map_err(PublishError::from),
+                    Err(e) => Err(e),
+                };
+                let span = cx.span();
+                let result = self.finish(&span, result);
+                span.end();
+                if let Err(e) = &result {
+                    first_failure.get_or_insert(e.error_type());
+                }
+                result.map(|message_id| Published {
+                    message_id,
+                    trace_context,
+                })
+            })
+            .collect();
+        let send = send_cx.span();
+        if let Some(error_type) = first_failure {
+            let error = TransportError::new(
+                crate::transport::ErrorCode::Unknown,
+                "some messages of the batch were not published",
+            );
+            record_failure(&send, error_type, &error);
+        }
+        send.end();
+        results
+    }
+
+    /// Starts the span for one message and puts its creation context into the event.
+    fn start_message_span(
+        &self,
+        parent: &Context,
+        event: &mut Event,
+        operation: &'static str,
+        kind: SpanKind,
+        ordering_key: Option<&str>,
+    ) -> (Context, SpanContext) {
+        let preserved = match self.overwrite {
+            OverwritePolicy::Preserve => carrier::remote_span_context(event),
+            OverwritePolicy::Overwrite => None,
+        };
+        let mut span_attributes = self.base_attributes(operation);
+        span_attributes.extend(attributes::cloudevents(event));
+        if let Some(key) = ordering_key {
+            span_attributes.push(KeyValue::new(
+                MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY,
+                key.to_owned(),
+            ));
+        }
+        span_attributes.extend((self.attributes)(event));
+        let mut builder = self
+            .tracer
+            .span_builder(self.naming.name(&self.topic, operation))
+            .with_kind(kind)
+            .with_attributes(span_attributes);
+        if let Some(existing) = &preserved {
+            builder = builder.with_links(vec![Link::with_context(existing.clone())]);
+        }
+        let cx = parent.with_span(builder.start_with_context(self.tracer.as_ref(), parent));
+        let trace_context = match preserved {
+            Some(existing) => existing,
+            None => {
+                carrier::inject(&cx, event);
+                cx.span().span_context().clone()
+            }
+        };
+        (cx, trace_context)
+    }
+
+    fn base_attributes(&self, operation: &'static str) -> Vec<KeyValue> {
+        attributes::messaging(
+            self.transport.system(),
+            operation,
+            &self.topic,
+            None,
+            self.transport.server_address(),
+        )
+    }
+
+    fn encode(&self, event: &Event, ordering_key: Option<String>) -> Result<Message, PublishError> {
+        let mut message = binding::encode(event, self.encoding)?;
+        message.ordering_key = ordering_key;
+        Ok(message)
+    }
+
+    fn finish(
+        &self,
+        span: &opentelemetry::trace::SpanRef<'_>,
+        result: Result<String, PublishError>,
+    ) -> Result<String, PublishError> {
+        match &result {
+            Ok(id) => span.set_attribute(KeyValue::new(MESSAGING_MESSAGE_ID, id.clone())),
+            Err(e) => record_failure(span, e.error_type(), e),
+        }
+        result
+    }
+}

@@ -1,0 +1,256 @@
+//! Traced receiving: a handler loop over a subscription that produces the standard's
+//! `{topic} receive` and `adapter.process` spans.
+
+mod handler;
+mod policy;
+mod process;
+
+pub use handler::{Handler, HandlerError, Received};
+pub use policy::{AckPolicy, ParentMode};
+
+use crate::AttributeHook;
+use crate::attributes;
+use crate::instrumentation::{self, SharedTracer};
+use crate::naming::SpanNaming;
+use crate::transport::{Transport, TransportError};
+use cloudevents::Event;
+use futures::StreamExt;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Tracer, TracerProvider};
+use std::future::Future;
+use std::sync::Arc;
+use tokio::task::JoinSet;
+
+/// Why a subscriber loop stopped with an error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SubscribeError {
+    /// The subscription could not be opened.
+    #[error("cannot subscribe to {subscription}: {source}")]
+    Subscribe {
+        /// The subscription.
+        subscription: String,
+        /// The transport's error.
+        #[source]
+        source: TransportError,
+    },
+    /// The delivery stream failed and the transport could not recover.
+    #[error("the delivery stream of {subscription} failed: {source}")]
+    Stream {
+        /// The subscription.
+        subscription: String,
+        /// The transport's error.
+        #[source]
+        source: TransportError,
+    },
+}
+
+/// Everything a delivery needs, shared by the in-flight handler tasks.
+pub(crate) struct Settings {
+    tracer: SharedTracer,
+    system: &'static str,
+    server_address: Option<String>,
+    topic: String,
+    subscription: String,
+    adapter: Option<String>,
+    process_span_name: String,
+    naming: SpanNaming,
+    parent_mode: ParentMode,
+    ack_policy: AckPolicy,
+    attributes: AttributeHook,
+}
+
+/// Runs a handler over a subscription, each event inside the standard's spans.
+///
+/// For each delivery: decode the event, extract its creation context, start a CONSUMER span
+/// `{topic} receive` (a child of that context by default, see [`ParentMode`]), then the process
+/// span (`adapter.process` by default, INTERNAL) as its child, and run the handler inside the
+/// process span's context, so the handler's own spans and outgoing calls are its children.
+/// `Ok` acks; an error or a panic is recorded (status Error, `error.type`) and nacked (see
+/// [`AckPolicy`]); a message that cannot be decoded is recorded and nacked so a dead-letter
+/// policy can take it. Up to [`concurrency`](Self::concurrency) handlers run at once.
+///
+/// ```
+/// use cloudevents::{EventBuilder, EventBuilderV10};
+/// use hyperfleet_tracing::subscriber::{HandlerError, Received};
+/// use hyperfleet_tracing::transport::memory::MemoryTransport;
+/// use hyperfleet_tracing::transport::SubscriptionConfig;
+/// use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let transport = MemoryTransport::new();
+/// transport.create_topic("hyperfleet-clusters")?;
+/// transport.create_subscription("validation", "hyperfleet-clusters", SubscriptionConfig::default())?;
+///
+/// let event = EventBuilderV10::new()
+///     .id("1").source("hyperfleet-sentinel").ty("com.redhat.hyperfleet.cluster.reconcile")
+///     .build()?;
+/// TracedPublisher::new(transport.clone(), "hyperfleet-clusters").publish(event).await?;
+///
+/// let (done, stop) = tokio::sync::oneshot::channel::<()>();
+/// let done = std::sync::Mutex::new(Some(done));
+/// let subscriber = TracedSubscriber::new(transport, "hyperfleet-clusters", "validation")
+///     .adapter("validation");
+/// subscriber
+///     .run(
+///         move |received: Received| {
+///             let done = done.lock().unwrap().take();
+///             async move {
+///                 assert_eq!(received.event.source().to_string(), "hyperfleet-sentinel");
+///                 done.map(|d| d.send(()));
+///                 Ok::<(), HandlerError>(())
+///             }
+///         },
+///         async move { let _ = stop.await; },
+///     )
+///     .await?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct TracedSubscriber<T> {
+    transport: Arc<T>,
+    settings: Settings,
+    concurrency: usize,
+}
+
+impl<T: Transport> TracedSubscriber<T> {
+    /// A subscriber on `subscription`, whose messages come from `topic` (named in the spans).
+    ///
+    /// Defaults: process span `adapter.process`, [`ParentMode::Child`],
+    /// [`AckPolicy::NackOnError`], 16 concurrent handlers, `{destination} {operation}` names,
+    /// [`attributes::hyperfleet_resource`] as extra attributes, the global tracer provider.
+    pub fn new(transport: T, topic: impl Into<String>, subscription: impl Into<String>) -> Self {
+        let system = transport.system();
+        let server_address = transport.server_address().map(str::to_owned);
+        Self {
+            transport: Arc::new(transport),
+            settings: Settings {
+                tracer: instrumentation::global_tracer(),
+                system,
+                server_address,
+                topic: topic.into(),
+                subscription: subscription.into(),
+                adapter: None,
+                process_span_name: "adapter.process".to_owned(),
+                naming: SpanNaming::default(),
+                parent_mode: ParentMode::default(),
+                ack_policy: AckPolicy::default(),
+                attributes: Arc::new(attributes::hyperfleet_resource),
+            },
+            concurrency: 16,
+        }
+    }
+
+    /// Names the adapter (`hyperfleet.adapter` on the process span).
+    pub fn adapter(mut self, adapter: impl Into<String>) -> Self {
+        self.settings.adapter = Some(adapter.into());
+        self
+    }
+
+    /// Sets the process span's name (default `adapter.process`).
+    pub fn process_span_name(mut self, name: impl Into<String>) -> Self {
+        self.settings.process_span_name = name.into();
+        self
+    }
+
+    /// Sets the span-name order.
+    pub fn span_naming(mut self, naming: SpanNaming) -> Self {
+        self.settings.naming = naming;
+        self
+    }
+
+    /// Sets how the receive span relates to the event's creation context.
+    pub fn parent_mode(mut self, mode: ParentMode) -> Self {
+        self.settings.parent_mode = mode;
+        self
+    }
+
+    /// Sets what happens to a message whose handler fails.
+    pub fn ack_policy(mut self, policy: AckPolicy) -> Self {
+        self.settings.ack_policy = policy;
+        self
+    }
+
+    /// Sets how many handlers may run at once (at least 1).
+    pub fn concurrency(mut self, limit: usize) -> Self {
+        self.concurrency = limit.max(1);
+        self
+    }
+
+    /// Replaces the hook that adds attributes from the event to the receive and process spans
+    /// at their start. Never return payload data from it.
+    pub fn attributes<F>(mut self, hook: F) -> Self
+    where
+        F: Fn(&Event) -> Vec<KeyValue> + Send + Sync + 'static,
+    {
+        self.settings.attributes = Arc::new(hook);
+        self
+    }
+
+    /// Takes spans from `provider` instead of the global provider.
+    pub fn tracer_provider<P>(mut self, provider: &P) -> Self
+    where
+        P: TracerProvider,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
+    {
+        self.settings.tracer = instrumentation::tracer_from(provider);
+        self
+    }
+
+    /// Handles deliveries until `shutdown` completes, then stops pulling, waits for the
+    /// handlers in flight to finish and settle, and returns.
+    pub async fn run<H, S>(self, handler: H, shutdown: S) -> Result<(), SubscribeError>
+    where
+        H: Handler,
+        S: Future<Output = ()> + Send,
+    {
+        let subscription = self.settings.subscription.clone();
+        let mut deliveries = self
+            .transport
+            .subscribe(&subscription)
+            .await
+            .map_err(|source| SubscribeError::Subscribe {
+                subscription: subscription.clone(),
+                source,
+            })?;
+        let settings = Arc::new(self.settings);
+        let handler = Arc::new(handler);
+        let mut in_flight = JoinSet::new();
+        tokio::pin!(shutdown);
+
+        let outcome = loop {
+            if in_flight.len() >= self.concurrency {
+                tokio::select! {
+                    biased;
+                    () = &mut shutdown => break Ok(()),
+                    _ = in_flight.join_next() => continue,
+                }
+            }
+            tokio::select! {
+                biased;
+                () = &mut shutdown => break Ok(()),
+                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                next = deliveries.next() => match next {
+                    Some(Ok(delivery)) => {
+                        let settings = Arc::clone(&settings);
+                        let handler = Arc::clone(&handler);
+                        in_flight.spawn(async move {
+                            process::process(&settings, handler.as_ref(), delivery).await;
+                        });
+                    }
+                    Some(Err(source)) => break Err(SubscribeError::Stream {
+                        subscription: subscription.clone(),
+                        source,
+                    }),
+                    None => break Ok(()),
+                },
+            }
+        };
+        // Stop pulling first, so nothing new is leased while the last handlers finish.
+        drop(deliveries);
+        while in_flight.join_next().await.is_some() {}
+        outcome
+    }
+}

@@ -1,0 +1,175 @@
+//! One delivery: decode, continue the trace, run the handler inside the process span, settle.
+
+use super::{AckPolicy, Handler, ParentMode, Received, Settings};
+use crate::attributes::{
+    self, HYPERFLEET_ADAPTER, MESSAGING_GCP_PUBSUB_MESSAGE_DELIVERY_ATTEMPT,
+    MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY, MESSAGING_MESSAGE_ID,
+};
+use crate::binding;
+use crate::carrier;
+use crate::instrumentation::record_failure;
+use crate::transport::{Acknowledger, Delivery, Message};
+use cloudevents::AttributesReader;
+use futures::FutureExt as _;
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::{Link, SpanKind, SpanRef, TraceContextExt, Tracer};
+use opentelemetry::{Context, KeyValue};
+use std::panic::AssertUnwindSafe;
+
+/// `error.type` of a handler error (its type is the application's, so unknown here).
+const HANDLER_ERROR: &str = "_OTHER";
+/// `error.type` of a handler panic.
+const HANDLER_PANIC: &str = "panic";
+
+/// A handler panic, as an error to record.
+#[derive(Debug, thiserror::Error)]
+#[error("handler panicked: {0}")]
+struct Panicked(String);
+
+/// How the handler ended.
+enum Outcome {
+    Handled,
+    Failed(&'static str, Box<dyn std::error::Error + Send + Sync>),
+}
+
+pub(super) async fn process<H: Handler>(settings: &Settings, handler: &H, delivery: Delivery) {
+    let (message, attempt, acker) = delivery.into_parts();
+    let mut receive_attributes = settings.messaging_attributes("receive");
+    receive_attributes.extend(delivery_attributes(&message, attempt));
+
+    let event = match binding::decode(&message) {
+        Ok(event) => event,
+        Err(error) => {
+            // Nothing to continue: a root span records why, and the nack lets a dead-letter
+            // policy take the message.
+            let span = settings
+                .tracer
+                .span_builder(settings.naming.name(&settings.topic, "receive"))
+                .with_kind(SpanKind::Consumer)
+                .with_attributes(receive_attributes)
+                .start_with_context(settings.tracer.as_ref(), &Context::new());
+            let cx = Context::new().with_span(span);
+            let span = cx.span();
+            record_failure(&span, error.error_type(), &error);
+            settle(&span, acker, false).await;
+            span.end();
+            return;
+        }
+    };
+
+    let creation = carrier::extract(&event);
+    let creation_span = creation.span().span_context().clone();
+    let (parent, links) = match settings.parent_mode {
+        ParentMode::Child => (creation, Vec::new()),
+        ParentMode::Link if creation_span.is_valid() => {
+            (Context::new(), vec![Link::with_context(creation_span)])
+        }
+        ParentMode::Link => (Context::new(), Vec::new()),
+    };
+    let event_attributes = (settings.attributes)(&event);
+    receive_attributes.extend(attributes::cloudevents(&event));
+    receive_attributes.extend(event_attributes.iter().cloned());
+    let receive_span = settings
+        .tracer
+        .span_builder(settings.naming.name(&settings.topic, "receive"))
+        .with_kind(SpanKind::Consumer)
+        .with_attributes(receive_attributes)
+        .with_links(links)
+        .start_with_context(settings.tracer.as_ref(), &parent);
+    let receive_cx = parent.with_span(receive_span);
+
+    let mut process_attributes = settings.messaging_attributes("process");
+    process_attributes.push(KeyValue::new(
+        attributes::CLOUDEVENTS_EVENT_ID,
+        event.id().to_owned(),
+    ));
+    if let Some(adapter) = &settings.adapter {
+        process_attributes.push(KeyValue::new(HYPERFLEET_ADAPTER, adapter.clone()));
+    }
+    process_attributes.extend(event_attributes);
+    let process_span = settings
+        .tracer
+        .span_builder(settings.process_span_name.clone())
+        .with_kind(SpanKind::Internal)
+        .with_attributes(process_attributes)
+        .start_with_context(settings.tracer.as_ref(), &receive_cx);
+    let process_cx = receive_cx.with_span(process_span);
+
+    let received = Received {
+        event,
+        message_id: message.id.clone(),
+        delivery_attempt: attempt,
+        subscription: settings.subscription.clone(),
+        context: process_cx.clone(),
+    };
+    let run = AssertUnwindSafe(handler.handle(received).with_context(process_cx.clone()));
+    let outcome = match run.catch_unwind().await {
+        Ok(Ok(())) => Outcome::Handled,
+        Ok(Err(error)) => Outcome::Failed(HANDLER_ERROR, error),
+        Err(panic) => Outcome::Failed(HANDLER_PANIC, Box::new(Panicked(panic_text(&*panic)))),
+    };
+
+    let process = process_cx.span();
+    let receive = receive_cx.span();
+    let ack = match &outcome {
+        Outcome::Handled => true,
+        Outcome::Failed(error_type, error) => {
+            record_failure(&process, error_type, error.as_ref());
+            record_failure(&receive, error_type, error.as_ref());
+            settings.ack_policy == AckPolicy::AlwaysAck
+        }
+    };
+    process.end();
+    settle(&receive, acker, ack).await;
+    receive.end();
+}
+
+/// Acks or nacks; a failed settle is recorded on the receive span.
+async fn settle(span: &SpanRef<'_>, acker: Box<dyn Acknowledger>, ack: bool) {
+    let result = if ack { acker.ack().await } else { acker.nack().await };
+    if let Err(error) = result {
+        record_failure(span, error.code().as_str(), &error);
+    }
+}
+
+fn delivery_attributes(message: &Message, attempt: Option<u32>) -> Vec<KeyValue> {
+    let mut attributes = Vec::with_capacity(3);
+    if let Some(id) = &message.id {
+        attributes.push(KeyValue::new(MESSAGING_MESSAGE_ID, id.clone()));
+    }
+    if let Some(key) = &message.ordering_key {
+        attributes.push(KeyValue::new(
+            MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY,
+            key.clone(),
+        ));
+    }
+    if let Some(attempt) = attempt {
+        attributes.push(KeyValue::new(
+            MESSAGING_GCP_PUBSUB_MESSAGE_DELIVERY_ATTEMPT,
+            i64::from(attempt),
+        ));
+    }
+    attributes
+}
+
+fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = panic.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = panic.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "non-string panic payload".to_owned()
+    }
+}
+
+impl Settings {
+    fn messaging_attributes(&self, operation: &'static str) -> Vec<KeyValue> {
+        attributes::messaging(
+            self.system,
+            operation,
+            &self.topic,
+            Some(&self.subscription),
+            self.server_address.as_deref(),
+        )
+    }
+}

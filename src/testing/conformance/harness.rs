@@ -1,0 +1,153 @@
+//! What every check needs: fresh names, a publisher and subscribers on one telemetry fixture,
+//! and a way to consume until the handler has run a given number of times.
+
+use super::ConformanceTarget;
+use crate::subscriber::{HandlerError, Received};
+use crate::testing::TestTelemetry;
+use crate::transport::SubscriptionConfig;
+use crate::{TracedPublisher, TracedSubscriber};
+use opentelemetry::trace::{SpanContext, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::Context;
+use opentelemetry_sdk::trace::SpanData;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+
+/// Longest wait for anything the transport does.
+const WAIT: Duration = Duration::from_secs(60);
+
+static NEXT: AtomicUsize = AtomicUsize::new(0);
+
+/// What the handler saw on one call.
+#[derive(Debug, Clone)]
+pub(super) struct Seen {
+    pub(super) received: Received,
+    /// `Context::current()`'s span inside the handler.
+    pub(super) current: SpanContext,
+}
+
+pub(super) struct Harness<'t, T: ConformanceTarget> {
+    pub(super) target: &'t T,
+    pub(super) telemetry: TestTelemetry,
+    pub(super) topic: String,
+}
+
+impl<'t, T: ConformanceTarget> Harness<'t, T> {
+    /// A fresh topic for `case`.
+    pub(super) async fn new(target: &'t T, case: &str) -> Result<Self, String> {
+        let topic = unique_name(case);
+        target
+            .create_topic(&topic)
+            .await
+            .map_err(|e| format!("cannot create topic {topic}: {e}"))?;
+        Ok(Self {
+            target,
+            telemetry: TestTelemetry::new(),
+            topic,
+        })
+    }
+
+    /// A fresh subscription on the case's topic.
+    pub(super) async fn subscription(
+        &self,
+        suffix: &str,
+        config: SubscriptionConfig,
+    ) -> Result<String, String> {
+        let name = format!("{}-{suffix}", self.topic);
+        if let Some(policy) = &config.dead_letter {
+            self.target
+                .create_topic(&policy.topic)
+                .await
+                .map_err(|e| format!("cannot create dead-letter topic {}: {e}", policy.topic))?;
+        }
+        self.target
+            .create_subscription(&name, &self.topic, &config)
+            .await
+            .map_err(|e| format!("cannot create subscription {name}: {e}"))?;
+        Ok(name)
+    }
+
+    pub(super) fn publisher(&self) -> TracedPublisher<T::Transport> {
+        TracedPublisher::new(self.target.transport(), self.topic.clone())
+            .tracer_provider(&self.telemetry.provider)
+    }
+
+    pub(super) fn subscriber(&self, subscription: &str) -> TracedSubscriber<T::Transport> {
+        TracedSubscriber::new(self.target.transport(), self.topic.clone(), subscription)
+            .tracer_provider(&self.telemetry.provider)
+    }
+
+    /// A sampled root span's context, the parent a test publishes under.
+    pub(super) fn root(&self) -> Context {
+        let tracer = self.telemetry.provider.tracer("conformance");
+        Context::new().with_span(tracer.start("conformance.root"))
+    }
+
+    pub(super) fn spans(&self) -> Vec<SpanData> {
+        self.telemetry.spans()
+    }
+
+    /// Runs `subscriber` until its handler has been called `calls` times, then shuts it down
+    /// gracefully (so every span of those calls has ended). `behaviour` decides each call's
+    /// result from its index; it may panic.
+    pub(super) async fn consume<B>(
+        &self,
+        subscriber: TracedSubscriber<T::Transport>,
+        calls: usize,
+        behaviour: B,
+    ) -> Result<Vec<Seen>, String>
+    where
+        B: Fn(usize, &Received) -> Result<(), HandlerError> + Send + Sync + 'static,
+    {
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let count = AtomicUsize::new(0);
+        let record = Arc::clone(&seen);
+        let handler = move |received: Received| {
+            let index = count.fetch_add(1, Ordering::SeqCst);
+            let current = Context::current().span().span_context().clone();
+            record
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(Seen {
+                    received: received.clone(),
+                    current,
+                });
+            let _ = tx.send(());
+            let result = behaviour(index, &received);
+            async move { result }
+        };
+        let enough = async move {
+            for _ in 0..calls {
+                if rx.recv().await.is_none() {
+                    return;
+                }
+            }
+        };
+        match tokio::time::timeout(WAIT, subscriber.run(handler, enough)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(format!("subscriber failed: {e}")),
+            Err(_) => {
+                let got = seen.lock().unwrap_or_else(PoisonError::into_inner).len();
+                return Err(format!(
+                    "timed out after {WAIT:?} waiting for {calls} handler calls (got {got})"
+                ));
+            }
+        }
+        let seen = seen.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        Ok(seen)
+    }
+}
+
+fn unique_name(case: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or_default();
+    format!(
+        "hft-{}-{}-{}-{nanos}",
+        case.replace('_', "-"),
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    )
+}

@@ -1,0 +1,81 @@
+//! The pluggable transport: publish messages to topics, pull deliveries from subscriptions.
+//!
+//! A [`Transport`] moves [`Message`]s; it knows nothing of CloudEvents or tracing. The
+//! [`binding`](crate::binding) turns events into messages and back, and the
+//! [`TracedPublisher`](crate::TracedPublisher) / [`TracedSubscriber`](crate::TracedSubscriber)
+//! add the spans.
+
+mod delivery;
+mod error;
+mod message;
+pub mod memory;
+mod subscription_config;
+
+pub use delivery::{Acknowledger, Delivery};
+pub use error::{ErrorCode, TransportError};
+pub use message::Message;
+pub use subscription_config::{DeadLetterPolicy, SubscriptionConfig};
+
+use async_trait::async_trait;
+use futures::stream::BoxStream;
+
+/// An endless stream of deliveries from one subscription; it ends when the transport closes.
+pub type DeliveryStream = BoxStream<'static, Result<Delivery, TransportError>>;
+
+/// A Pub/Sub-like messaging backend.
+#[async_trait]
+pub trait Transport: Send + Sync + 'static {
+    /// The `messaging.system` attribute value for spans over this transport (`gcp_pubsub` for
+    /// Google Cloud Pub/Sub).
+    fn system(&self) -> &'static str;
+
+    /// The `server.address` attribute value, when the transport talks to a server.
+    fn server_address(&self) -> Option<&str> {
+        None
+    }
+
+    /// Publishes one message to `topic` and returns the id the transport assigned to it.
+    async fn publish(&self, topic: &str, message: Message) -> Result<String, TransportError>;
+
+    /// Publishes several messages to `topic`; one result per message, in order.
+    ///
+    /// The default publishes them one after another; backends with a batch API override it.
+    async fn publish_batch(
+        &self,
+        topic: &str,
+        messages: Vec<Message>,
+    ) -> Vec<Result<String, TransportError>> {
+        let mut results = Vec::with_capacity(messages.len());
+        for message in messages {
+            results.push(self.publish(topic, message).await);
+        }
+        results
+    }
+
+    /// Starts pulling from `subscription`. Several streams on one subscription compete for its
+    /// messages, as Pub/Sub subscribers do.
+    async fn subscribe(&self, subscription: &str) -> Result<DeliveryStream, TransportError>;
+}
+
+#[async_trait]
+impl<T: Transport + ?Sized> Transport for std::sync::Arc<T> {
+    fn system(&self) -> &'static str {
+        (**self).system()
+    }
+    fn server_address(&self) -> Option<&str> {
+        (**self).server_address()
+    }
+    async fn publish(&self, topic: &str, message: Message) -> Result<String, TransportError> {
+        (**self).publish(topic, message).await
+    }
+    async fn publish_batch(
+        &self,
+        topic: &str,
+        messages: Vec<Message>,
+    ) -> Vec<Result<String, TransportError>> {
+        (**self).publish_batch(topic, messages).await
+    }
+    async fn subscribe(&self, subscription: &str) -> Result<DeliveryStream, TransportError> {
+        (**self).subscribe(subscription).await
+    }
+}
