@@ -192,3 +192,15 @@ async fn errors_are_typed() {
     assert!(error.to_string().contains("nope"));
     assert_eq!(transport.subscribe("nope").await.err().map(|e| e.code()), Some(ErrorCode::NotFound));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_nacked_message_does_not_starve_the_others() {
+    let transport = transport_with(&[("a", SubscriptionConfig::default())]);
+    transport.publish("t", Message::new("poison")).await.unwrap();
+    transport.publish("t", Message::new("fine")).await.unwrap();
+    let mut stream = transport.subscribe("a").await.unwrap();
+    let poison = next(&mut stream).await;
+    assert_eq!(body(&poison), "poison");
+    poison.nack().await.unwrap();
+    assert_eq!(body(&next(&mut stream).await), "fine");
+}

@@ -130,9 +130,9 @@ impl SubscriptionState {
         dead
     }
 
-    /// Puts a dead letter back at the front when its topic is gone: never lose a message.
+    /// Puts a dead letter back when its topic is gone: never lose a message.
     pub(super) fn requeue(&self, pending: Pending) {
-        self.queue().ready.push_front(pending);
+        Self::return_to_queue(&mut self.queue(), pending, self.config.message_ordering);
         self.notify.notify_waiters();
     }
 
@@ -147,9 +147,25 @@ impl SubscriptionState {
                 pending: lease.pending,
             });
         }
-        // At the front, so an ordered key's next message cannot overtake it.
-        queue.ready.push_front(lease.pending);
+        Self::return_to_queue(queue, lease.pending, self.config.message_ordering);
         None
+    }
+
+    /// Puts a message back for redelivery: behind the others, so one failing message cannot
+    /// starve the subscription, but ahead of later messages with its ordering key, so the key's
+    /// order holds.
+    fn return_to_queue(queue: &mut Queue, pending: Pending, ordering: bool) {
+        let same_key = match &pending.message.ordering_key {
+            Some(key) if ordering => queue
+                .ready
+                .iter()
+                .position(|p| p.message.ordering_key.as_ref() == Some(key)),
+            _ => None,
+        };
+        match same_key {
+            Some(i) => queue.ready.insert(i, pending),
+            None => queue.ready.push_back(pending),
+        }
     }
 
     fn unlock_key(queue: &mut Queue, pending: &Pending) {

@@ -1,0 +1,300 @@
+//! The traced subscriber loop: shutdown, concurrency, policies, span options, and the
+//! handler's own work joining the trace.
+
+use cloudevents::{AttributesReader, Event, EventBuilder, EventBuilderV10};
+use hyperfleet_tracing::subscriber::{HandlerError, Received};
+use hyperfleet_tracing::testing::TestTelemetry;
+use hyperfleet_tracing::testing::spans::{attribute_str, is_root, single};
+use hyperfleet_tracing::transport::memory::MemoryTransport;
+use hyperfleet_tracing::transport::{Message, SubscriptionConfig, Transport};
+use hyperfleet_tracing::{AckPolicy, ParentMode, SpanNaming, TracedPublisher, TracedSubscriber};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::Context;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::sync::{Notify, mpsc};
+
+fn event(id: &str) -> Event {
+    EventBuilderV10::new()
+        .id(id)
+        .source("hyperfleet-sentinel")
+        .ty("com.redhat.hyperfleet.cluster.reconcile")
+        .data("application/json", serde_json::json!({"id": id, "kind": "Cluster", "generation": 1}))
+        .build()
+        .unwrap()
+}
+
+fn setup() -> (MemoryTransport, TestTelemetry) {
+    let transport = MemoryTransport::new();
+    transport.create_topic("hyperfleet-clusters").unwrap();
+    transport
+        .create_subscription("validation", "hyperfleet-clusters", SubscriptionConfig::default())
+        .unwrap();
+    (transport, TestTelemetry::new())
+}
+
+fn publisher(transport: &MemoryTransport, telemetry: &TestTelemetry) -> TracedPublisher<MemoryTransport> {
+    TracedPublisher::new(transport.clone(), "hyperfleet-clusters").tracer_provider(&telemetry.provider)
+}
+
+fn subscriber(transport: &MemoryTransport, telemetry: &TestTelemetry) -> TracedSubscriber<MemoryTransport> {
+    TracedSubscriber::new(transport.clone(), "hyperfleet-clusters", "validation")
+        .tracer_provider(&telemetry.provider)
+}
+
+/// A shutdown signal fired after `n` handler calls.
+fn after_calls(n: usize) -> (mpsc::UnboundedSender<()>, impl std::future::Future<Output = ()>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    (tx, async move {
+        for _ in 0..n {
+            rx.recv().await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_waits_for_handlers_in_flight_and_settles_them() {
+    let (transport, telemetry) = setup();
+    publisher(&transport, &telemetry).publish(event("c1")).await.unwrap();
+    let release = Arc::new(Notify::new());
+    let finished = Arc::new(AtomicUsize::new(0));
+    let (started, shutdown) = after_calls(1);
+    let handler = {
+        let release = Arc::clone(&release);
+        let finished = Arc::clone(&finished);
+        move |_: Received| {
+            let release = Arc::clone(&release);
+            let finished = Arc::clone(&finished);
+            let _ = started.send(());
+            async move {
+                release.notified().await;
+                finished.fetch_add(1, Ordering::SeqCst);
+                Ok::<(), HandlerError>(())
+            }
+        }
+    };
+    let run = tokio::spawn(subscriber(&transport, &telemetry).run(handler, shutdown));
+    // The handler is blocked, so shutdown cannot have returned before we release it.
+    tokio::task::yield_now().await;
+    assert!(!run.is_finished() || finished.load(Ordering::SeqCst) == 1);
+    release.notify_one();
+    run.await.unwrap().unwrap();
+    assert_eq!(finished.load(Ordering::SeqCst), 1, "returned before the handler finished");
+    assert_eq!(transport.backlog("validation").unwrap(), 0, "the handled message was not acked");
+    assert!(single(&telemetry.spans(), "hyperfleet-clusters receive").is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrency_is_bounded() {
+    let (transport, telemetry) = setup();
+    for i in 0..6 {
+        publisher(&transport, &telemetry).publish(event(&format!("c{i}"))).await.unwrap();
+    }
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    let (done, shutdown) = after_calls(6);
+    let (entered_tx, mut entered_rx) = mpsc::unbounded_channel::<()>();
+    let handler = {
+        let (running, peak, gate) = (Arc::clone(&running), Arc::clone(&peak), Arc::clone(&gate));
+        move |_: Received| {
+            let (running, peak, gate) = (Arc::clone(&running), Arc::clone(&peak), Arc::clone(&gate));
+            let done = done.clone();
+            let entered = entered_tx.clone();
+            async move {
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                let _ = entered.send(());
+                let _permit = gate.acquire().await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                let _ = done.send(());
+                Ok::<(), HandlerError>(())
+            }
+        }
+    };
+    let run = tokio::spawn(subscriber(&transport, &telemetry).concurrency(2).run(handler, shutdown));
+    // Two handlers get in and wait at the gate; no third may enter until one leaves.
+    entered_rx.recv().await.unwrap();
+    entered_rx.recv().await.unwrap();
+    for _ in 0..4 {
+        gate.add_permits(1);
+        entered_rx.recv().await.unwrap();
+    }
+    gate.add_permits(2);
+    run.await.unwrap().unwrap();
+    assert_eq!(peak.load(Ordering::SeqCst), 2, "peak concurrency");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn always_ack_acks_a_failed_message_but_records_the_failure() {
+    let (transport, telemetry) = setup();
+    publisher(&transport, &telemetry).publish(event("c1")).await.unwrap();
+    let (tx, shutdown) = after_calls(1);
+    subscriber(&transport, &telemetry)
+        .ack_policy(AckPolicy::AlwaysAck)
+        .run(
+            move |_: Received| {
+                let _ = tx.send(());
+                async { Err::<(), HandlerError>("cloud provider said no".into()) }
+            },
+            shutdown,
+        )
+        .await
+        .unwrap();
+    assert_eq!(transport.backlog("validation").unwrap(), 0);
+    let spans = telemetry.spans();
+    let process = single(&spans, "adapter.process").unwrap();
+    assert!(matches!(&process.status, Status::Error { description } if description.contains("cloud provider said no")));
+    assert_eq!(attribute_str(process, "error.type").as_deref(), Some("_OTHER"));
+    assert!(process.events.iter().any(|e| e.name == "exception"), "error not recorded as an event");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_mode_starts_a_new_trace_linked_to_the_producer() {
+    let (transport, telemetry) = setup();
+    let published = publisher(&transport, &telemetry).publish(event("c1")).await.unwrap();
+    let (tx, shutdown) = after_calls(1);
+    subscriber(&transport, &telemetry)
+        .parent_mode(ParentMode::Link)
+        .run(
+            move |_: Received| {
+                let _ = tx.send(());
+                async { Ok::<(), HandlerError>(()) }
+            },
+            shutdown,
+        )
+        .await
+        .unwrap();
+    let spans = telemetry.spans();
+    let receive = single(&spans, "hyperfleet-clusters receive").unwrap();
+    assert!(is_root(receive));
+    assert_ne!(receive.span_context.trace_id(), published.trace_context.trace_id());
+    assert_eq!(receive.links.links.len(), 1);
+    let linked = &receive.links.links[0].span_context;
+    assert_eq!(linked.trace_id(), published.trace_context.trace_id());
+    assert_eq!(linked.span_id(), published.trace_context.span_id());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn span_names_follow_the_options() {
+    let (transport, telemetry) = setup();
+    publisher(&transport, &telemetry)
+        .span_naming(SpanNaming::OperationDestination)
+        .publish(event("c1"))
+        .await
+        .unwrap();
+    let (tx, shutdown) = after_calls(1);
+    subscriber(&transport, &telemetry)
+        .span_naming(SpanNaming::OperationDestination)
+        .process_span_name("validation.check")
+        .adapter("validation")
+        .attributes(|_| vec![opentelemetry::KeyValue::new("custom", "yes")])
+        .run(
+            move |_: Received| {
+                let _ = tx.send(());
+                async { Ok::<(), HandlerError>(()) }
+            },
+            shutdown,
+        )
+        .await
+        .unwrap();
+    let spans = telemetry.spans();
+    single(&spans, "publish hyperfleet-clusters").unwrap();
+    let receive = single(&spans, "receive hyperfleet-clusters").unwrap();
+    let process = single(&spans, "validation.check").unwrap();
+    assert_eq!(attribute_str(process, "hyperfleet.adapter").as_deref(), Some("validation"));
+    assert_eq!(attribute_str(process, "custom").as_deref(), Some("yes"));
+    assert_eq!(attribute_str(receive, "custom").as_deref(), Some("yes"));
+    assert_eq!(attribute_str(receive, "hyperfleet.resource_id"), None, "hook replaced");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_handlers_own_spans_and_events_join_the_trace() {
+    let (transport, telemetry) = setup();
+    transport.create_topic("hyperfleet-status").unwrap();
+    transport
+        .create_subscription("status", "hyperfleet-status", SubscriptionConfig::default())
+        .unwrap();
+    let root = telemetry.provider.tracer("test").start("sentinel.poll");
+    let root_cx = Context::new().with_span(root);
+    publisher(&transport, &telemetry)
+        .publish_with(event("c1"), hyperfleet_tracing::PublishOptions::new().parent(root_cx.clone()))
+        .await
+        .unwrap();
+    let downstream = Arc::new(
+        TracedPublisher::new(transport.clone(), "hyperfleet-status").tracer_provider(&telemetry.provider),
+    );
+    let provider = telemetry.provider.clone();
+    let (tx, shutdown) = after_calls(1);
+    subscriber(&transport, &telemetry)
+        .run(
+            move |received: Received| {
+                let downstream = Arc::clone(&downstream);
+                let tx = tx.clone();
+                let tracer = provider.tracer("adapter");
+                async move {
+                    // Both use Context::current(): the process span.
+                    let _call = tracer.start("PATCH");
+                    downstream.publish(event(&format!("{}-status", received.event.id()))).await?;
+                    let _ = tx.send(());
+                    Ok::<(), HandlerError>(())
+                }
+            },
+            shutdown,
+        )
+        .await
+        .unwrap();
+    let spans = telemetry.spans();
+    let process = single(&spans, "adapter.process").unwrap();
+    let trace_id = root_cx.span().span_context().trace_id();
+    for name in ["PATCH", "hyperfleet-status publish"] {
+        let span = single(&spans, name).unwrap();
+        assert_eq!(span.parent_span_id, process.span_context.span_id(), "{name} is not under the process span");
+        assert_eq!(span.span_context.trace_id(), trace_id, "{name} left the trace");
+    }
+    let receive = single(&spans, "hyperfleet-clusters receive").unwrap();
+    assert_eq!(receive.span_kind, SpanKind::Consumer);
+    assert_eq!(process.parent_span_id, receive.span_context.span_id());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_undecodable_message_is_recorded_and_nacked_and_the_loop_goes_on() {
+    let (transport, telemetry) = setup();
+    transport.publish("hyperfleet-clusters", Message::new("garbage")).await.unwrap();
+    publisher(&transport, &telemetry).publish(event("c1")).await.unwrap();
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let (tx, shutdown) = after_calls(1);
+    let seen = Arc::clone(&handled);
+    subscriber(&transport, &telemetry)
+        .concurrency(1)
+        .run(
+            move |received: Received| {
+                seen.lock().unwrap().push(received.event.id().to_owned());
+                let _ = tx.send(());
+                async { Ok::<(), HandlerError>(()) }
+            },
+            shutdown,
+        )
+        .await
+        .unwrap();
+    assert_eq!(*handled.lock().unwrap(), vec!["c1".to_owned()]);
+    let spans = telemetry.spans();
+    let failed: Vec<_> = spans
+        .iter()
+        .filter(|s| attribute_str(s, "error.type").as_deref() == Some("not_a_cloudevent"))
+        .collect();
+    assert!(!failed.is_empty(), "the decode failure was not recorded");
+    assert!(failed.iter().all(|s| s.name == "hyperfleet-clusters receive" && is_root(s)));
+    assert_eq!(transport.backlog("validation").unwrap(), 1, "the undecodable message must stay for redelivery");
+}
+
+#[tokio::test]
+async fn subscribing_to_a_missing_subscription_is_an_error() {
+    let (transport, telemetry) = setup();
+    let result = TracedSubscriber::new(transport, "hyperfleet-clusters", "nope")
+        .tracer_provider(&telemetry.provider)
+        .run(|_: Received| async { Ok::<(), HandlerError>(()) }, std::future::pending())
+        .await;
+    let error = result.unwrap_err();
+    assert!(error.to_string().contains("nope"), "{error}");
+}
