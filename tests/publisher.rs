@@ -1,0 +1,90 @@
+//! The traced publisher: batch spans, and failures recorded the way the standard asks.
+
+use cloudevents::{AttributesReader, Event, EventBuilder, EventBuilderV10};
+use hyperfleet_tracing::testing::TestTelemetry;
+use hyperfleet_tracing::testing::spans::{attribute, attribute_str, named, single};
+use hyperfleet_tracing::transport::memory::MemoryTransport;
+use hyperfleet_tracing::transport::{ErrorCode, SubscriptionConfig, Transport};
+use hyperfleet_tracing::{PublishError, TracedPublisher, binding};
+use futures::StreamExt;
+use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry::Value;
+
+fn event(id: &str) -> Event {
+    EventBuilderV10::new()
+        .id(id)
+        .source("hyperfleet-sentinel")
+        .ty("com.redhat.hyperfleet.cluster.reconcile")
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn a_batch_has_one_create_span_per_message_and_a_send_span_linking_them() {
+    let telemetry = TestTelemetry::new();
+    let transport = MemoryTransport::new();
+    transport.create_topic("hyperfleet-clusters").unwrap();
+    transport
+        .create_subscription("a", "hyperfleet-clusters", SubscriptionConfig::default())
+        .unwrap();
+    let publisher = TracedPublisher::new(transport.clone(), "hyperfleet-clusters")
+        .tracer_provider(&telemetry.provider);
+    let mut bad = event("bad");
+    bad.set_extension("Bad-Name", "x");
+    let results = publisher
+        .publish_batch(vec![event("e1"), bad, event("e3")])
+        .await;
+    assert!(results[0].is_ok() && results[2].is_ok());
+    assert!(matches!(results[1], Err(PublishError::Encode(_))));
+
+    let spans = telemetry.spans();
+    let creates = named(&spans, "hyperfleet-clusters create");
+    assert_eq!(creates.len(), 3);
+    assert!(creates.iter().all(|s| s.span_kind == SpanKind::Producer));
+    let send = single(&spans, "hyperfleet-clusters publish").unwrap();
+    assert_eq!(send.span_kind, SpanKind::Client);
+    assert_eq!(attribute(send, "messaging.batch.message_count"), Some(&Value::I64(2)));
+    assert_eq!(send.links.links.len(), 3);
+    assert!(matches!(send.status, Status::Error { .. }), "a failed message marks the send span");
+    let failed: Vec<_> = creates
+        .iter()
+        .filter(|s| matches!(s.status, Status::Error { .. }))
+        .collect();
+    assert_eq!(failed.len(), 1);
+    assert_eq!(attribute_str(failed[0], "error.type").as_deref(), Some("invalid_extension_name"));
+
+    // Each delivered event carries its own create span's context.
+    let mut deliveries = transport.subscribe("a").await.unwrap();
+    for _ in 0..2 {
+        let delivery = deliveries.next().await.unwrap().unwrap();
+        let received = binding::decode(&delivery.message).unwrap();
+        let cx = hyperfleet_tracing::extract(&received);
+        use opentelemetry::trace::TraceContextExt;
+        let carried = cx.span().span_context().span_id();
+        let create = creates
+            .iter()
+            .find(|s| s.span_context.span_id() == carried)
+            .expect("the event carries a create span's context");
+        assert_eq!(attribute_str(create, "cloudevents.event_id").as_deref(), Some(received.id()));
+        assert_eq!(
+            attribute_str(create, "messaging.message.id"),
+            delivery.message.id.clone()
+        );
+        delivery.ack().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_transport_error_is_returned_and_recorded_with_its_grpc_code() {
+    let telemetry = TestTelemetry::new();
+    let publisher = TracedPublisher::new(MemoryTransport::new(), "missing-topic")
+        .tracer_provider(&telemetry.provider);
+    let error = publisher.publish(event("e1")).await.unwrap_err();
+    assert!(matches!(&error, PublishError::Transport(e) if e.code() == ErrorCode::NotFound));
+    assert_eq!(error.error_type(), "NOT_FOUND");
+    let spans = telemetry.spans();
+    let span = single(&spans, "missing-topic publish").unwrap();
+    assert_eq!(attribute_str(span, "error.type").as_deref(), Some("NOT_FOUND"));
+    assert!(matches!(&span.status, Status::Error { description } if description.contains("missing-topic")));
+    assert_eq!(attribute(span, "messaging.message.id"), None);
+}
