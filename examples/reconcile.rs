@@ -11,8 +11,8 @@ use hyperfleet_tracing::attributes::{
     HYPERFLEET_RESOURCE_TYPE,
 };
 use hyperfleet_tracing::subscriber::{HandlerError, Received};
-use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::transport::SubscriptionConfig;
+use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::{PublishOptions, TracedPublisher, TracedSubscriber};
 use opentelemetry::trace::{SpanId, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
@@ -169,7 +169,10 @@ fn print_subtree(span: &SpanData, spans: &[&SpanData], depth: usize) {
         .map(|d| d.as_micros())
         .unwrap_or_default();
     let label = format!("{}{}", "  ".repeat(depth), span.name);
-    println!("{label:<56} {:<9} {micros:>7} µs", format!("{:?}", span.span_kind));
+    println!(
+        "{label:<56} {:<9} {micros:>7} µs",
+        format!("{:?}", span.span_kind)
+    );
     for child in spans
         .iter()
         .filter(|s| s.parent_span_id == span.span_context.span_id())

@@ -32,7 +32,9 @@ where
     P::Tracer: Send + Sync + 'static,
     <P::Tracer as opentelemetry::trace::Tracer>::Span: Send + Sync + 'static,
 {
-    Arc::new(BoxedTracer::new(Box::new(provider.tracer_with_scope(scope()))))
+    Arc::new(BoxedTracer::new(Box::new(
+        provider.tracer_with_scope(scope()),
+    )))
 }
 
 /// Records a failure the way the standard asks: the error, `error.type`, status Error.

@@ -36,3 +36,8 @@ pub use subscriber::{AckPolicy, ParentMode, SubscribeError, TracedSubscriber};
 /// A hook that derives span attributes from an event.
 pub type AttributeHook =
     std::sync::Arc<dyn Fn(&cloudevents::Event) -> Vec<opentelemetry::KeyValue> + Send + Sync>;
+
+/// The README's examples, compiled as doctests so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

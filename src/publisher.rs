@@ -1,5 +1,6 @@
 //! Traced publishing: the standard's `{topic} publish` span around a [`Transport`].
 
+use crate::AttributeHook;
 use crate::attributes::{
     self, MESSAGING_BATCH_MESSAGE_COUNT, MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY,
     MESSAGING_MESSAGE_ID,
@@ -9,7 +10,6 @@ use crate::carrier::{self, OverwritePolicy};
 use crate::instrumentation::{self, SharedTracer, record_failure};
 use crate::naming::SpanNaming;
 use crate::transport::{Message, Transport, TransportError};
-use crate::AttributeHook;
 use cloudevents::Event;
 use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};

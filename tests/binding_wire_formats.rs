@@ -58,7 +58,10 @@ fn structured_encoding_is_the_event_json_with_the_cloudevents_content_type() {
         )]
     );
     let body: Value = serde_json::from_slice(&message.data).unwrap();
-    assert_eq!(body["traceparent"], "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+    assert_eq!(
+        body["traceparent"],
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    );
     assert_eq!(body["data"]["kind"], "Cluster");
     assert_eq!(body["specversion"], "1.0");
 }
@@ -69,7 +72,15 @@ fn binary_encoding_writes_ce_attributes_and_the_data() {
     let keys: Vec<&str> = message.attributes.keys().map(String::as_str).collect();
     assert_eq!(
         keys,
-        vec!["ce-id", "ce-source", "ce-specversion", "ce-time", "ce-traceparent", "ce-type", "content-type"]
+        vec![
+            "ce-id",
+            "ce-source",
+            "ce-specversion",
+            "ce-time",
+            "ce-traceparent",
+            "ce-type",
+            "content-type"
+        ]
     );
     assert_eq!(message.attributes["content-type"], "application/json");
     assert_eq!(message.attributes["ce-specversion"], "1.0");
@@ -89,12 +100,22 @@ fn binary_data_is_typed_by_its_content_type() {
         .with_attribute("ce-source", "s")
         .with_attribute("ce-type", "t")
         .with_attribute("content-type", "text/plain");
-    assert_eq!(decode(&text).unwrap().data(), Some(&Data::String("plain words".into())));
+    assert_eq!(
+        decode(&text).unwrap().data(),
+        Some(&Data::String("plain words".into()))
+    );
     let mut bytes = text.clone();
-    bytes.attributes.insert("content-type".into(), "application/octet-stream".into());
-    assert_eq!(decode(&bytes).unwrap().data(), Some(&Data::Binary(b"plain words".to_vec())));
+    bytes
+        .attributes
+        .insert("content-type".into(), "application/octet-stream".into());
+    assert_eq!(
+        decode(&bytes).unwrap().data(),
+        Some(&Data::Binary(b"plain words".to_vec()))
+    );
     let mut broken_json = text.clone();
-    broken_json.attributes.insert("content-type".into(), "application/json".into());
+    broken_json
+        .attributes
+        .insert("content-type".into(), "application/json".into());
     assert_eq!(
         decode(&broken_json).unwrap().data(),
         Some(&Data::Binary(b"plain words".to_vec())),
@@ -114,7 +135,10 @@ fn binary_keys_are_read_ignoring_case() {
         .with_attribute("Ce-Id", "1")
         .with_attribute("ce-source", "s")
         .with_attribute("ce-type", "t")
-        .with_attribute("ce-TraceParent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+        .with_attribute(
+            "ce-TraceParent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
         .with_attribute("CONTENT-TYPE", "application/json");
     let event = decode(&message).unwrap();
     assert_eq!(event.id(), "1");
@@ -124,10 +148,17 @@ fn binary_keys_are_read_ignoring_case() {
 
 #[test]
 fn what_is_not_a_cloudevent_is_a_typed_error() {
-    let cases: Vec<(Message, fn(&BindingError) -> bool)> = vec![
-        (Message::new("hello"), |e| matches!(e, BindingError::NotACloudEvent { .. })),
-        (Message::new(""), |e| matches!(e, BindingError::NotACloudEvent { .. })),
-        (Message::new(r#"{"id":"1"}"#), |e| matches!(e, BindingError::NotACloudEvent { .. })),
+    type Expect = fn(&BindingError) -> bool;
+    let cases: Vec<(Message, Expect)> = vec![
+        (Message::new("hello"), |e| {
+            matches!(e, BindingError::NotACloudEvent { .. })
+        }),
+        (Message::new(""), |e| {
+            matches!(e, BindingError::NotACloudEvent { .. })
+        }),
+        (Message::new(r#"{"id":"1"}"#), |e| {
+            matches!(e, BindingError::NotACloudEvent { .. })
+        }),
         (
             Message::new("{}").with_attribute("content-type", "application/json"),
             |e| matches!(e, BindingError::NotACloudEvent { .. }),
@@ -141,23 +172,26 @@ fn what_is_not_a_cloudevent_is_a_typed_error() {
             |e| matches!(e, BindingError::UnsupportedFormat(_)),
         ),
         (
-            Message::new("{not json").with_attribute("content-type", "application/cloudevents+json"),
+            Message::new("{not json")
+                .with_attribute("content-type", "application/cloudevents+json"),
             |e| matches!(e, BindingError::Structured(_)),
         ),
         (
-            Message::new(vec![0xff, 0xfe, 0x00]).with_attribute("content-type", "application/cloudevents+json"),
+            Message::new(vec![0xff, 0xfe, 0x00])
+                .with_attribute("content-type", "application/cloudevents+json"),
             |e| matches!(e, BindingError::Structured(_)),
         ),
-        (
-            Message::new(r#"{"specversion":"1.0","id":"1"}"#),
-            |e| matches!(e, BindingError::Structured(_)),
-        ),
+        (Message::new(r#"{"specversion":"1.0","id":"1"}"#), |e| {
+            matches!(e, BindingError::Structured(_))
+        }),
         (
             Message::new("").with_attribute("ce-specversion", "9.9"),
             |e| matches!(e, BindingError::SpecVersion(v) if v == "9.9"),
         ),
         (
-            Message::new("").with_attribute("ce-specversion", "1.0").with_attribute("ce-source", "s"),
+            Message::new("")
+                .with_attribute("ce-specversion", "1.0")
+                .with_attribute("ce-source", "s"),
             |e| matches!(e, BindingError::Binary(_)),
         ),
         (

@@ -3,11 +3,9 @@
 use cloudevents::event::ExtensionValue;
 use cloudevents::{Event, EventBuilder, EventBuilderV10};
 use hyperfleet_tracing::{EventExtractor, EventInjector, extract, inject};
-use opentelemetry::propagation::{Extractor, Injector};
-use opentelemetry::trace::{
-    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState,
-};
 use opentelemetry::Context;
+use opentelemetry::propagation::{Extractor, Injector};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
 use std::str::FromStr;
 
 const VALID: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
@@ -54,10 +52,17 @@ fn inject_writes_traceparent_and_drops_empty_tracestate() {
 fn inject_writes_tracestate_and_removes_a_stale_one() {
     let mut event = event();
     inject(&remote("vendor=abc", TraceFlags::SAMPLED), &mut event);
-    assert_eq!(string_extension(&event, "tracestate").as_deref(), Some("vendor=abc"));
+    assert_eq!(
+        string_extension(&event, "tracestate").as_deref(),
+        Some("vendor=abc")
+    );
     inject(&remote("", TraceFlags::default()), &mut event);
     assert_eq!(event.extension("tracestate"), None, "stale tracestate kept");
-    assert!(string_extension(&event, "traceparent").unwrap().ends_with("-00"));
+    assert!(
+        string_extension(&event, "traceparent")
+            .unwrap()
+            .ends_with("-00")
+    );
 }
 
 #[test]
@@ -82,10 +87,22 @@ fn injector_skips_names_cloudevents_forbids() {
 #[test]
 fn extract_reads_the_reference_vectors() {
     for (traceparent, sampled) in [
-        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01", true),
-        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01", true),
-        ("00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00", false),
-        ("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03", true),
+        (
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+            true,
+        ),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            true,
+        ),
+        (
+            "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-00",
+            false,
+        ),
+        (
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-03",
+            true,
+        ),
     ] {
         let mut event = event();
         event.set_extension("traceparent", traceparent);

@@ -16,13 +16,19 @@ fn transport_with(subscriptions: &[(&str, SubscriptionConfig)]) -> MemoryTranspo
     let transport = MemoryTransport::new();
     transport.create_topic("t").unwrap();
     for (name, config) in subscriptions {
-        transport.create_subscription(name, "t", config.clone()).unwrap();
+        transport
+            .create_subscription(name, "t", config.clone())
+            .unwrap();
     }
     transport
 }
 
 async fn next(stream: &mut DeliveryStream) -> hyperfleet_tracing::transport::Delivery {
-    stream.next().await.expect("stream ended").expect("delivery error")
+    stream
+        .next()
+        .await
+        .expect("stream ended")
+        .expect("delivery error")
 }
 
 fn body(delivery: &hyperfleet_tracing::transport::Delivery) -> String {
@@ -31,37 +37,71 @@ fn body(delivery: &hyperfleet_tracing::transport::Delivery) -> String {
 
 #[tokio::test(start_paused = true)]
 async fn every_subscription_gets_every_message_and_consumers_compete() {
-    let transport = transport_with(&[("a", SubscriptionConfig::default()), ("b", SubscriptionConfig::default())]);
+    let transport = transport_with(&[
+        ("a", SubscriptionConfig::default()),
+        ("b", SubscriptionConfig::default()),
+    ]);
     let mut ids = Vec::new();
     for i in 0..10 {
-        ids.push(transport.publish("t", Message::new(format!("m{i}")).with_attribute("Key", "V")).await.unwrap());
+        ids.push(
+            transport
+                .publish(
+                    "t",
+                    Message::new(format!("m{i}")).with_attribute("Key", "V"),
+                )
+                .await
+                .unwrap(),
+        );
     }
-    assert_eq!(ids.iter().collect::<HashSet<_>>().len(), 10, "ids must be unique");
+    assert_eq!(
+        ids.iter().collect::<HashSet<_>>().len(),
+        10,
+        "ids must be unique"
+    );
 
     let mut first = transport.subscribe("a").await.unwrap();
     let mut second = transport.subscribe("a").await.unwrap();
     let mut seen = Vec::new();
     for i in 0..10 {
-        let delivery = if i % 2 == 0 { next(&mut first).await } else { next(&mut second).await };
-        assert_eq!(delivery.message.attributes["Key"], "V", "attribute key case kept");
+        let delivery = if i % 2 == 0 {
+            next(&mut first).await
+        } else {
+            next(&mut second).await
+        };
+        assert_eq!(
+            delivery.message.attributes["Key"], "V",
+            "attribute key case kept"
+        );
         seen.push(delivery.message.id.clone().unwrap());
         delivery.ack().await.unwrap();
     }
     seen.sort();
     let mut expected = ids.clone();
     expected.sort();
-    assert_eq!(seen, expected, "each message once across competing consumers");
+    assert_eq!(
+        seen, expected,
+        "each message once across competing consumers"
+    );
     assert_eq!(transport.backlog("a").unwrap(), 0);
-    assert!(first.next().now_or_never().is_none(), "nothing left to deliver");
+    assert!(
+        first.next().now_or_never().is_none(),
+        "nothing left to deliver"
+    );
 
-    assert_eq!(transport.backlog("b").unwrap(), 10, "the other subscription has its own copy");
+    assert_eq!(
+        transport.backlog("b").unwrap(),
+        10,
+        "the other subscription has its own copy"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_subscription_gets_only_messages_published_after_it() {
     let transport = transport_with(&[]);
     transport.publish("t", Message::new("early")).await.unwrap();
-    transport.create_subscription("late", "t", SubscriptionConfig::default()).unwrap();
+    transport
+        .create_subscription("late", "t", SubscriptionConfig::default())
+        .unwrap();
     transport.publish("t", Message::new("later")).await.unwrap();
     let mut stream = transport.subscribe("late").await.unwrap();
     assert_eq!(body(&next(&mut stream).await), "later");
@@ -94,11 +134,18 @@ async fn an_expired_lease_is_redelivered_and_its_late_ack_ignored() {
     let started = tokio::time::Instant::now();
     // The clock is paused: waiting for the next delivery advances it to the deadline.
     let again = next(&mut stream).await;
-    assert!(started.elapsed() >= Duration::from_secs(10), "redelivered before the deadline");
+    assert!(
+        started.elapsed() >= Duration::from_secs(10),
+        "redelivered before the deadline"
+    );
     assert_eq!(again.delivery_attempt, Some(2));
     assert_eq!(again.message.id, slow.message.id);
     slow.ack().await.unwrap();
-    assert_eq!(transport.backlog("a").unwrap(), 1, "the stale ack settled the new lease");
+    assert_eq!(
+        transport.backlog("a").unwrap(),
+        1,
+        "the stale ack settled the new lease"
+    );
     again.ack().await.unwrap();
     assert_eq!(transport.backlog("a").unwrap(), 0);
 }
@@ -107,18 +154,31 @@ async fn an_expired_lease_is_redelivered_and_its_late_ack_ignored() {
 async fn ordering_keys_are_delivered_one_at_a_time_in_order() {
     let transport = transport_with(&[("a", SubscriptionConfig::default().message_ordering(true))]);
     for body in ["k1-a", "k1-b", "k1-c"] {
-        transport.publish("t", Message::new(body).with_ordering_key("k1")).await.unwrap();
+        transport
+            .publish("t", Message::new(body).with_ordering_key("k1"))
+            .await
+            .unwrap();
     }
-    transport.publish("t", Message::new("k2-a").with_ordering_key("k2")).await.unwrap();
+    transport
+        .publish("t", Message::new("k2-a").with_ordering_key("k2"))
+        .await
+        .unwrap();
     let mut stream = transport.subscribe("a").await.unwrap();
     let a = next(&mut stream).await;
     assert_eq!(body(&a), "k1-a");
     let other_key = next(&mut stream).await;
     assert_eq!(body(&other_key), "k2-a", "another key is not blocked");
-    assert!(stream.next().now_or_never().is_none(), "k1-b delivered while k1-a is leased");
+    assert!(
+        stream.next().now_or_never().is_none(),
+        "k1-b delivered while k1-a is leased"
+    );
     a.nack().await.unwrap();
     let redelivered = next(&mut stream).await;
-    assert_eq!(body(&redelivered), "k1-a", "a nacked message keeps its place");
+    assert_eq!(
+        body(&redelivered),
+        "k1-a",
+        "a nacked message keeps its place"
+    );
     redelivered.ack().await.unwrap();
     let b = next(&mut stream).await;
     assert_eq!(body(&b), "k1-b");
@@ -130,7 +190,10 @@ async fn ordering_keys_are_delivered_one_at_a_time_in_order() {
 async fn without_ordering_keys_do_not_block() {
     let transport = transport_with(&[("a", SubscriptionConfig::default())]);
     for body in ["1", "2"] {
-        transport.publish("t", Message::new(body).with_ordering_key("k")).await.unwrap();
+        transport
+            .publish("t", Message::new(body).with_ordering_key("k"))
+            .await
+            .unwrap();
     }
     let mut stream = transport.subscribe("a").await.unwrap();
     let _first = next(&mut stream).await;
@@ -143,8 +206,13 @@ async fn dead_letters_after_the_last_attempt() {
     assert_eq!(policy.topic, "a-dlq");
     let transport = transport_with(&[("a", SubscriptionConfig::default().dead_letter(policy))]);
     transport.create_topic("a-dlq").unwrap();
-    transport.create_subscription("dlq", "a-dlq", SubscriptionConfig::default()).unwrap();
-    transport.publish("t", Message::new("poison").with_attribute("k", "v")).await.unwrap();
+    transport
+        .create_subscription("dlq", "a-dlq", SubscriptionConfig::default())
+        .unwrap();
+    transport
+        .publish("t", Message::new("poison").with_attribute("k", "v"))
+        .await
+        .unwrap();
     let mut stream = transport.subscribe("a").await.unwrap();
     for attempt in 1..=5 {
         let delivery = next(&mut stream).await;
@@ -156,8 +224,14 @@ async fn dead_letters_after_the_last_attempt() {
     let letter = next(&mut dead).await;
     assert_eq!(body(&letter), "poison");
     assert_eq!(letter.message.attributes["k"], "v");
-    assert_eq!(letter.message.attributes[DEAD_LETTER_SOURCE_SUBSCRIPTION], "a");
-    assert_eq!(letter.message.attributes[DEAD_LETTER_SOURCE_DELIVERY_COUNT], "5");
+    assert_eq!(
+        letter.message.attributes[DEAD_LETTER_SOURCE_SUBSCRIPTION],
+        "a"
+    );
+    assert_eq!(
+        letter.message.attributes[DEAD_LETTER_SOURCE_DELIVERY_COUNT],
+        "5"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -186,17 +260,26 @@ async fn errors_are_typed() {
         code(transport.create_subscription("b", "nope", SubscriptionConfig::default())),
         ErrorCode::NotFound
     );
-    let error = transport.publish("nope", Message::new("m")).await.unwrap_err();
+    let error = transport
+        .publish("nope", Message::new("m"))
+        .await
+        .unwrap_err();
     assert_eq!(error.code(), ErrorCode::NotFound);
     assert_eq!(error.code().as_str(), "NOT_FOUND");
     assert!(error.to_string().contains("nope"));
-    assert_eq!(transport.subscribe("nope").await.err().map(|e| e.code()), Some(ErrorCode::NotFound));
+    assert_eq!(
+        transport.subscribe("nope").await.err().map(|e| e.code()),
+        Some(ErrorCode::NotFound)
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_nacked_message_does_not_starve_the_others() {
     let transport = transport_with(&[("a", SubscriptionConfig::default())]);
-    transport.publish("t", Message::new("poison")).await.unwrap();
+    transport
+        .publish("t", Message::new("poison"))
+        .await
+        .unwrap();
     transport.publish("t", Message::new("fine")).await.unwrap();
     let mut stream = transport.subscribe("a").await.unwrap();
     let poison = next(&mut stream).await;

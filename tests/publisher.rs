@@ -1,14 +1,14 @@
 //! The traced publisher: batch spans, and failures recorded the way the standard asks.
 
 use cloudevents::{AttributesReader, Event, EventBuilder, EventBuilderV10};
+use futures::StreamExt;
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::{attribute, attribute_str, named, single};
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::transport::{ErrorCode, SubscriptionConfig, Transport};
 use hyperfleet_tracing::{PublishError, TracedPublisher, binding};
-use futures::StreamExt;
-use opentelemetry::trace::{SpanKind, Status};
 use opentelemetry::Value;
+use opentelemetry::trace::{SpanKind, Status};
 
 fn event(id: &str) -> Event {
     EventBuilderV10::new()
@@ -43,15 +43,24 @@ async fn a_batch_has_one_create_span_per_message_and_a_send_span_linking_them() 
     assert!(creates.iter().all(|s| s.span_kind == SpanKind::Producer));
     let send = single(&spans, "hyperfleet-clusters publish").unwrap();
     assert_eq!(send.span_kind, SpanKind::Client);
-    assert_eq!(attribute(send, "messaging.batch.message_count"), Some(&Value::I64(2)));
+    assert_eq!(
+        attribute(send, "messaging.batch.message_count"),
+        Some(&Value::I64(2))
+    );
     assert_eq!(send.links.links.len(), 3);
-    assert!(matches!(send.status, Status::Error { .. }), "a failed message marks the send span");
+    assert!(
+        matches!(send.status, Status::Error { .. }),
+        "a failed message marks the send span"
+    );
     let failed: Vec<_> = creates
         .iter()
         .filter(|s| matches!(s.status, Status::Error { .. }))
         .collect();
     assert_eq!(failed.len(), 1);
-    assert_eq!(attribute_str(failed[0], "error.type").as_deref(), Some("invalid_extension_name"));
+    assert_eq!(
+        attribute_str(failed[0], "error.type").as_deref(),
+        Some("invalid_extension_name")
+    );
 
     // Each delivered event carries its own create span's context.
     let mut deliveries = transport.subscribe("a").await.unwrap();
@@ -65,7 +74,10 @@ async fn a_batch_has_one_create_span_per_message_and_a_send_span_linking_them() 
             .iter()
             .find(|s| s.span_context.span_id() == carried)
             .expect("the event carries a create span's context");
-        assert_eq!(attribute_str(create, "cloudevents.event_id").as_deref(), Some(received.id()));
+        assert_eq!(
+            attribute_str(create, "cloudevents.event_id").as_deref(),
+            Some(received.id())
+        );
         assert_eq!(
             attribute_str(create, "messaging.message.id"),
             delivery.message.id.clone()
@@ -84,7 +96,12 @@ async fn a_transport_error_is_returned_and_recorded_with_its_grpc_code() {
     assert_eq!(error.error_type(), "NOT_FOUND");
     let spans = telemetry.spans();
     let span = single(&spans, "missing-topic publish").unwrap();
-    assert_eq!(attribute_str(span, "error.type").as_deref(), Some("NOT_FOUND"));
-    assert!(matches!(&span.status, Status::Error { description } if description.contains("missing-topic")));
+    assert_eq!(
+        attribute_str(span, "error.type").as_deref(),
+        Some("NOT_FOUND")
+    );
+    assert!(
+        matches!(&span.status, Status::Error { description } if description.contains("missing-topic"))
+    );
     assert_eq!(attribute(span, "messaging.message.id"), None);
 }

@@ -8,8 +8,8 @@ use hyperfleet_tracing::testing::spans::{attribute_str, is_root, single};
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::transport::{Message, SubscriptionConfig, Transport};
 use hyperfleet_tracing::{AckPolicy, ParentMode, SpanNaming, TracedPublisher, TracedSubscriber};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::Context;
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, mpsc};
@@ -19,7 +19,10 @@ fn event(id: &str) -> Event {
         .id(id)
         .source("hyperfleet-sentinel")
         .ty("com.redhat.hyperfleet.cluster.reconcile")
-        .data("application/json", serde_json::json!({"id": id, "kind": "Cluster", "generation": 1}))
+        .data(
+            "application/json",
+            serde_json::json!({"id": id, "kind": "Cluster", "generation": 1}),
+        )
         .build()
         .unwrap()
 }
@@ -28,22 +31,38 @@ fn setup() -> (MemoryTransport, TestTelemetry) {
     let transport = MemoryTransport::new();
     transport.create_topic("hyperfleet-clusters").unwrap();
     transport
-        .create_subscription("validation", "hyperfleet-clusters", SubscriptionConfig::default())
+        .create_subscription(
+            "validation",
+            "hyperfleet-clusters",
+            SubscriptionConfig::default(),
+        )
         .unwrap();
     (transport, TestTelemetry::new())
 }
 
-fn publisher(transport: &MemoryTransport, telemetry: &TestTelemetry) -> TracedPublisher<MemoryTransport> {
-    TracedPublisher::new(transport.clone(), "hyperfleet-clusters").tracer_provider(&telemetry.provider)
+fn publisher(
+    transport: &MemoryTransport,
+    telemetry: &TestTelemetry,
+) -> TracedPublisher<MemoryTransport> {
+    TracedPublisher::new(transport.clone(), "hyperfleet-clusters")
+        .tracer_provider(&telemetry.provider)
 }
 
-fn subscriber(transport: &MemoryTransport, telemetry: &TestTelemetry) -> TracedSubscriber<MemoryTransport> {
+fn subscriber(
+    transport: &MemoryTransport,
+    telemetry: &TestTelemetry,
+) -> TracedSubscriber<MemoryTransport> {
     TracedSubscriber::new(transport.clone(), "hyperfleet-clusters", "validation")
         .tracer_provider(&telemetry.provider)
 }
 
 /// A shutdown signal fired after `n` handler calls.
-fn after_calls(n: usize) -> (mpsc::UnboundedSender<()>, impl std::future::Future<Output = ()>) {
+fn after_calls(
+    n: usize,
+) -> (
+    mpsc::UnboundedSender<()>,
+    impl std::future::Future<Output = ()>,
+) {
     let (tx, mut rx) = mpsc::unbounded_channel();
     (tx, async move {
         for _ in 0..n {
@@ -55,7 +74,10 @@ fn after_calls(n: usize) -> (mpsc::UnboundedSender<()>, impl std::future::Future
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_waits_for_handlers_in_flight_and_settles_them() {
     let (transport, telemetry) = setup();
-    publisher(&transport, &telemetry).publish(event("c1")).await.unwrap();
+    publisher(&transport, &telemetry)
+        .publish(event("c1"))
+        .await
+        .unwrap();
     let release = Arc::new(Notify::new());
     let finished = Arc::new(AtomicUsize::new(0));
     let (started, shutdown) = after_calls(1);
@@ -79,8 +101,16 @@ async fn shutdown_waits_for_handlers_in_flight_and_settles_them() {
     assert!(!run.is_finished() || finished.load(Ordering::SeqCst) == 1);
     release.notify_one();
     run.await.unwrap().unwrap();
-    assert_eq!(finished.load(Ordering::SeqCst), 1, "returned before the handler finished");
-    assert_eq!(transport.backlog("validation").unwrap(), 0, "the handled message was not acked");
+    assert_eq!(
+        finished.load(Ordering::SeqCst),
+        1,
+        "returned before the handler finished"
+    );
+    assert_eq!(
+        transport.backlog("validation").unwrap(),
+        0,
+        "the handled message was not acked"
+    );
     assert!(single(&telemetry.spans(), "hyperfleet-clusters receive").is_ok());
 }
 
@@ -88,7 +118,10 @@ async fn shutdown_waits_for_handlers_in_flight_and_settles_them() {
 async fn concurrency_is_bounded() {
     let (transport, telemetry) = setup();
     for i in 0..6 {
-        publisher(&transport, &telemetry).publish(event(&format!("c{i}"))).await.unwrap();
+        publisher(&transport, &telemetry)
+            .publish(event(&format!("c{i}")))
+            .await
+            .unwrap();
     }
     let running = Arc::new(AtomicUsize::new(0));
     let peak = Arc::new(AtomicUsize::new(0));
@@ -98,7 +131,8 @@ async fn concurrency_is_bounded() {
     let handler = {
         let (running, peak, gate) = (Arc::clone(&running), Arc::clone(&peak), Arc::clone(&gate));
         move |_: Received| {
-            let (running, peak, gate) = (Arc::clone(&running), Arc::clone(&peak), Arc::clone(&gate));
+            let (running, peak, gate) =
+                (Arc::clone(&running), Arc::clone(&peak), Arc::clone(&gate));
             let done = done.clone();
             let entered = entered_tx.clone();
             async move {
@@ -112,7 +146,11 @@ async fn concurrency_is_bounded() {
             }
         }
     };
-    let run = tokio::spawn(subscriber(&transport, &telemetry).concurrency(2).run(handler, shutdown));
+    let run = tokio::spawn(
+        subscriber(&transport, &telemetry)
+            .concurrency(2)
+            .run(handler, shutdown),
+    );
     // Two handlers get in and wait at the gate; no third may enter until one leaves.
     entered_rx.recv().await.unwrap();
     entered_rx.recv().await.unwrap();
@@ -128,7 +166,10 @@ async fn concurrency_is_bounded() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn always_ack_acks_a_failed_message_but_records_the_failure() {
     let (transport, telemetry) = setup();
-    publisher(&transport, &telemetry).publish(event("c1")).await.unwrap();
+    publisher(&transport, &telemetry)
+        .publish(event("c1"))
+        .await
+        .unwrap();
     let (tx, shutdown) = after_calls(1);
     subscriber(&transport, &telemetry)
         .ack_policy(AckPolicy::AlwaysAck)
@@ -144,15 +185,26 @@ async fn always_ack_acks_a_failed_message_but_records_the_failure() {
     assert_eq!(transport.backlog("validation").unwrap(), 0);
     let spans = telemetry.spans();
     let process = single(&spans, "adapter.process").unwrap();
-    assert!(matches!(&process.status, Status::Error { description } if description.contains("cloud provider said no")));
-    assert_eq!(attribute_str(process, "error.type").as_deref(), Some("_OTHER"));
-    assert!(process.events.iter().any(|e| e.name == "exception"), "error not recorded as an event");
+    assert!(
+        matches!(&process.status, Status::Error { description } if description.contains("cloud provider said no"))
+    );
+    assert_eq!(
+        attribute_str(process, "error.type").as_deref(),
+        Some("_OTHER")
+    );
+    assert!(
+        process.events.iter().any(|e| e.name == "exception"),
+        "error not recorded as an event"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn link_mode_starts_a_new_trace_linked_to_the_producer() {
     let (transport, telemetry) = setup();
-    let published = publisher(&transport, &telemetry).publish(event("c1")).await.unwrap();
+    let published = publisher(&transport, &telemetry)
+        .publish(event("c1"))
+        .await
+        .unwrap();
     let (tx, shutdown) = after_calls(1);
     subscriber(&transport, &telemetry)
         .parent_mode(ParentMode::Link)
@@ -168,7 +220,10 @@ async fn link_mode_starts_a_new_trace_linked_to_the_producer() {
     let spans = telemetry.spans();
     let receive = single(&spans, "hyperfleet-clusters receive").unwrap();
     assert!(is_root(receive));
-    assert_ne!(receive.span_context.trace_id(), published.trace_context.trace_id());
+    assert_ne!(
+        receive.span_context.trace_id(),
+        published.trace_context.trace_id()
+    );
     assert_eq!(receive.links.links.len(), 1);
     let linked = &receive.links.links[0].span_context;
     assert_eq!(linked.trace_id(), published.trace_context.trace_id());
@@ -202,10 +257,17 @@ async fn span_names_follow_the_options() {
     single(&spans, "publish hyperfleet-clusters").unwrap();
     let receive = single(&spans, "receive hyperfleet-clusters").unwrap();
     let process = single(&spans, "validation.check").unwrap();
-    assert_eq!(attribute_str(process, "hyperfleet.adapter").as_deref(), Some("validation"));
+    assert_eq!(
+        attribute_str(process, "hyperfleet.adapter").as_deref(),
+        Some("validation")
+    );
     assert_eq!(attribute_str(process, "custom").as_deref(), Some("yes"));
     assert_eq!(attribute_str(receive, "custom").as_deref(), Some("yes"));
-    assert_eq!(attribute_str(receive, "hyperfleet.resource_id"), None, "hook replaced");
+    assert_eq!(
+        attribute_str(receive, "hyperfleet.resource_id"),
+        None,
+        "hook replaced"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -218,11 +280,15 @@ async fn the_handlers_own_spans_and_events_join_the_trace() {
     let root = telemetry.provider.tracer("test").start("sentinel.poll");
     let root_cx = Context::new().with_span(root);
     publisher(&transport, &telemetry)
-        .publish_with(event("c1"), hyperfleet_tracing::PublishOptions::new().parent(root_cx.clone()))
+        .publish_with(
+            event("c1"),
+            hyperfleet_tracing::PublishOptions::new().parent(root_cx.clone()),
+        )
         .await
         .unwrap();
     let downstream = Arc::new(
-        TracedPublisher::new(transport.clone(), "hyperfleet-status").tracer_provider(&telemetry.provider),
+        TracedPublisher::new(transport.clone(), "hyperfleet-status")
+            .tracer_provider(&telemetry.provider),
     );
     let provider = telemetry.provider.clone();
     let (tx, shutdown) = after_calls(1);
@@ -235,7 +301,9 @@ async fn the_handlers_own_spans_and_events_join_the_trace() {
                 async move {
                     // Both use Context::current(): the process span.
                     let _call = tracer.start("PATCH");
-                    downstream.publish(event(&format!("{}-status", received.event.id()))).await?;
+                    downstream
+                        .publish(event(&format!("{}-status", received.event.id())))
+                        .await?;
                     let _ = tx.send(());
                     Ok::<(), HandlerError>(())
                 }
@@ -249,8 +317,16 @@ async fn the_handlers_own_spans_and_events_join_the_trace() {
     let trace_id = root_cx.span().span_context().trace_id();
     for name in ["PATCH", "hyperfleet-status publish"] {
         let span = single(&spans, name).unwrap();
-        assert_eq!(span.parent_span_id, process.span_context.span_id(), "{name} is not under the process span");
-        assert_eq!(span.span_context.trace_id(), trace_id, "{name} left the trace");
+        assert_eq!(
+            span.parent_span_id,
+            process.span_context.span_id(),
+            "{name} is not under the process span"
+        );
+        assert_eq!(
+            span.span_context.trace_id(),
+            trace_id,
+            "{name} left the trace"
+        );
     }
     let receive = single(&spans, "hyperfleet-clusters receive").unwrap();
     assert_eq!(receive.span_kind, SpanKind::Consumer);
@@ -260,8 +336,14 @@ async fn the_handlers_own_spans_and_events_join_the_trace() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_undecodable_message_is_recorded_and_nacked_and_the_loop_goes_on() {
     let (transport, telemetry) = setup();
-    transport.publish("hyperfleet-clusters", Message::new("garbage")).await.unwrap();
-    publisher(&transport, &telemetry).publish(event("c1")).await.unwrap();
+    transport
+        .publish("hyperfleet-clusters", Message::new("garbage"))
+        .await
+        .unwrap();
+    publisher(&transport, &telemetry)
+        .publish(event("c1"))
+        .await
+        .unwrap();
     let handled = Arc::new(Mutex::new(Vec::new()));
     let (tx, shutdown) = after_calls(1);
     let seen = Arc::clone(&handled);
@@ -284,8 +366,16 @@ async fn an_undecodable_message_is_recorded_and_nacked_and_the_loop_goes_on() {
         .filter(|s| attribute_str(s, "error.type").as_deref() == Some("not_a_cloudevent"))
         .collect();
     assert!(!failed.is_empty(), "the decode failure was not recorded");
-    assert!(failed.iter().all(|s| s.name == "hyperfleet-clusters receive" && is_root(s)));
-    assert_eq!(transport.backlog("validation").unwrap(), 1, "the undecodable message must stay for redelivery");
+    assert!(
+        failed
+            .iter()
+            .all(|s| s.name == "hyperfleet-clusters receive" && is_root(s))
+    );
+    assert_eq!(
+        transport.backlog("validation").unwrap(),
+        1,
+        "the undecodable message must stay for redelivery"
+    );
 }
 
 #[tokio::test]
@@ -293,7 +383,10 @@ async fn subscribing_to_a_missing_subscription_is_an_error() {
     let (transport, telemetry) = setup();
     let result = TracedSubscriber::new(transport, "hyperfleet-clusters", "nope")
         .tracer_provider(&telemetry.provider)
-        .run(|_: Received| async { Ok::<(), HandlerError>(()) }, std::future::pending())
+        .run(
+            |_: Received| async { Ok::<(), HandlerError>(()) },
+            std::future::pending(),
+        )
         .await;
     let error = result.unwrap_err();
     assert!(error.to_string().contains("nope"), "{error}");

@@ -4,8 +4,8 @@ use crate::binding::{BINARY_PREFIX, CONTENT_TYPE};
 use crate::transport::Message;
 use cloudevents::event::SpecVersion;
 use cloudevents::message::{
-    BinaryDeserializer, BinarySerializer, MessageAttributeValue,
-    Result as SdkResult, StructuredDeserializer, StructuredSerializer,
+    BinaryDeserializer, BinarySerializer, MessageAttributeValue, Result as SdkResult,
+    StructuredDeserializer, StructuredSerializer,
 };
 
 /// Reads a binary-mode message: `ce-*` attributes, `content-type`, data.

@@ -230,7 +230,9 @@ fn type_binary_data(event: &mut Event) {
     let typed = if is_json_media_type(content_type) {
         serde_json::from_slice(bytes).ok().map(Data::Json)
     } else if starts_with_ignore_case(content_type, "text/") {
-        std::str::from_utf8(bytes).ok().map(|s| Data::String(s.to_owned()))
+        std::str::from_utf8(bytes)
+            .ok()
+            .map(|s| Data::String(s.to_owned()))
     } else {
         None
     };

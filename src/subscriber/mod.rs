@@ -71,7 +71,7 @@ pub(crate) struct Settings {
 /// policy can take it. Up to [`concurrency`](Self::concurrency) handlers run at once.
 ///
 /// ```
-/// use cloudevents::{EventBuilder, EventBuilderV10};
+/// use cloudevents::{AttributesReader, EventBuilder, EventBuilderV10};
 /// use hyperfleet_tracing::subscriber::{HandlerError, Received};
 /// use hyperfleet_tracing::transport::memory::MemoryTransport;
 /// use hyperfleet_tracing::transport::SubscriptionConfig;

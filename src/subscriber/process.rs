@@ -126,7 +126,11 @@ pub(super) async fn process<H: Handler>(settings: &Settings, handler: &H, delive
 
 /// Acks or nacks; a failed settle is recorded on the receive span.
 async fn settle(span: &SpanRef<'_>, acker: Box<dyn Acknowledger>, ack: bool) {
-    let result = if ack { acker.ack().await } else { acker.nack().await };
+    let result = if ack {
+        acker.ack().await
+    } else {
+        acker.nack().await
+    };
     if let Err(error) = result {
         record_failure(span, error.code().as_str(), &error);
     }

@@ -7,8 +7,8 @@
 
 mod delivery;
 mod error;
-mod message;
 pub mod memory;
+mod message;
 mod subscription_config;
 
 pub use delivery::{Acknowledger, Delivery};

@@ -2,12 +2,12 @@
 
 use super::ConformanceTarget;
 use super::harness::{Harness, Seen};
+use crate::OverwritePolicy;
 use crate::attributes::*;
 use crate::binding::{self, Encoding};
 use crate::publisher::PublishOptions;
 use crate::testing::spans::{attribute, attribute_str, children_of, is_root, named, single};
 use crate::transport::{DeadLetterPolicy, Message, SubscriptionConfig, Transport};
-use crate::OverwritePolicy;
 use cloudevents::event::ExtensionValue;
 use cloudevents::{AttributesReader, AttributesWriter, Event, EventBuilder, EventBuilderV10};
 use futures::StreamExt;
@@ -50,15 +50,24 @@ pub(super) const ALL: &[(&str, Case)] = &[
     ("trace_continuity", Case::TraceContinuity),
     ("tracestate_round_trip", Case::TracestateRoundTrip),
     ("unsampled_parent_honoured", Case::UnsampledParent),
-    ("invalid_traceparent_starts_new_trace", Case::InvalidTraceparent),
+    (
+        "invalid_traceparent_starts_new_trace",
+        Case::InvalidTraceparent,
+    ),
     ("preserve_existing_traceparent", Case::PreserveExisting),
     ("overwrite_existing_traceparent", Case::OverwriteExisting),
     ("structured_encoding", Case::StructuredEncoding),
     ("binary_encoding", Case::BinaryEncoding),
     ("fan_out_to_two_subscriptions", Case::FanOut),
-    ("handler_error_nacks_and_redelivers", Case::HandlerErrorRedelivery),
+    (
+        "handler_error_nacks_and_redelivers",
+        Case::HandlerErrorRedelivery,
+    ),
     ("handler_panic_is_caught", Case::HandlerPanic),
-    ("span_names_kinds_attributes", Case::SpanNamesKindsAttributes),
+    (
+        "span_names_kinds_attributes",
+        Case::SpanNamesKindsAttributes,
+    ),
     ("ordering_key", Case::OrderingKey),
     ("no_payload_in_attributes", Case::NoPayloadInAttributes),
     ("undecodable_message_is_nacked", Case::UndecodableMessage),
@@ -130,7 +139,12 @@ fn publish_name<T: ConformanceTarget>(h: &Harness<'_, T>) -> String {
 
 /// The receive span is the publish span's child, the process span the receive span's, and
 /// the handler runs in the process span's context.
-fn check_chain(spans: &[SpanData], publish: &SpanData, seen: &Seen, receive_name: &str) -> Result<(), String> {
+fn check_chain(
+    spans: &[SpanData],
+    publish: &SpanData,
+    seen: &Seen,
+    receive_name: &str,
+) -> Result<(), String> {
     let receives = children_of(spans, publish)
         .into_iter()
         .filter(|s| s.name == receive_name)
@@ -144,12 +158,21 @@ fn check_chain(spans: &[SpanData], publish: &SpanData, seen: &Seen, receive_name
         .iter()
         .find(|s| s.span_context.span_id() == seen.current.span_id())
         .ok_or("the handler's current context is not an exported span")?;
-    ensure!(process.name == "adapter.process", "the handler ran in {:?}, not adapter.process", process.name);
     ensure!(
-        receives.iter().any(|r| r.span_context.span_id() == process.parent_span_id),
+        process.name == "adapter.process",
+        "the handler ran in {:?}, not adapter.process",
+        process.name
+    );
+    ensure!(
+        receives
+            .iter()
+            .any(|r| r.span_context.span_id() == process.parent_span_id),
         "the process span's parent is not a receive span under the publish span"
     );
-    ensure!(process.span_context.trace_id() == trace_id, "the process span is in another trace");
+    ensure!(
+        process.span_context.trace_id() == trace_id,
+        "the process span is in another trace"
+    );
     ensure!(
         seen.received.context.span().span_context().span_id() == process.span_context.span_id(),
         "Received::context is not the process span"
@@ -259,7 +282,10 @@ async fn invalid_traceparent<T: ConformanceTarget>(target: &T) -> Result<(), Str
         ("empty", Some(ExtensionValue::from("".to_owned()))),
         ("integer", Some(ExtensionValue::Integer(1))),
         ("boolean", Some(ExtensionValue::Boolean(true))),
-        ("garbage", Some(ExtensionValue::from("not-a-traceparent".to_owned()))),
+        (
+            "garbage",
+            Some(ExtensionValue::from("not-a-traceparent".to_owned())),
+        ),
         (
             "uppercase",
             Some(ExtensionValue::from(
@@ -294,13 +320,26 @@ async fn invalid_traceparent<T: ConformanceTarget>(target: &T) -> Result<(), Str
     let seen = h
         .consume(h.subscriber(&sub), variants.len(), |_, _| Ok(()))
         .await?;
-    ensure!(seen.len() == variants.len(), "{} calls for {} messages", seen.len(), variants.len());
+    ensure!(
+        seen.len() == variants.len(),
+        "{} calls for {} messages",
+        seen.len(),
+        variants.len()
+    );
     let spans = h.spans();
     let receives = named(&spans, &receive_name(&h));
-    ensure!(receives.len() == variants.len(), "{} receive spans for {} messages", receives.len(), variants.len());
+    ensure!(
+        receives.len() == variants.len(),
+        "{} receive spans for {} messages",
+        receives.len(),
+        variants.len()
+    );
     for receive in &receives {
         let id = attribute_str(receive, CLOUDEVENTS_EVENT_ID).unwrap_or_default();
-        ensure!(is_root(receive), "event {id}: the receive span has a parent");
+        ensure!(
+            is_root(receive),
+            "event {id}: the receive span has a parent"
+        );
         ensure!(
             !matches!(receive.status, Status::Error { .. }),
             "event {id}: the receive span failed: {:?}",
@@ -310,9 +349,13 @@ async fn invalid_traceparent<T: ConformanceTarget>(target: &T) -> Result<(), Str
     let mut traces: Vec<_> = receives.iter().map(|r| r.span_context.trace_id()).collect();
     traces.sort_unstable_by_key(|t| t.to_bytes());
     traces.dedup();
-    ensure!(traces.len() == variants.len(), "the new root traces are not distinct");
     ensure!(
-        seen.iter().all(|s| s.received.delivery_attempt.unwrap_or(1) == 1),
+        traces.len() == variants.len(),
+        "the new root traces are not distinct"
+    );
+    ensure!(
+        seen.iter()
+            .all(|s| s.received.delivery_attempt.unwrap_or(1) == 1),
         "a message with an invalid traceparent was redelivered"
     );
     Ok(())
@@ -346,7 +389,10 @@ async fn existing_traceparent<T: ConformanceTarget>(
                 "Preserve rewrote the traceparent to {carried:?}"
             );
             ensure!(
-                publish.links.iter().any(|l| l.span_context.span_id() == existing_span),
+                publish
+                    .links
+                    .iter()
+                    .any(|l| l.span_context.span_id() == existing_span),
                 "the publish span does not link to the preserved context"
             );
             ensure!(
@@ -387,7 +433,10 @@ async fn encoding<T: ConformanceTarget>(target: &T, encoding: Encoding) -> Resul
     let seen = h.consume(h.subscriber(&sub), 1, |_, _| Ok(())).await?;
     let mut received = seen[0].received.event.clone();
     received.remove_extension("traceparent");
-    ensure!(received == event, "{encoding:?}: sent {event:?}, received {received:?}");
+    ensure!(
+        received == event,
+        "{encoding:?}: sent {event:?}, received {received:?}"
+    );
     let spans = h.spans();
     let publish = single(&spans, &publish_name(&h))?;
     check_chain(&spans, publish, &seen[0], &receive_name(&h))
@@ -395,8 +444,12 @@ async fn encoding<T: ConformanceTarget>(target: &T, encoding: Encoding) -> Resul
 
 async fn fan_out<T: ConformanceTarget>(target: &T) -> Result<(), String> {
     let h = Harness::new(target, "fan_out").await?;
-    let first = h.subscription("validation", SubscriptionConfig::default()).await?;
-    let second = h.subscription("provisioning", SubscriptionConfig::default()).await?;
+    let first = h
+        .subscription("validation", SubscriptionConfig::default())
+        .await?;
+    let second = h
+        .subscription("provisioning", SubscriptionConfig::default())
+        .await?;
     let root = h.root();
     h.publisher()
         .publish_with(reconcile_event("c1")?, under(&root))
@@ -407,7 +460,11 @@ async fn fan_out<T: ConformanceTarget>(target: &T) -> Result<(), String> {
     let spans = h.spans();
     let publish = single(&spans, &publish_name(&h))?;
     let receives = children_of(&spans, publish);
-    ensure!(receives.len() == 2, "{} receive spans under the publish span, expected 2", receives.len());
+    ensure!(
+        receives.len() == 2,
+        "{} receive spans under the publish span, expected 2",
+        receives.len()
+    );
     let mut subscriptions: Vec<_> = receives
         .iter()
         .filter_map(|r| attribute_str(r, MESSAGING_DESTINATION_SUBSCRIPTION_NAME))
@@ -415,13 +472,24 @@ async fn fan_out<T: ConformanceTarget>(target: &T) -> Result<(), String> {
     subscriptions.sort();
     let mut expected = vec![first, second];
     expected.sort();
-    ensure!(subscriptions == expected, "receive spans name subscriptions {subscriptions:?}");
+    ensure!(
+        subscriptions == expected,
+        "receive spans name subscriptions {subscriptions:?}"
+    );
     check_chain(&spans, publish, &a[0], &receive_name(&h))?;
     check_chain(&spans, publish, &b[0], &receive_name(&h))
 }
 
 async fn failing_handler<T: ConformanceTarget>(target: &T, panic: bool) -> Result<(), String> {
-    let h = Harness::new(target, if panic { "handler_panic" } else { "handler_error" }).await?;
+    let h = Harness::new(
+        target,
+        if panic {
+            "handler_panic"
+        } else {
+            "handler_error"
+        },
+    )
+    .await?;
     let dead_letter = DeadLetterPolicy::new(format!("{}-dlq", h.topic), 5);
     let sub = h
         .subscription("a", SubscriptionConfig::default().dead_letter(dead_letter))
@@ -454,21 +522,28 @@ async fn failing_handler<T: ConformanceTarget>(target: &T, panic: bool) -> Resul
     let spans = h.spans();
     let publish = single(&spans, &publish_name(&h))?;
     let receives = children_of(&spans, publish);
-    ensure!(receives.len() == 2, "{} receive spans under the publish span", receives.len());
+    ensure!(
+        receives.len() == 2,
+        "{} receive spans under the publish span",
+        receives.len()
+    );
     let expected_type = if panic { "panic" } else { "_OTHER" };
     let by_attempt = |n: i64| {
         receives
             .iter()
-            .find(|r| attribute(r, MESSAGING_GCP_PUBSUB_MESSAGE_DELIVERY_ATTEMPT) == Some(&Value::I64(n)))
+            .find(|r| {
+                attribute(r, MESSAGING_GCP_PUBSUB_MESSAGE_DELIVERY_ATTEMPT) == Some(&Value::I64(n))
+            })
             .copied()
             .ok_or(format!("no receive span for delivery attempt {n}"))
     };
     let failed = by_attempt(1)?;
     let succeeded = by_attempt(2)?;
-    for (span, what) in [(failed, "receive")]
-        .into_iter()
-        .chain(children_of(&spans, failed).into_iter().map(|s| (s, "process")))
-    {
+    for (span, what) in [(failed, "receive")].into_iter().chain(
+        children_of(&spans, failed)
+            .into_iter()
+            .map(|s| (s, "process")),
+    ) {
         ensure!(
             matches!(span.status, Status::Error { .. }),
             "the failed {what} span has status {:?}",
@@ -520,7 +595,10 @@ async fn names_kinds_attributes<T: ConformanceTarget>(target: &T) -> Result<(), 
     ];
     let event_attributes = [
         (CLOUDEVENTS_EVENT_SOURCE, "hyperfleet-sentinel"),
-        (CLOUDEVENTS_EVENT_TYPE, "com.redhat.hyperfleet.cluster.reconcile"),
+        (
+            CLOUDEVENTS_EVENT_TYPE,
+            "com.redhat.hyperfleet.cluster.reconcile",
+        ),
         (CLOUDEVENTS_EVENT_SPEC_VERSION, "1.0"),
         (CLOUDEVENTS_EVENT_SUBJECT, "clusters/c1"),
     ];
@@ -540,14 +618,31 @@ async fn names_kinds_attributes<T: ConformanceTarget>(target: &T) -> Result<(), 
         (MESSAGING_OPERATION_NAME, "process"),
         (MESSAGING_DESTINATION_SUBSCRIPTION_NAME, sub.as_str()),
     ];
-    expect_span(publish, SpanKind::Producer, [&common[..], &event_attributes, &publish_only].concat())?;
-    expect_span(receive, SpanKind::Consumer, [&common[..], &event_attributes, &receive_only].concat())?;
-    expect_span(process, SpanKind::Internal, [&common[..], &process_only].concat())
+    expect_span(
+        publish,
+        SpanKind::Producer,
+        [&common[..], &event_attributes, &publish_only].concat(),
+    )?;
+    expect_span(
+        receive,
+        SpanKind::Consumer,
+        [&common[..], &event_attributes, &receive_only].concat(),
+    )?;
+    expect_span(
+        process,
+        SpanKind::Internal,
+        [&common[..], &process_only].concat(),
+    )
 }
 
 /// `span` has this kind, these attribute values, no ordering key and no failure.
 fn expect_span(span: &SpanData, kind: SpanKind, pairs: Vec<(&str, &str)>) -> Result<(), String> {
-    ensure!(span.span_kind == kind, "{}: kind {:?}, expected {kind:?}", span.name, span.span_kind);
+    ensure!(
+        span.span_kind == kind,
+        "{}: kind {:?}, expected {kind:?}",
+        span.name,
+        span.span_kind
+    );
     for (key, value) in pairs {
         let found = attribute_str(span, key);
         ensure!(
@@ -578,16 +673,25 @@ async fn ordering_key<T: ConformanceTarget>(target: &T) -> Result<(), String> {
     let ids = ["c1", "c2", "c3", "c4", "c5"];
     for id in ids {
         publisher
-            .publish_with(reconcile_event(id)?, PublishOptions::new().ordering_key("cluster-1"))
+            .publish_with(
+                reconcile_event(id)?,
+                PublishOptions::new().ordering_key("cluster-1"),
+            )
             .await
             .map_err(|e| e.to_string())?;
     }
     let seen = h
         .consume(h.subscriber(&sub).concurrency(4), ids.len(), |_, _| Ok(()))
         .await?;
-    let order: Vec<String> = seen.iter().map(|s| s.received.event.id().to_owned()).collect();
+    let order: Vec<String> = seen
+        .iter()
+        .map(|s| s.received.event.id().to_owned())
+        .collect();
     let expected: Vec<String> = ids.iter().map(|id| format!("event-{id}")).collect();
-    ensure!(order == expected, "delivered in order {order:?}, published {expected:?}");
+    ensure!(
+        order == expected,
+        "delivered in order {order:?}, published {expected:?}"
+    );
     let spans = h.spans();
     for span in named(&spans, &publish_name(&h))
         .into_iter()
@@ -611,10 +715,16 @@ async fn no_payload<T: ConformanceTarget>(target: &T) -> Result<(), String> {
     let mut data = serde_json::json!({"id": "c1", "kind": "Cluster", "generation": 1});
     data["token"] = serde_json::Value::String(marker.clone());
     event.set_data("application/json", data);
-    h.publisher().publish(event).await.map_err(|e| e.to_string())?;
+    h.publisher()
+        .publish(event)
+        .await
+        .map_err(|e| e.to_string())?;
     h.consume(h.subscriber(&sub), 1, |_, _| Ok(())).await?;
     let spans = h.spans();
-    ensure!(spans.len() >= 3, "expected publish, receive and process spans");
+    ensure!(
+        spans.len() >= 3,
+        "expected publish, receive and process spans"
+    );
     for span in &spans {
         for kv in &span.attributes {
             ensure!(
@@ -639,7 +749,11 @@ async fn undecodable<T: ConformanceTarget>(target: &T) -> Result<(), String> {
         .await?;
     let dead_letters = format!("{dead_letter_topic}-sub");
     target
-        .create_subscription(&dead_letters, &dead_letter_topic, &SubscriptionConfig::default())
+        .create_subscription(
+            &dead_letters,
+            &dead_letter_topic,
+            &SubscriptionConfig::default(),
+        )
         .await
         .map_err(|e| e.to_string())?;
     let transport = target.transport();
@@ -647,7 +761,10 @@ async fn undecodable<T: ConformanceTarget>(target: &T) -> Result<(), String> {
         .publish(&h.topic, Message::new("this is not a CloudEvent"))
         .await
         .map_err(|e| e.to_string())?;
-    let mut dead = transport.subscribe(&dead_letters).await.map_err(|e| e.to_string())?;
+    let mut dead = transport
+        .subscribe(&dead_letters)
+        .await
+        .map_err(|e| e.to_string())?;
     let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counted = std::sync::Arc::clone(&calls);
     let arrived = async move {
@@ -672,7 +789,11 @@ async fn undecodable<T: ConformanceTarget>(target: &T) -> Result<(), String> {
     );
     let spans = h.spans();
     let receives = named(&spans, &receive_name(&h));
-    ensure!(receives.len() == 5, "{} receive spans, expected one per attempt (5)", receives.len());
+    ensure!(
+        receives.len() == 5,
+        "{} receive spans, expected one per attempt (5)",
+        receives.len()
+    );
     for receive in receives {
         ensure!(
             attribute_str(receive, ERROR_TYPE).as_deref() == Some("not_a_cloudevent"),

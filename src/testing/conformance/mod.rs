@@ -106,11 +106,7 @@ impl fmt::Display for Report {
             }
         }
         let failed = self.failures().len();
-        write!(
-            f,
-            "{} passed, {failed} failed",
-            self.results.len() - failed
-        )
+        write!(f, "{} passed, {failed} failed", self.results.len() - failed)
     }
 }
 

@@ -162,9 +162,10 @@ impl Inner {
     fn dead_letter(&self, from: &SubscriptionState, dead: DeadLetter) {
         let mut message = dead.pending.message.clone();
         message.id = None;
-        message
-            .attributes
-            .insert(DEAD_LETTER_SOURCE_SUBSCRIPTION.to_owned(), from.name.clone());
+        message.attributes.insert(
+            DEAD_LETTER_SOURCE_SUBSCRIPTION.to_owned(),
+            from.name.clone(),
+        );
         message.attributes.insert(
             DEAD_LETTER_SOURCE_DELIVERY_COUNT.to_owned(),
             dead.pending.attempts.to_string(),

@@ -88,10 +88,13 @@ impl SubscriptionState {
         }
 
         let ordering = self.config.message_ordering;
-        let position = queue.ready.iter().position(|p| match &p.message.ordering_key {
-            Some(key) if ordering => !queue.keys_in_flight.contains(key),
-            _ => true,
-        });
+        let position = queue
+            .ready
+            .iter()
+            .position(|p| match &p.message.ordering_key {
+                Some(key) if ordering => !queue.keys_in_flight.contains(key),
+                _ => true,
+            });
         let Some(mut pending) = position.and_then(|i| queue.ready.remove(i)) else {
             let next = queue.leased.values().map(|l| l.deadline).min();
             return (Pull::Wait(next), dead);
