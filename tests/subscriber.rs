@@ -71,6 +71,24 @@ fn after_calls(
     })
 }
 
+/// Runs `subscriber` until its handler has been called once, the handler returning `result`.
+async fn handle_one(
+    subscriber: TracedSubscriber<MemoryTransport>,
+    result: Result<(), &'static str>,
+) {
+    let (tx, shutdown) = after_calls(1);
+    subscriber
+        .run(
+            move |_: Received| {
+                let _ = tx.send(());
+                async move { result.map_err(HandlerError::from) }
+            },
+            shutdown,
+        )
+        .await
+        .unwrap();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_waits_for_handlers_in_flight_and_settles_them() {
     let (transport, telemetry) = setup();
@@ -170,18 +188,11 @@ async fn always_ack_acks_a_failed_message_but_records_the_failure() {
         .publish(event("c1"))
         .await
         .unwrap();
-    let (tx, shutdown) = after_calls(1);
-    subscriber(&transport, &telemetry)
-        .ack_policy(AckPolicy::AlwaysAck)
-        .run(
-            move |_: Received| {
-                let _ = tx.send(());
-                async { Err::<(), HandlerError>("cloud provider said no".into()) }
-            },
-            shutdown,
-        )
-        .await
-        .unwrap();
+    handle_one(
+        subscriber(&transport, &telemetry).ack_policy(AckPolicy::AlwaysAck),
+        Err("cloud provider said no"),
+    )
+    .await;
     assert_eq!(transport.backlog("validation").unwrap(), 0);
     let spans = telemetry.spans();
     let process = single(&spans, "adapter.process").unwrap();
@@ -205,18 +216,11 @@ async fn link_mode_starts_a_new_trace_linked_to_the_producer() {
         .publish(event("c1"))
         .await
         .unwrap();
-    let (tx, shutdown) = after_calls(1);
-    subscriber(&transport, &telemetry)
-        .parent_mode(ParentMode::Link)
-        .run(
-            move |_: Received| {
-                let _ = tx.send(());
-                async { Ok::<(), HandlerError>(()) }
-            },
-            shutdown,
-        )
-        .await
-        .unwrap();
+    handle_one(
+        subscriber(&transport, &telemetry).parent_mode(ParentMode::Link),
+        Ok(()),
+    )
+    .await;
     let spans = telemetry.spans();
     let receive = single(&spans, "hyperfleet-clusters receive").unwrap();
     assert!(is_root(receive));
@@ -238,21 +242,15 @@ async fn span_names_follow_the_options() {
         .publish(event("c1"))
         .await
         .unwrap();
-    let (tx, shutdown) = after_calls(1);
-    subscriber(&transport, &telemetry)
-        .span_naming(SpanNaming::OperationDestination)
-        .process_span_name("validation.check")
-        .adapter("validation")
-        .attributes(|_| vec![opentelemetry::KeyValue::new("custom", "yes")])
-        .run(
-            move |_: Received| {
-                let _ = tx.send(());
-                async { Ok::<(), HandlerError>(()) }
-            },
-            shutdown,
-        )
-        .await
-        .unwrap();
+    handle_one(
+        subscriber(&transport, &telemetry)
+            .span_naming(SpanNaming::OperationDestination)
+            .process_span_name("validation.check")
+            .adapter("validation")
+            .attributes(|_| vec![opentelemetry::KeyValue::new("custom", "yes")]),
+        Ok(()),
+    )
+    .await;
     let spans = telemetry.spans();
     single(&spans, "publish hyperfleet-clusters").unwrap();
     let receive = single(&spans, "receive hyperfleet-clusters").unwrap();
