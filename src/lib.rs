@@ -23,6 +23,8 @@ mod instrumentation;
 pub mod naming;
 pub mod publisher;
 pub mod subscriber;
+#[cfg(feature = "telemetry")]
+pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transport;

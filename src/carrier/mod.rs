@@ -43,6 +43,7 @@ use opentelemetry::global;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use std::sync::{Arc, PoisonError, RwLock};
 
 /// Extension attribute carrying the W3C `traceparent`.
 pub const TRACEPARENT: &str = "traceparent";
@@ -137,10 +138,31 @@ pub fn remote_span_context(event: &Event) -> Option<SpanContext> {
     (sc.is_valid() && sc.is_remote()).then(|| sc.clone())
 }
 
-/// Runs `f` with the global propagator when one is configured, else with W3C TraceContext.
+/// A propagator for the carrier alone, set by the application (or the telemetry bootstrap);
+/// it takes precedence over the global one.
+static PROPAGATOR: RwLock<Option<Arc<dyn TextMapPropagator + Send + Sync>>> = RwLock::new(None);
+
+/// Makes [`inject`] and [`extract`] use `propagator`, whatever the global propagator is.
+///
+/// The telemetry bootstrap calls it with the propagators of `OTEL_PROPAGATORS`, so that `none`
+/// really turns propagation through events off.
+pub fn set_propagator(propagator: impl TextMapPropagator + Send + Sync + 'static) {
+    let mut slot = PROPAGATOR.write().unwrap_or_else(PoisonError::into_inner);
+    *slot = Some(Arc::new(propagator));
+}
+
+/// Runs `f` with the carrier's propagator if one was set, else the global propagator when
+/// one is configured, else W3C TraceContext.
 ///
 /// The global default is a no-op propagator with no fields; that is how we tell it apart.
 fn with_propagator<T>(mut f: impl FnMut(&dyn TextMapPropagator) -> T) -> T {
+    let chosen = PROPAGATOR
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    if let Some(propagator) = chosen {
+        return f(propagator.as_ref());
+    }
     global::get_text_map_propagator(|p| {
         if p.fields().next().is_some() {
             f(p)

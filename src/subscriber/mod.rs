@@ -2,10 +2,12 @@
 //! `{topic} receive` and `adapter.process` spans.
 
 mod handler;
+mod log_context;
 mod policy;
 mod process;
 
 pub use handler::{Handler, HandlerError, Received};
+pub use log_context::MessageLogFields;
 pub use policy::{AckPolicy, ParentMode};
 
 use crate::AttributeHook;

@@ -1,6 +1,6 @@
 //! One delivery: decode, continue the trace, run the handler inside the process span, settle.
 
-use super::{AckPolicy, Handler, ParentMode, Received, Settings};
+use super::{AckPolicy, Handler, MessageLogFields, ParentMode, Received, Settings};
 use crate::attributes::{
     self, HYPERFLEET_ADAPTER, MESSAGING_GCP_PUBSUB_MESSAGE_DELIVERY_ATTEMPT,
     MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY, MESSAGING_MESSAGE_ID,
@@ -93,7 +93,13 @@ pub(super) async fn process<H: Handler>(settings: &Settings, handler: &H, delive
         .with_kind(SpanKind::Internal)
         .with_attributes(process_attributes)
         .start_with_context(settings.tracer.as_ref(), &receive_cx);
-    let process_cx = receive_cx.with_span(process_span);
+    let process_cx = receive_cx
+        .with_span(process_span)
+        .with_value(MessageLogFields {
+            event_id: event.id().to_owned(),
+            subscription: settings.subscription.clone(),
+            adapter: settings.adapter.clone(),
+        });
 
     let received = Received {
         event,

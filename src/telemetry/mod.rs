@@ -1,0 +1,463 @@
+//! Telemetry bootstrap from the standard's environment variables (feature `telemetry`).
+//!
+//! One call gives a HyperFleet component the whole standard: an OpenTelemetry tracer provider
+//! configured from `OTEL_*` (OTLP over gRPC or HTTP, or the console; the standard's sampler
+//! and propagators; resource attributes), the always-sample rules of [`sampling`], and
+//! trace-correlated JSON log lines through `tracing` ([`logs`]), with `tracing` spans bridged
+//! into the same traces by `tracing-opentelemetry`.
+//!
+//! ```no_run
+//! use hyperfleet_tracing::telemetry::{self, Component};
+//!
+//! #[tokio::main]
+//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//!     // Inside the Tokio runtime: the OTLP gRPC exporter needs it.
+//!     let _guard = telemetry::init(Component::ValidationAdapter)?;
+//!     tracing::info!(cluster_id = "c1", "adapter started");
+//!     // … run the subscriber; dropping the guard flushes and shuts down.
+//!     Ok(())
+//! }
+//! ```
+//!
+//! | variable | default | meaning |
+//! |---|---|---|
+//! | `OTEL_SERVICE_NAME` | the component's (`hyperfleet-api`, …) | service name |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | `localhost:4317` (`localhost:4318` over HTTP) | collector; `http://` added without a scheme |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL` | `grpc` | `grpc` or `http/protobuf` |
+//! | `OTEL_TRACES_SAMPLER` / `_ARG` | `parentbased_traceidratio` / `1.0` | head sampler |
+//! | `OTEL_PROPAGATORS` | `tracecontext,baggage` | `tracecontext`, `baggage`, `none` |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | – | `k=v,…`, percent-decoded |
+//! | `OTEL_TRACES_EXPORTER` | `otlp` | `otlp`, `console`, `none` (comma-separated) |
+//! | `OTEL_SDK_DISABLED` | `false` | `true` turns tracing off |
+//! | `TRACING_ENABLED` | `true` | the standard's switch |
+//! | `HYPERFLEET_TRACING_ENABLED` | – | newer upstream name; wins over `TRACING_ENABLED` when both are set |
+//! | `HYPERFLEET_TRACING_ALWAYS_SAMPLE_ERRORS` | `true` | export dropped spans that end in error |
+//! | `HYPERFLEET_TRACING_SLOW_THRESHOLD_MS` | – | export dropped spans slower than this |
+//! | `HYPERFLEET_TRACING_ALWAYS_SAMPLE_RESOURCES` | – | cluster/resource ids always sampled |
+//! | `HYPERFLEET_LOG_LEVEL` | `info` | `debug`, `info`, `warn`, `error` |
+//! | `HYPERFLEET_LOG_FORMAT` | `json` | `json` or `text` |
+//! | `HYPERFLEET_LOG_OUTPUT` | `stdout` | `stdout` or `stderr` |
+//!
+//! With tracing disabled no span is recorded or exported, but the propagators stay installed
+//! and the publisher and subscriber still carry incoming trace context on to outgoing events.
+
+pub mod config;
+pub mod logs;
+pub mod sampling;
+
+pub use config::{Config, ConfigError};
+
+use crate::carrier;
+use config::{ExporterKind, LogLevel, LogOutput, PropagatorKind, Protocol, SamplerConfig};
+use logs::LogLayer;
+use opentelemetry::KeyValue;
+use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
+use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_otlp::WithExportConfig;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::resource::TelemetryResourceDetector;
+use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider, SpanExporter};
+use sampling::{AlwaysSampleRules, TailRulesProcessor};
+use std::time::Duration;
+use tracing_subscriber::Layer;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::fmt::writer::BoxMakeWriter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// A HyperFleet component, which names the service and the log lines' `component`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Component {
+    /// `hyperfleet-api`
+    Api,
+    /// `hyperfleet-sentinel`
+    Sentinel,
+    /// `hyperfleet-adapter-validation`
+    ValidationAdapter,
+    /// `hyperfleet-adapter-provisioning`
+    ProvisioningAdapter,
+    /// Any other service: its service name and its log `component`.
+    Custom {
+        /// The default service name.
+        service_name: String,
+        /// The `component` of its log lines.
+        component: String,
+    },
+}
+
+impl Component {
+    /// A custom component; the log `component` is the name without a `hyperfleet-` prefix.
+    pub fn custom(service_name: impl Into<String>) -> Self {
+        let service_name = service_name.into();
+        let component = service_name
+            .strip_prefix("hyperfleet-")
+            .unwrap_or(&service_name)
+            .to_owned();
+        Self::Custom {
+            service_name,
+            component,
+        }
+    }
+
+    /// The service name from the standard's table.
+    pub fn service_name(&self) -> &str {
+        match self {
+            Self::Api => "hyperfleet-api",
+            Self::Sentinel => "hyperfleet-sentinel",
+            Self::ValidationAdapter => "hyperfleet-adapter-validation",
+            Self::ProvisioningAdapter => "hyperfleet-adapter-provisioning",
+            Self::Custom { service_name, .. } => service_name,
+        }
+    }
+
+    /// The log lines' `component` (`api`, `sentinel`, `adapter-validation`, …).
+    pub fn log_component(&self) -> &str {
+        match self {
+            Self::Api => "api",
+            Self::Sentinel => "sentinel",
+            Self::ValidationAdapter => "adapter-validation",
+            Self::ProvisioningAdapter => "adapter-provisioning",
+            Self::Custom { component, .. } => component,
+        }
+    }
+}
+
+/// Why telemetry could not be set up.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TelemetryError {
+    /// An environment variable has a value the standard does not allow.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// The OTLP exporter could not be built.
+    #[error("cannot build the OTLP exporter for {endpoint}: {source}")]
+    Exporter {
+        /// The endpoint.
+        endpoint: String,
+        /// The cause.
+        #[source]
+        source: opentelemetry_otlp::ExporterBuildError,
+    },
+    /// A global `tracing` subscriber was already installed.
+    #[error("a global tracing subscriber is already installed: {0}")]
+    SubscriberAlreadySet(String),
+}
+
+/// Sets telemetry up for `component` from the environment and installs it globally.
+///
+/// Call it inside the Tokio runtime. Keep the guard: dropping it flushes and shuts down.
+pub fn init(component: Component) -> Result<TelemetryGuard, TelemetryError> {
+    builder(component).install()
+}
+
+/// A builder, for a version, an explicit configuration or another log writer.
+pub fn builder(component: Component) -> TelemetryBuilder {
+    TelemetryBuilder {
+        component,
+        version: None,
+        config: None,
+        log_writer: None,
+        shutdown_timeout: Duration::from_secs(5),
+    }
+}
+
+/// Builds [`Telemetry`]; see [`builder`].
+pub struct TelemetryBuilder {
+    component: Component,
+    version: Option<String>,
+    config: Option<Config>,
+    log_writer: Option<BoxMakeWriter>,
+    shutdown_timeout: Duration,
+}
+
+impl std::fmt::Debug for TelemetryBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TelemetryBuilder")
+            .field("component", &self.component)
+            .field("version", &self.version)
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TelemetryBuilder {
+    /// The component's version (`service.version` in `OTEL_RESOURCE_ATTRIBUTES` wins).
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.version = Some(version.into());
+        self
+    }
+
+    /// Uses `config` instead of reading the environment.
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = Some(config);
+        self
+    }
+
+    /// Writes log lines to `writer` instead of `HYPERFLEET_LOG_OUTPUT`.
+    pub fn log_writer<W>(mut self, writer: W) -> Self
+    where
+        W: for<'w> MakeWriter<'w> + Send + Sync + 'static,
+    {
+        self.log_writer = Some(BoxMakeWriter::new(writer));
+        self
+    }
+
+    /// The longest the guard's shutdown may take (default 5 s).
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// Builds the provider, propagator and log layer without installing anything globally.
+    pub fn build(self) -> Result<Telemetry, TelemetryError> {
+        let config = match self.config {
+            Some(config) => config,
+            None => Config::from_env(self.component.service_name())?,
+        };
+        let tracing = &config.tracing;
+        let version = tracing
+            .resource_attributes
+            .iter()
+            .find(|(k, _)| k == "service.version")
+            .map(|(_, v)| v.clone())
+            .or(self.version)
+            .unwrap_or_else(|| "unknown".to_owned());
+        let provider = if tracing.enabled {
+            Some(tracer_provider(&config, &version)?)
+        } else {
+            None
+        };
+        let writer = self.log_writer.unwrap_or_else(|| match config.logging.output {
+            LogOutput::Stdout => BoxMakeWriter::new(std::io::stdout),
+            LogOutput::Stderr => BoxMakeWriter::new(std::io::stderr),
+        });
+        let log_layer = LogLayer::new(
+            writer,
+            config.logging.format,
+            self.component.log_component(),
+            version,
+        );
+        Ok(Telemetry {
+            provider,
+            log_layer,
+            config,
+            shutdown_timeout: self.shutdown_timeout,
+        })
+    }
+
+    /// Builds and installs globally: tracer provider, propagators (global and the carrier's),
+    /// and the `tracing` subscriber with the log layer and the OpenTelemetry bridge.
+    pub fn install(self) -> Result<TelemetryGuard, TelemetryError> {
+        self.build()?.install()
+    }
+}
+
+/// Telemetry built but not yet installed.
+pub struct Telemetry {
+    provider: Option<SdkTracerProvider>,
+    log_layer: LogLayer,
+    config: Config,
+    shutdown_timeout: Duration,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("config", &self.config)
+            .field("tracing_enabled", &self.provider.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Telemetry {
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The tracer provider; `None` when tracing is disabled.
+    pub fn tracer_provider(&self) -> Option<&SdkTracerProvider> {
+        self.provider.as_ref()
+    }
+
+    /// The propagator `OTEL_PROPAGATORS` names (none of them: a propagator that does nothing).
+    pub fn propagator(&self) -> TextMapCompositePropagator {
+        let propagators: Vec<Box<dyn TextMapPropagator + Send + Sync>> = self
+            .config
+            .tracing
+            .propagators
+            .iter()
+            .map(|p| -> Box<dyn TextMapPropagator + Send + Sync> {
+                match p {
+                    PropagatorKind::TraceContext => Box::new(TraceContextPropagator::new()),
+                    PropagatorKind::Baggage => Box::new(BaggagePropagator::new()),
+                }
+            })
+            .collect();
+        TextMapCompositePropagator::new(propagators)
+    }
+
+    /// The `tracing` subscriber: the log layer at `HYPERFLEET_LOG_LEVEL`, plus the
+    /// OpenTelemetry bridge when tracing is enabled. For tests and custom set-ups; [`install`]
+    /// makes it the global default.
+    ///
+    /// [`install`]: Self::install
+    pub fn into_subscriber(self) -> (tracing::Dispatch, TelemetryGuard) {
+        let level = match self.config.logging.level {
+            LogLevel::Debug => LevelFilter::DEBUG,
+            LogLevel::Info => LevelFilter::INFO,
+            LogLevel::Warn => LevelFilter::WARN,
+            LogLevel::Error => LevelFilter::ERROR,
+        };
+        let bridge = self.provider.as_ref().map(|provider| {
+            tracing_opentelemetry::layer().with_tracer(provider.tracer(crate::SCOPE_NAME))
+        });
+        let dispatch = tracing_subscriber::registry()
+            .with(self.log_layer.with_filter(level))
+            .with(bridge)
+            .into();
+        let guard = TelemetryGuard {
+            provider: self.provider,
+            timeout: self.shutdown_timeout,
+        };
+        (dispatch, guard)
+    }
+
+    /// Installs everything globally and returns the guard.
+    pub fn install(self) -> Result<TelemetryGuard, TelemetryError> {
+        let propagator = self.propagator();
+        opentelemetry::global::set_text_map_propagator(self.propagator());
+        carrier::set_propagator(propagator);
+        if let Some(provider) = &self.provider {
+            opentelemetry::global::set_tracer_provider(provider.clone());
+        }
+        let (dispatch, guard) = self.into_subscriber();
+        dispatch
+            .try_init()
+            .map_err(|e| TelemetryError::SubscriberAlreadySet(e.to_string()))?;
+        Ok(guard)
+    }
+}
+
+/// Flushes and shuts the tracer provider down when dropped, within its timeout.
+#[derive(Debug)]
+pub struct TelemetryGuard {
+    provider: Option<SdkTracerProvider>,
+    timeout: Duration,
+}
+
+impl TelemetryGuard {
+    /// The tracer provider; `None` when tracing is disabled.
+    pub fn tracer_provider(&self) -> Option<&SdkTracerProvider> {
+        self.provider.as_ref()
+    }
+
+    /// Flushes every finished span and shuts down; later calls do nothing.
+    pub fn shutdown(&mut self) -> Result<(), opentelemetry_sdk::error::OTelSdkError> {
+        match self.provider.take() {
+            Some(provider) => provider.shutdown_with_timeout(self.timeout),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for TelemetryGuard {
+    fn drop(&mut self) {
+        // Nothing to report to at this point; the spans that could be flushed were.
+        let _ = self.shutdown();
+    }
+}
+
+fn tracer_provider(config: &Config, version: &str) -> Result<SdkTracerProvider, TelemetryError> {
+    let tracing = &config.tracing;
+    let head = match tracing.sampler {
+        SamplerConfig::AlwaysOn => Sampler::AlwaysOn,
+        SamplerConfig::AlwaysOff => Sampler::AlwaysOff,
+        SamplerConfig::TraceIdRatio(r) => Sampler::TraceIdRatioBased(r),
+        SamplerConfig::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
+        SamplerConfig::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
+        SamplerConfig::ParentBasedTraceIdRatio(r) => {
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r)))
+        }
+    };
+    let rules = &tracing.always_sample;
+    let sampler = AlwaysSampleRules::new(
+        head,
+        rules.resources.iter().cloned(),
+        rules.records_dropped_spans(),
+    );
+    let mut builder = SdkTracerProvider::builder()
+        .with_sampler(sampler)
+        .with_resource(resource(config, version));
+    for exporter in &tracing.exporters {
+        builder = match exporter {
+            ExporterKind::Otlp => builder.with_span_processor(with_rules(otlp(config)?, config)),
+            ExporterKind::Console => builder.with_span_processor(with_rules(
+                opentelemetry_stdout::SpanExporter::default(),
+                config,
+            )),
+        };
+    }
+    Ok(builder.build())
+}
+
+fn with_rules<E: SpanExporter + 'static>(
+    exporter: E,
+    config: &Config,
+) -> TailRulesProcessor<BatchSpanProcessor> {
+    let rules = &config.tracing.always_sample;
+    TailRulesProcessor::new(
+        BatchSpanProcessor::builder(exporter).build(),
+        rules.errors,
+        rules.slow_threshold,
+    )
+}
+
+fn otlp(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, TelemetryError> {
+    let tracing = &config.tracing;
+    let built = match tracing.protocol {
+        Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
+            .with_tonic()
+            .with_endpoint(&tracing.endpoint)
+            .with_timeout(tracing.export_timeout)
+            .build(),
+        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_endpoint(&tracing.endpoint)
+            .with_timeout(tracing.export_timeout)
+            .build(),
+    };
+    built.map_err(|source| TelemetryError::Exporter {
+        endpoint: tracing.endpoint.clone(),
+        source,
+    })
+}
+
+/// `telemetry.sdk.*`, `OTEL_RESOURCE_ATTRIBUTES` (decoded), `host.name`, `service.version`
+/// and the service name. Built from empty: the SDK's own environment detector would read
+/// `OTEL_RESOURCE_ATTRIBUTES` again without percent-decoding.
+fn resource(config: &Config, version: &str) -> Resource {
+    let tracing = &config.tracing;
+    let given = |key: &str| tracing.resource_attributes.iter().any(|(k, _)| k == key);
+    let mut attributes: Vec<KeyValue> = tracing
+        .resource_attributes
+        .iter()
+        .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
+        .collect();
+    if !given("host.name") {
+        attributes.push(KeyValue::new(
+            "host.name",
+            gethostname::gethostname().to_string_lossy().into_owned(),
+        ));
+    }
+    if !given("service.version") && version != "unknown" {
+        attributes.push(KeyValue::new("service.version", version.to_owned()));
+    }
+    Resource::builder_empty()
+        .with_detector(Box::new(TelemetryResourceDetector))
+        .with_attributes(attributes)
+        .with_service_name(tracing.service_name.clone())
+        .build()
+}
