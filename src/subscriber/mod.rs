@@ -22,6 +22,7 @@ use opentelemetry::trace::{Tracer, TracerProvider};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::task::JoinSet;
+use tracing::instrument::WithSubscriber;
 
 /// Why a subscriber loop stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -238,9 +239,13 @@ impl<T: Transport> TracedSubscriber<T> {
                     Some(Ok(delivery)) => {
                         let settings = Arc::clone(&settings);
                         let handler = Arc::clone(&handler);
-                        in_flight.spawn(async move {
-                            process::process(&settings, handler.as_ref(), delivery).await;
-                        });
+                        // Handlers log through the caller's `tracing` subscriber.
+                        in_flight.spawn(
+                            async move {
+                                process::process(&settings, handler.as_ref(), delivery).await;
+                            }
+                            .with_current_subscriber(),
+                        );
                     }
                     Some(Err(source)) => break Err(SubscribeError::Stream {
                         subscription: subscription.clone(),

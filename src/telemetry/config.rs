@@ -171,7 +171,11 @@ impl Config {
         default_service_name: &str,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ConfigError> {
-        let get = |key: &str| lookup(key).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let get = |key: &str| {
+            lookup(key)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
         Ok(Self {
             tracing: tracing_config(default_service_name, &get)?,
             logging: log_config(&get)?,
@@ -198,12 +202,21 @@ fn tracing_config(
     let protocol = match get("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
         None | Some("grpc") => Protocol::Grpc,
         Some("http/protobuf") => Protocol::HttpProtobuf,
-        Some(other) => return Err(invalid("OTEL_EXPORTER_OTLP_PROTOCOL", other, "grpc, http/protobuf")),
+        Some(other) => {
+            return Err(invalid(
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                other,
+                "grpc, http/protobuf",
+            ));
+        }
     };
     let endpoint = endpoint(get, protocol)?;
-    let timeout_var = ["OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT"]
-        .into_iter()
-        .find_map(|k| get(k).map(|v| (k, v)));
+    let timeout_var = [
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+    ]
+    .into_iter()
+    .find_map(|k| get(k).map(|v| (k, v)));
     let export_timeout = match timeout_var {
         Some((key, v)) => Duration::from_millis(
             v.parse::<u64>()
@@ -224,11 +237,17 @@ fn tracing_config(
     Ok(TracingConfig {
         enabled: enabled && !sdk_disabled,
         service_name,
-        exporters: list(get, "OTEL_TRACES_EXPORTER", "otlp", "otlp, console, none", |v| match v {
-            "otlp" => Some(ExporterKind::Otlp),
-            "console" => Some(ExporterKind::Console),
-            _ => None,
-        })?,
+        exporters: list(
+            get,
+            "OTEL_TRACES_EXPORTER",
+            "otlp",
+            "otlp, console, none",
+            |v| match v {
+                "otlp" => Some(ExporterKind::Otlp),
+                "console" => Some(ExporterKind::Console),
+                _ => None,
+            },
+        )?,
         protocol,
         endpoint,
         export_timeout,
@@ -249,7 +268,10 @@ fn tracing_config(
     })
 }
 
-fn endpoint(get: &dyn Fn(&str) -> Option<String>, protocol: Protocol) -> Result<String, ConfigError> {
+fn endpoint(
+    get: &dyn Fn(&str) -> Option<String>,
+    protocol: Protocol,
+) -> Result<String, ConfigError> {
     if let Some(url) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
         return with_scheme("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &url);
     }
@@ -343,7 +365,11 @@ fn always_sample(get: &dyn Fn(&str) -> Option<String>) -> Result<AlwaysSampleCon
     };
     let slow_threshold = match get("HYPERFLEET_TRACING_SLOW_THRESHOLD_MS") {
         Some(v) => Some(Duration::from_millis(v.parse::<u64>().map_err(|_| {
-            invalid("HYPERFLEET_TRACING_SLOW_THRESHOLD_MS", &v, "a whole number of milliseconds")
+            invalid(
+                "HYPERFLEET_TRACING_SLOW_THRESHOLD_MS",
+                &v,
+                "a whole number of milliseconds",
+            )
         })?)),
         None => None,
     };
@@ -371,7 +397,13 @@ fn log_config(get: &dyn Fn(&str) -> Option<String>) -> Result<LogConfig, ConfigE
             Some("debug") => LogLevel::Debug,
             Some("warn") => LogLevel::Warn,
             Some("error") => LogLevel::Error,
-            Some(other) => return Err(invalid("HYPERFLEET_LOG_LEVEL", other, "debug, info, warn, error")),
+            Some(other) => {
+                return Err(invalid(
+                    "HYPERFLEET_LOG_LEVEL",
+                    other,
+                    "debug, info, warn, error",
+                ));
+            }
         },
         format: match lower("HYPERFLEET_LOG_FORMAT").as_deref() {
             None | Some("json") => LogFormat::Json,

@@ -69,12 +69,18 @@ impl LogLayer {
         let timestamp = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         line.insert("timestamp".into(), timestamp.into());
         line.insert("level".into(), level_name(event.metadata().level()).into());
-        line.insert("message".into(), fields.message.take().unwrap_or_default().into());
+        line.insert(
+            "message".into(),
+            fields.message.take().unwrap_or_default().into(),
+        );
         line.insert("component".into(), self.component.clone().into());
         line.insert("version".into(), self.version.clone().into());
         line.insert("hostname".into(), self.hostname.clone().into());
         if span_context.is_valid() {
-            line.insert("trace_id".into(), span_context.trace_id().to_string().into());
+            line.insert(
+                "trace_id".into(),
+                span_context.trace_id().to_string().into(),
+            );
             line.insert("span_id".into(), span_context.span_id().to_string().into());
         }
         if let Some(message) = cx.get::<MessageLogFields>() {

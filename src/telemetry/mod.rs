@@ -229,10 +229,12 @@ impl TelemetryBuilder {
         } else {
             None
         };
-        let writer = self.log_writer.unwrap_or_else(|| match config.logging.output {
-            LogOutput::Stdout => BoxMakeWriter::new(std::io::stdout),
-            LogOutput::Stderr => BoxMakeWriter::new(std::io::stderr),
-        });
+        let writer = self
+            .log_writer
+            .unwrap_or_else(|| match config.logging.output {
+                LogOutput::Stdout => BoxMakeWriter::new(std::io::stdout),
+                LogOutput::Stderr => BoxMakeWriter::new(std::io::stderr),
+            });
         let log_layer = LogLayer::new(
             writer,
             config.logging.format,

@@ -57,7 +57,8 @@ impl AlwaysSampleRules {
     fn names_listed_resource(&self, attributes: &[KeyValue]) -> bool {
         !self.resources.is_empty()
             && attributes.iter().any(|kv| {
-                (kv.key.as_str() == HYPERFLEET_CLUSTER_ID || kv.key.as_str() == HYPERFLEET_RESOURCE_ID)
+                (kv.key.as_str() == HYPERFLEET_CLUSTER_ID
+                    || kv.key.as_str() == HYPERFLEET_RESOURCE_ID)
                     && self.resources.contains(kv.value.as_str().as_ref())
             })
     }
@@ -109,7 +110,8 @@ impl<P: SpanProcessor> TailRulesProcessor<P> {
     fn keep(&self, span: &SpanData) -> bool {
         let failed = matches!(span.status, Status::Error { .. })
             || span.attributes.iter().any(|kv| {
-                kv.key.as_str() == HTTP_STATUS && matches!(kv.value, Value::I64(code) if code >= 500)
+                kv.key.as_str() == HTTP_STATUS
+                    && matches!(kv.value, Value::I64(code) if code >= 500)
             });
         let slow = self.slow_threshold.is_some_and(|threshold| {
             span.end_time
