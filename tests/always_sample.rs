@@ -2,9 +2,11 @@
 //! drops everything; the rest does not.
 
 use hyperfleet_tracing::telemetry::sampling::{AlwaysSampleRules, TailRulesProcessor};
-use opentelemetry::trace::{Span, Status, Tracer, TracerProvider};
 use opentelemetry::KeyValue;
-use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider, SimpleSpanProcessor};
+use opentelemetry::trace::{Span, Status, Tracer, TracerProvider};
+use opentelemetry_sdk::trace::{
+    InMemorySpanExporter, Sampler, SdkTracerProvider, SimpleSpanProcessor,
+};
 use std::time::{Duration, SystemTime};
 
 fn provider(errors: bool, slow: Option<Duration>) -> (SdkTracerProvider, InMemorySpanExporter) {
@@ -67,9 +69,15 @@ fn kept_and_dropped() {
         .start(&tracer)
         .end();
 
-    assert_eq!(names(&exporter), vec!["GET 503", "failed", "listed cluster", "slow"]);
+    assert_eq!(
+        names(&exporter),
+        vec!["GET 503", "failed", "listed cluster", "slow"]
+    );
     let spans = exporter.get_finished_spans().unwrap();
-    assert!(spans.iter().all(|s| s.span_context.is_sampled()), "kept spans are exported as sampled");
+    assert!(
+        spans.iter().all(|s| s.span_context.is_sampled()),
+        "kept spans are exported as sampled"
+    );
 }
 
 #[test]
@@ -77,7 +85,10 @@ fn rules_off_drop_errors_too() {
     let (provider, exporter) = provider(false, None);
     let tracer = provider.tracer("test");
     let mut failed = tracer.start("failed");
-    assert!(!failed.is_recording(), "with no tail rule, dropped spans are not even recorded");
+    assert!(
+        !failed.is_recording(),
+        "with no tail rule, dropped spans are not even recorded"
+    );
     failed.set_status(Status::error("boom"));
     failed.end();
     tracer

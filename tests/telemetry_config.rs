@@ -8,7 +8,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 fn config(vars: &[(&str, &str)]) -> Result<Config, hyperfleet_tracing::telemetry::ConfigError> {
-    let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+    let vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).into(), (*v).into()))
+        .collect();
     Config::from_lookup("hyperfleet-adapter-validation", |k| vars.get(k).cloned())
 }
 
@@ -21,7 +24,10 @@ fn defaults_follow_the_standard() {
     assert_eq!(t.protocol, Protocol::Grpc);
     assert_eq!(t.endpoint, "http://localhost:4317");
     assert_eq!(t.sampler, SamplerConfig::ParentBasedTraceIdRatio(1.0));
-    assert_eq!(t.propagators, vec![PropagatorKind::TraceContext, PropagatorKind::Baggage]);
+    assert_eq!(
+        t.propagators,
+        vec![PropagatorKind::TraceContext, PropagatorKind::Baggage]
+    );
     assert_eq!(t.exporters, vec![ExporterKind::Otlp]);
     assert!(t.resource_attributes.is_empty());
     assert!(t.always_sample.errors);
@@ -34,16 +40,33 @@ fn defaults_follow_the_standard() {
 #[test]
 fn endpoints_with_and_without_scheme() {
     let endpoint = |vars: &[(&str, &str)]| config(vars).unwrap().tracing.endpoint;
-    assert_eq!(endpoint(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "otel-collector.observability.svc:4317")]),
-        "http://otel-collector.observability.svc:4317");
-    assert_eq!(endpoint(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317")]), "https://collector:4317");
-    assert_eq!(endpoint(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]), "http://localhost:4318/v1/traces");
     assert_eq!(
-        endpoint(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"), ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/")]),
+        endpoint(&[(
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "otel-collector.observability.svc:4317"
+        )]),
+        "http://otel-collector.observability.svc:4317"
+    );
+    assert_eq!(
+        endpoint(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4317")]),
+        "https://collector:4317"
+    );
+    assert_eq!(
+        endpoint(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")]),
+        "http://localhost:4318/v1/traces"
+    );
+    assert_eq!(
+        endpoint(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318/")
+        ]),
         "http://c:4318/v1/traces"
     );
     assert_eq!(
-        endpoint(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"), ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:9/custom")]),
+        endpoint(&[
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://c:9/custom")
+        ]),
         "http://c:9/custom"
     );
 }
@@ -57,11 +80,26 @@ fn every_sampler_name() {
     };
     assert_eq!(sampler("always_on", None), SamplerConfig::AlwaysOn);
     assert_eq!(sampler("always_off", None), SamplerConfig::AlwaysOff);
-    assert_eq!(sampler("traceidratio", Some("0.1")), SamplerConfig::TraceIdRatio(0.1));
-    assert_eq!(sampler("parentbased_always_on", None), SamplerConfig::ParentBasedAlwaysOn);
-    assert_eq!(sampler("parentbased_always_off", None), SamplerConfig::ParentBasedAlwaysOff);
-    assert_eq!(sampler("parentbased_traceidratio", Some("0.01")), SamplerConfig::ParentBasedTraceIdRatio(0.01));
-    assert_eq!(sampler("parentbased_traceidratio", None), SamplerConfig::ParentBasedTraceIdRatio(1.0));
+    assert_eq!(
+        sampler("traceidratio", Some("0.1")),
+        SamplerConfig::TraceIdRatio(0.1)
+    );
+    assert_eq!(
+        sampler("parentbased_always_on", None),
+        SamplerConfig::ParentBasedAlwaysOn
+    );
+    assert_eq!(
+        sampler("parentbased_always_off", None),
+        SamplerConfig::ParentBasedAlwaysOff
+    );
+    assert_eq!(
+        sampler("parentbased_traceidratio", Some("0.01")),
+        SamplerConfig::ParentBasedTraceIdRatio(0.01)
+    );
+    assert_eq!(
+        sampler("parentbased_traceidratio", None),
+        SamplerConfig::ParentBasedTraceIdRatio(1.0)
+    );
 }
 
 #[test]
@@ -69,20 +107,43 @@ fn switches_and_which_wins() {
     let enabled = |vars: &[(&str, &str)]| config(vars).unwrap().tracing.enabled;
     assert!(!enabled(&[("TRACING_ENABLED", "false")]));
     assert!(!enabled(&[("HYPERFLEET_TRACING_ENABLED", "false")]));
-    assert!(enabled(&[("TRACING_ENABLED", "false"), ("HYPERFLEET_TRACING_ENABLED", "true")]), "the newer name wins");
-    assert!(!enabled(&[("TRACING_ENABLED", "true"), ("HYPERFLEET_TRACING_ENABLED", "false")]));
+    assert!(
+        enabled(&[
+            ("TRACING_ENABLED", "false"),
+            ("HYPERFLEET_TRACING_ENABLED", "true")
+        ]),
+        "the newer name wins"
+    );
+    assert!(!enabled(&[
+        ("TRACING_ENABLED", "true"),
+        ("HYPERFLEET_TRACING_ENABLED", "false")
+    ]));
     assert!(!enabled(&[("OTEL_SDK_DISABLED", "true")]));
-    assert!(!enabled(&[("OTEL_SDK_DISABLED", "TRUE"), ("TRACING_ENABLED", "true")]));
+    assert!(!enabled(&[
+        ("OTEL_SDK_DISABLED", "TRUE"),
+        ("TRACING_ENABLED", "true")
+    ]));
 }
 
 #[test]
 fn lists_and_none() {
-    let c = config(&[("OTEL_PROPAGATORS", "none"), ("OTEL_TRACES_EXPORTER", "none")]).unwrap();
+    let c = config(&[
+        ("OTEL_PROPAGATORS", "none"),
+        ("OTEL_TRACES_EXPORTER", "none"),
+    ])
+    .unwrap();
     assert!(c.tracing.propagators.is_empty());
     assert!(c.tracing.exporters.is_empty());
-    let c = config(&[("OTEL_PROPAGATORS", "baggage"), ("OTEL_TRACES_EXPORTER", "console,otlp")]).unwrap();
+    let c = config(&[
+        ("OTEL_PROPAGATORS", "baggage"),
+        ("OTEL_TRACES_EXPORTER", "console,otlp"),
+    ])
+    .unwrap();
     assert_eq!(c.tracing.propagators, vec![PropagatorKind::Baggage]);
-    assert_eq!(c.tracing.exporters, vec![ExporterKind::Console, ExporterKind::Otlp]);
+    assert_eq!(
+        c.tracing.exporters,
+        vec![ExporterKind::Console, ExporterKind::Otlp]
+    );
 }
 
 #[test]
@@ -102,7 +163,11 @@ fn resource_attributes_are_percent_decoded_and_service_name_resolved() {
         ]
     );
     assert_eq!(c.tracing.service_name, "from-resource");
-    let c = config(&[("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-resource"), ("OTEL_SERVICE_NAME", "explicit")]).unwrap();
+    let c = config(&[
+        ("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-resource"),
+        ("OTEL_SERVICE_NAME", "explicit"),
+    ])
+    .unwrap();
     assert_eq!(c.tracing.service_name, "explicit", "OTEL_SERVICE_NAME wins");
 }
 
@@ -131,14 +196,26 @@ fn always_sample_and_logging_variables() {
 #[test]
 fn invalid_values_are_errors_that_say_what_is_allowed() {
     for (variable, value, allowed_mentions) in [
-        ("OTEL_TRACES_SAMPLER", "jaeger_remote", "parentbased_traceidratio"),
+        (
+            "OTEL_TRACES_SAMPLER",
+            "jaeger_remote",
+            "parentbased_traceidratio",
+        ),
         ("OTEL_TRACES_SAMPLER_ARG", "1.5", "0.0 to 1.0"),
         ("OTEL_TRACES_SAMPLER_ARG", "-0.1", "0.0 to 1.0"),
         ("OTEL_TRACES_SAMPLER_ARG", "half", "0.0 to 1.0"),
         ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", "http/protobuf"),
-        ("OTEL_PROPAGATORS", "tracecontext,b3", "tracecontext, baggage, none"),
+        (
+            "OTEL_PROPAGATORS",
+            "tracecontext,b3",
+            "tracecontext, baggage, none",
+        ),
         ("OTEL_TRACES_EXPORTER", "zipkin", "otlp, console, none"),
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", "grpc://collector:4317", "http://"),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "grpc://collector:4317",
+            "http://",
+        ),
         ("OTEL_RESOURCE_ATTRIBUTES", "novalue", "key=value"),
         ("OTEL_RESOURCE_ATTRIBUTES", "k=%FF", "key=value"),
         ("TRACING_ENABLED", "maybe", "true, false"),
@@ -146,7 +223,11 @@ fn invalid_values_are_errors_that_say_what_is_allowed() {
         ("OTEL_SDK_DISABLED", "nope", "true, false"),
         ("HYPERFLEET_TRACING_SLOW_THRESHOLD_MS", "1s", "milliseconds"),
         ("OTEL_EXPORTER_OTLP_TIMEOUT", "ten", "milliseconds"),
-        ("HYPERFLEET_LOG_LEVEL", "verbose", "debug, info, warn, error"),
+        (
+            "HYPERFLEET_LOG_LEVEL",
+            "verbose",
+            "debug, info, warn, error",
+        ),
         ("HYPERFLEET_LOG_FORMAT", "xml", "text, json"),
         ("HYPERFLEET_LOG_OUTPUT", "file", "stdout, stderr"),
     ] {
@@ -157,6 +238,9 @@ fn invalid_values_are_errors_that_say_what_is_allowed() {
         let error = config(&vars).expect_err(&format!("{variable}={value} accepted"));
         assert_eq!(error.variable, variable);
         let text = error.to_string();
-        assert!(text.contains(variable) && text.contains(value) && text.contains(allowed_mentions), "{text}");
+        assert!(
+            text.contains(variable) && text.contains(value) && text.contains(allowed_mentions),
+            "{text}"
+        );
     }
 }

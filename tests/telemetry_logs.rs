@@ -6,8 +6,8 @@ mod support;
 use cloudevents::{AttributesReader, EventBuilder, EventBuilderV10};
 use hyperfleet_tracing::subscriber::{HandlerError, Received};
 use hyperfleet_tracing::telemetry::{self, Component, Config};
-use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::transport::SubscriptionConfig;
+use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
 use std::collections::HashMap;
 use support::capture::Captured;
@@ -15,8 +15,12 @@ use support::otlp_receiver::OtlpReceiver;
 use tracing::instrument::WithSubscriber;
 
 fn telemetry(vars: &[(&str, String)], logs: &Captured) -> telemetry::Telemetry {
-    let vars: HashMap<String, String> = vars.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect();
-    let config = Config::from_lookup("hyperfleet-adapter-validation", |k| vars.get(k).cloned()).unwrap();
+    let vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    let config =
+        Config::from_lookup("hyperfleet-adapter-validation", |k| vars.get(k).cloned()).unwrap();
     telemetry::builder(Component::ValidationAdapter)
         .version("v9.9.9")
         .config(config)
@@ -31,14 +35,21 @@ async fn validate(cluster: String) {
 }
 
 /// Publishes one event and handles it with a handler that logs and calls `validate`.
-async fn publish_and_handle(provider: Option<&opentelemetry_sdk::trace::SdkTracerProvider>) -> String {
+async fn publish_and_handle(
+    provider: Option<&opentelemetry_sdk::trace::SdkTracerProvider>,
+) -> String {
     let transport = MemoryTransport::new();
     transport.create_topic("hyperfleet-clusters").unwrap();
     transport
-        .create_subscription("validation-sub", "hyperfleet-clusters", SubscriptionConfig::default())
+        .create_subscription(
+            "validation-sub",
+            "hyperfleet-clusters",
+            SubscriptionConfig::default(),
+        )
         .unwrap();
     let mut publisher = TracedPublisher::new(transport.clone(), "hyperfleet-clusters");
-    let mut subscriber = TracedSubscriber::new(transport, "hyperfleet-clusters", "validation-sub").adapter("validation");
+    let mut subscriber = TracedSubscriber::new(transport, "hyperfleet-clusters", "validation-sub")
+        .adapter("validation");
     if let Some(provider) = provider {
         publisher = publisher.tracer_provider(provider);
         subscriber = subscriber.tracer_provider(provider);
@@ -47,7 +58,10 @@ async fn publish_and_handle(provider: Option<&opentelemetry_sdk::trace::SdkTrace
         .id("event-1")
         .source("hyperfleet-sentinel")
         .ty("com.redhat.hyperfleet.cluster.reconcile")
-        .data("application/json", serde_json::json!({"id": "c1", "kind": "Cluster", "generation": 1}))
+        .data(
+            "application/json",
+            serde_json::json!({"id": "c1", "kind": "Cluster", "generation": 1}),
+        )
         .build()
         .unwrap();
     publisher.publish(event).await.unwrap();
@@ -77,22 +91,40 @@ async fn publish_and_handle(provider: Option<&opentelemetry_sdk::trace::SdkTrace
 async fn json_lines_carry_the_trace_and_tracing_spans_join_it() {
     let receiver = OtlpReceiver::start().await;
     let logs = Captured::default();
-    let telemetry = telemetry(&[("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.grpc_address.clone())], &logs);
+    let telemetry = telemetry(
+        &[("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.grpc_address.clone())],
+        &logs,
+    );
     let provider = telemetry.tracer_provider().unwrap().clone();
     let (dispatch, mut guard) = telemetry.into_subscriber();
-    let event_id = publish_and_handle(Some(&provider)).with_subscriber(dispatch).await;
+    let event_id = publish_and_handle(Some(&provider))
+        .with_subscriber(dispatch)
+        .await;
     drop(provider);
     guard.shutdown().unwrap();
 
     let spans = receiver.spans();
-    let process = spans.iter().find(|s| s.span.name == "adapter.process").expect("process span");
-    let validate = spans.iter().find(|s| s.span.name == "validate_cluster").expect("the tracing span is exported");
-    assert_eq!(validate.parent_span_id(), process.span_id(), "tracing span nests under the process span");
+    let process = spans
+        .iter()
+        .find(|s| s.span.name == "adapter.process")
+        .expect("process span");
+    let validate = spans
+        .iter()
+        .find(|s| s.span.name == "validate_cluster")
+        .expect("the tracing span is exported");
+    assert_eq!(
+        validate.parent_span_id(),
+        process.span_id(),
+        "tracing span nests under the process span"
+    );
     assert_eq!(validate.trace_id(), process.trace_id());
     assert_eq!(validate.attribute("cluster_id").as_deref(), Some("event-1"));
 
     let lines = logs.json_lines();
-    let received = lines.iter().find(|l| l["message"] == "received cluster event").expect("handler log line");
+    let received = lines
+        .iter()
+        .find(|l| l["message"] == "received cluster event")
+        .expect("handler log line");
     assert_eq!(received["level"], "info");
     assert_eq!(received["trace_id"], process.trace_id());
     assert_eq!(received["span_id"], process.span_id());
@@ -104,15 +136,32 @@ async fn json_lines_carry_the_trace_and_tracing_spans_join_it() {
     assert_eq!(received["version"], "v9.9.9");
     assert!(!received["hostname"].as_str().unwrap().is_empty());
     let timestamp = received["timestamp"].as_str().unwrap();
-    assert_eq!(timestamp.len(), 24, "RFC 3339 UTC with milliseconds: {timestamp}");
-    assert!(timestamp.ends_with('Z') && timestamp.as_bytes()[19] == b'.', "{timestamp}");
+    assert_eq!(
+        timestamp.len(),
+        24,
+        "RFC 3339 UTC with milliseconds: {timestamp}"
+    );
+    assert!(
+        timestamp.ends_with('Z') && timestamp.as_bytes()[19] == b'.',
+        "{timestamp}"
+    );
 
-    let validated = lines.iter().find(|l| l["message"] == "validated").expect("span log line");
+    let validated = lines
+        .iter()
+        .find(|l| l["message"] == "validated")
+        .expect("span log line");
     assert_eq!(validated["level"], "warn");
-    assert_eq!(validated["span_id"], validate.span_id(), "the line names the tracing span");
+    assert_eq!(
+        validated["span_id"],
+        validate.span_id(),
+        "the line names the tracing span"
+    );
     assert_eq!(validated["trace_id"], process.trace_id());
     assert_eq!(validated["resource_type"], "clusters");
-    assert!(lines.iter().all(|l| l["message"] != "a debug line"), "debug written at level info");
+    assert!(
+        lines.iter().all(|l| l["message"] != "a debug line"),
+        "debug written at level info"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -128,14 +177,23 @@ async fn text_format_and_level_filter() {
     );
     let provider = telemetry.tracer_provider().unwrap().clone();
     let (dispatch, _guard) = telemetry.into_subscriber();
-    publish_and_handle(Some(&provider)).with_subscriber(dispatch).await;
+    publish_and_handle(Some(&provider))
+        .with_subscriber(dispatch)
+        .await;
     let lines = logs.lines();
     assert_eq!(lines.len(), 1, "only the warn line passes: {lines:?}");
     let line = &lines[0];
     let (timestamp, rest) = line.split_once(' ').unwrap();
     assert!(timestamp.ends_with('Z'));
     assert!(rest.starts_with("WARN  validated "), "{line}");
-    for field in ["trace_id=", "span_id=", "event_id=event-1", "subscription=validation-sub", "component=adapter-validation", "resource_type=clusters"] {
+    for field in [
+        "trace_id=",
+        "span_id=",
+        "event_id=event-1",
+        "subscription=validation-sub",
+        "component=adapter-validation",
+        "resource_type=clusters",
+    ] {
         assert!(line.contains(field), "{field} missing from {line}");
     }
 }

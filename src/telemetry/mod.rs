@@ -329,16 +329,18 @@ impl Telemetry {
 
     /// Installs everything globally and returns the guard.
     pub fn install(self) -> Result<TelemetryGuard, TelemetryError> {
-        let propagator = self.propagator();
-        opentelemetry::global::set_text_map_propagator(self.propagator());
-        carrier::set_propagator(propagator);
-        if let Some(provider) = &self.provider {
-            opentelemetry::global::set_tracer_provider(provider.clone());
-        }
+        let (global_propagator, carrier_propagator) = (self.propagator(), self.propagator());
+        let provider = self.provider.clone();
         let (dispatch, guard) = self.into_subscriber();
+        // The subscriber first: if it fails, nothing global has changed.
         dispatch
             .try_init()
             .map_err(|e| TelemetryError::SubscriberAlreadySet(e.to_string()))?;
+        opentelemetry::global::set_text_map_propagator(global_propagator);
+        carrier::set_propagator(carrier_propagator);
+        if let Some(provider) = provider {
+            opentelemetry::global::set_tracer_provider(provider);
+        }
         Ok(guard)
     }
 }

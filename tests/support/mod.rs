@@ -1,5 +1,5 @@
 //! Shared test support.
 #![allow(dead_code)]
 
-pub mod otlp_receiver;
 pub mod capture;
+pub mod otlp_receiver;

@@ -1,0 +1,104 @@
+//! With tracing disabled nothing is recorded, yet incoming trace context is carried on to the
+//! events a handler publishes, and log lines still name the trace.
+//! Its own test binary: it relies on the global tracer provider being the no-op default.
+
+mod support;
+
+use cloudevents::event::ExtensionValue;
+use cloudevents::{AttributesReader, Event, EventBuilder, EventBuilderV10};
+use futures::StreamExt;
+use hyperfleet_tracing::subscriber::{HandlerError, Received};
+use hyperfleet_tracing::telemetry::{self, Component, Config};
+use hyperfleet_tracing::transport::memory::MemoryTransport;
+use hyperfleet_tracing::transport::{SubscriptionConfig, Transport};
+use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, binding};
+use std::sync::Arc;
+use support::capture::Captured;
+use tracing::instrument::WithSubscriber;
+
+const UPSTREAM: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+fn event(id: &str) -> Event {
+    EventBuilderV10::new()
+        .id(id)
+        .source("s")
+        .ty("t")
+        .build()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn disabled_tracing_keeps_the_chain() {
+    let logs = Captured::default();
+    let config = Config::from_lookup("hyperfleet-adapter-validation", |k| {
+        (k == "TRACING_ENABLED").then(|| "false".to_owned())
+    })
+    .unwrap();
+    let telemetry = telemetry::builder(Component::ValidationAdapter)
+        .config(config)
+        .log_writer(logs.clone())
+        .build()
+        .unwrap();
+    assert!(telemetry.tracer_provider().is_none());
+    let (dispatch, _guard) = telemetry.into_subscriber();
+
+    let transport = MemoryTransport::new();
+    for topic in ["in", "out"] {
+        transport.create_topic(topic).unwrap();
+        transport
+            .create_subscription(
+                &format!("{topic}-sub"),
+                topic,
+                SubscriptionConfig::default(),
+            )
+            .unwrap();
+    }
+    let mut incoming = event("upstream");
+    incoming.set_extension("traceparent", UPSTREAM);
+    TracedPublisher::new(transport.clone(), "in")
+        .publish(incoming)
+        .await
+        .unwrap();
+
+    let downstream = Arc::new(TracedPublisher::new(transport.clone(), "out"));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    TracedSubscriber::new(transport.clone(), "in", "in-sub")
+        .run(
+            move |received: Received| {
+                let downstream = Arc::clone(&downstream);
+                let tx = tx.clone();
+                async move {
+                    tracing::info!("handling");
+                    downstream
+                        .publish(event(&format!("{}-next", received.event.id())))
+                        .await?;
+                    let _ = tx.send(());
+                    Ok::<(), HandlerError>(())
+                }
+            },
+            async move {
+                rx.recv().await;
+            },
+        )
+        .with_subscriber(dispatch)
+        .await
+        .unwrap();
+
+    let mut out = transport.subscribe("out-sub").await.unwrap();
+    let delivery = out.next().await.unwrap().unwrap();
+    let next = binding::decode(&delivery.message).unwrap();
+    assert_eq!(next.id(), "upstream-next");
+    let Some(ExtensionValue::String(traceparent)) = next.extension("traceparent") else {
+        panic!("the downstream event lost the trace context");
+    };
+    assert_eq!(
+        &traceparent[3..35],
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "same trace carried on"
+    );
+
+    let lines = logs.json_lines();
+    let handling = lines.iter().find(|l| l["message"] == "handling").unwrap();
+    assert_eq!(handling["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+    assert_eq!(handling["event_id"], "upstream");
+}
