@@ -3,20 +3,26 @@
 //! `hyperfleet-clusters` on the in-memory Pub/Sub; a validation and a provisioning adapter each
 //! receive both on their own subscription and process them. Then every trace is printed as a tree.
 //!
-//! Run it with `cargo run --example reconcile`.
+//! Run it with `cargo run --example reconcile`. Telemetry comes from the standard's variables
+//! through the crate's bootstrap, so log lines are JSON with `trace_id`/`span_id`, and
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` (or `OTEL_TRACES_EXPORTER=console`) sends the spans on as well.
+//! Without either, spans are only collected in memory for the tree at the end.
 
-use cloudevents::{AttributesReader, EventBuilder, EventBuilderV10};
+use cloudevents::{EventBuilder, EventBuilderV10};
 use hyperfleet_tracing::attributes::{
     HYPERFLEET_CLUSTER_ID, HYPERFLEET_DECISION_REASON, HYPERFLEET_RESOURCE_ID,
     HYPERFLEET_RESOURCE_TYPE,
 };
 use hyperfleet_tracing::subscriber::{HandlerError, Received};
+use hyperfleet_tracing::telemetry::{self, Component, Config};
 use hyperfleet_tracing::transport::SubscriptionConfig;
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::{PublishOptions, TracedPublisher, TracedSubscriber};
 use opentelemetry::trace::{SpanId, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::{
+    InMemorySpanExporter, SdkTracerProvider, SimpleSpanProcessor, SpanData,
+};
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -29,9 +35,18 @@ const CLUSTERS: [(&str, i64); 2] = [
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
+    let guard = telemetry::builder(Component::Sentinel)
+        .version(env!("CARGO_PKG_VERSION"))
+        .config(Config::from_lookup(
+            Component::Sentinel.service_name(),
+            example_environment,
+        )?)
+        .with_span_processor(SimpleSpanProcessor::new(exporter.clone()))
+        .install()?;
+    let provider = guard
+        .tracer_provider()
+        .ok_or("tracing is disabled: there is no trace to show")?
+        .clone();
 
     let transport = MemoryTransport::new();
     transport.create_topic(TOPIC)?;
@@ -49,8 +64,22 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     provider.force_flush()?;
     print_traces(&exporter.get_finished_spans()?);
-    provider.shutdown()?;
+    drop(guard);
     Ok(())
+}
+
+/// The process environment, except that with no collector configured the OTLP exporter is
+/// off: the example runs on embedded defaults.
+fn example_environment(key: &str) -> Option<String> {
+    let configured = |k: &str| std::env::var_os(k).is_some();
+    if key == "OTEL_TRACES_EXPORTER"
+        && !configured(key)
+        && !configured("OTEL_EXPORTER_OTLP_ENDPOINT")
+        && !configured("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    {
+        return Some("none".to_owned());
+    }
+    std::env::var(key).ok()
 }
 
 /// `sentinel.poll` → `sentinel.evaluate` per cluster → `hyperfleet-clusters publish`.
@@ -61,6 +90,7 @@ async fn sentinel_poll(
     let tracer = provider.tracer("hyperfleet-sentinel");
     let publisher = TracedPublisher::new(transport.clone(), TOPIC).tracer_provider(provider);
     let poll = Context::new().with_span(tracer.start("sentinel.poll"));
+    let _attached = poll.clone().attach();
     for (cluster, generation) in CLUSTERS {
         let evaluate = tracer
             .span_builder("sentinel.evaluate")
@@ -72,6 +102,7 @@ async fn sentinel_poll(
             ])
             .start_with_context(&tracer, &poll);
         let evaluate = poll.with_span(evaluate);
+        let _in_evaluate = evaluate.clone().attach();
         let event = EventBuilderV10::new()
             .id(format!("0193a1b2-0000-7000-8000-00000000000{generation}"))
             .source("hyperfleet-sentinel")
@@ -89,10 +120,11 @@ async fn sentinel_poll(
         let published = publisher
             .publish_with(event, PublishOptions::new().parent(evaluate.clone()))
             .await?;
-        println!(
-            "sentinel: published cluster {cluster} as message {} (trace {})",
-            published.message_id,
-            published.trace_context.trace_id()
+        tracing::info!(
+            cluster_id = cluster,
+            message_id = published.message_id,
+            topic = TOPIC,
+            "published reconcile event"
         );
         evaluate.span().end();
     }
@@ -117,10 +149,10 @@ async fn run_adapter(
             let span = tracer.start_with_context(format!("{adapter}.check"), &cx);
             tokio::time::sleep(Duration::from_millis(2)).await;
             drop(span);
-            println!(
-                "{adapter} adapter: handled event {} (trace {})",
-                received.event.id(),
-                cx.span().span_context().trace_id()
+            tracing::info!(
+                adapter,
+                generation = generation(&received),
+                "reconciled cluster"
             );
             let _ = done.send(());
             Ok::<(), HandlerError>(())
@@ -141,6 +173,13 @@ async fn run_adapter(
     .run(handler, shutdown)
     .await?;
     Ok(())
+}
+
+fn generation(received: &Received) -> i64 {
+    match received.event.data() {
+        Some(cloudevents::Data::Json(data)) => data["generation"].as_i64().unwrap_or_default(),
+        _ => 0,
+    }
 }
 
 /// Prints every trace as a tree: span name, kind and duration, indented by parentage.

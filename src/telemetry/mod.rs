@@ -57,11 +57,14 @@ use opentelemetry_otlp::WithExportConfig;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
 use opentelemetry_sdk::resource::TelemetryResourceDetector;
-use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider, SpanExporter};
+use opentelemetry_sdk::trace::{
+    BatchSpanProcessor, Sampler, SdkTracerProvider, SpanExporter, SpanProcessor,
+    TracerProviderBuilder,
+};
 use sampling::{AlwaysSampleRules, TailRulesProcessor};
 use std::time::Duration;
 use tracing_subscriber::Layer;
-use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
@@ -160,8 +163,12 @@ pub fn builder(component: Component) -> TelemetryBuilder {
         config: None,
         log_writer: None,
         shutdown_timeout: Duration::from_secs(5),
+        extra_processors: Vec::new(),
     }
 }
+
+/// Adds a span processor to the provider being built.
+type AddProcessor = Box<dyn FnOnce(TracerProviderBuilder) -> TracerProviderBuilder + Send>;
 
 /// Builds [`Telemetry`]; see [`builder`].
 pub struct TelemetryBuilder {
@@ -170,6 +177,7 @@ pub struct TelemetryBuilder {
     config: Option<Config>,
     log_writer: Option<BoxMakeWriter>,
     shutdown_timeout: Duration,
+    extra_processors: Vec<AddProcessor>,
 }
 
 impl std::fmt::Debug for TelemetryBuilder {
@@ -210,6 +218,16 @@ impl TelemetryBuilder {
         self
     }
 
+    /// Also sends spans to `processor` (for instance a simple processor over an in-memory
+    /// exporter), besides the exporters of `OTEL_TRACES_EXPORTER`. Ignored when tracing is
+    /// disabled.
+    pub fn with_span_processor<P: SpanProcessor + 'static>(mut self, processor: P) -> Self {
+        self.extra_processors.push(Box::new(move |builder| {
+            builder.with_span_processor(processor)
+        }));
+        self
+    }
+
     /// Builds the provider, propagator and log layer without installing anything globally.
     pub fn build(self) -> Result<Telemetry, TelemetryError> {
         let config = match self.config {
@@ -225,7 +243,7 @@ impl TelemetryBuilder {
             .or(self.version)
             .unwrap_or_else(|| "unknown".to_owned());
         let provider = if tracing.enabled {
-            Some(tracer_provider(&config, &version)?)
+            Some(tracer_provider(&config, &version, self.extra_processors)?)
         } else {
             None
         };
@@ -316,8 +334,14 @@ impl Telemetry {
         let bridge = self.provider.as_ref().map(|provider| {
             tracing_opentelemetry::layer().with_tracer(provider.tracer(crate::SCOPE_NAME))
         });
+        // The OpenTelemetry crates log their own housekeeping through `tracing`; keep their
+        // warnings and errors only.
+        let mut targets = Targets::new().with_default(level);
+        for target in ["opentelemetry", "opentelemetry_sdk", "opentelemetry_otlp"] {
+            targets = targets.with_target(target, level.min(LevelFilter::WARN));
+        }
         let dispatch = tracing_subscriber::registry()
-            .with(self.log_layer.with_filter(level))
+            .with(self.log_layer.with_filter(targets))
             .with(bridge)
             .into();
         let guard = TelemetryGuard {
@@ -374,7 +398,11 @@ impl Drop for TelemetryGuard {
     }
 }
 
-fn tracer_provider(config: &Config, version: &str) -> Result<SdkTracerProvider, TelemetryError> {
+fn tracer_provider(
+    config: &Config,
+    version: &str,
+    extra_processors: Vec<AddProcessor>,
+) -> Result<SdkTracerProvider, TelemetryError> {
     let tracing = &config.tracing;
     let head = match tracing.sampler {
         SamplerConfig::AlwaysOn => Sampler::AlwaysOn,
@@ -403,6 +431,9 @@ fn tracer_provider(config: &Config, version: &str) -> Result<SdkTracerProvider, 
                 config,
             )),
         };
+    }
+    for add in extra_processors {
+        builder = add(builder);
     }
     Ok(builder.build())
 }
