@@ -1,7 +1,9 @@
 //! The traced subscriber loop: shutdown, concurrency, policies, span options, and the
 //! handler's own work joining the trace.
 
-use cloudevents::{AttributesReader, Event, EventBuilder, EventBuilderV10};
+mod support;
+
+use cloudevents::{AttributesReader, Event};
 use hyperfleet_tracing::subscriber::{HandlerError, Received};
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::{attribute_str, is_root, single};
@@ -15,16 +17,7 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{Notify, mpsc};
 
 fn event(id: &str) -> Event {
-    EventBuilderV10::new()
-        .id(id)
-        .source("hyperfleet-sentinel")
-        .ty("com.redhat.hyperfleet.cluster.reconcile")
-        .data(
-            "application/json",
-            serde_json::json!({"id": id, "kind": "Cluster", "generation": 1}),
-        )
-        .build()
-        .unwrap()
+    support::events::reconcile_event(id)
 }
 
 fn setup() -> (MemoryTransport, TestTelemetry) {

@@ -3,7 +3,7 @@
 
 mod support;
 
-use cloudevents::{Event, EventBuilder, EventBuilderV10};
+use cloudevents::Event;
 use hyperfleet_tracing::subscriber::{HandlerError, Received};
 use hyperfleet_tracing::telemetry::{self, Component, Config};
 use hyperfleet_tracing::transport::SubscriptionConfig;
@@ -21,16 +21,7 @@ const PRODUCER: i32 = 4;
 const CONSUMER: i32 = 5;
 
 fn event(id: &str) -> Event {
-    EventBuilderV10::new()
-        .id(id)
-        .source("hyperfleet-sentinel")
-        .ty("com.redhat.hyperfleet.cluster.reconcile")
-        .data(
-            "application/json",
-            serde_json::json!({"id": id, "kind": "Cluster", "generation": 1}),
-        )
-        .build()
-        .unwrap()
+    support::events::reconcile_event(id)
 }
 
 /// Runs a Sentinel → memory Pub/Sub → adapter flow with telemetry from `vars`, shuts the

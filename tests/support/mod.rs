@@ -2,4 +2,5 @@
 #![allow(dead_code)]
 
 pub mod capture;
+pub mod events;
 pub mod otlp_receiver;
