@@ -382,3 +382,43 @@ async fn subscribing_to_a_missing_subscription_is_an_error() {
     let error = result.unwrap_err();
     assert!(error.to_string().contains("nope"), "{error}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_google_clients_trace_is_continued_when_the_event_has_none() {
+    const CLIENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    const EVENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let message = |event_traceparent: Option<&str>| {
+        let mut event = event("c1");
+        if let Some(tp) = event_traceparent {
+            event.set_extension("traceparent", tp);
+        }
+        hyperfleet_tracing::binding::encode(
+            &event,
+            hyperfleet_tracing::binding::Encoding::Structured,
+        )
+        .unwrap()
+        .with_attribute("googclient_traceparent", CLIENT)
+    };
+    for (event_traceparent, fallback, expected_parent) in [
+        (None, true, Some("b7ad6b7169203331")),
+        (Some(EVENT), true, Some("00f067aa0ba902b7")),
+        (None, false, None),
+    ] {
+        let (transport, telemetry) = setup();
+        transport
+            .publish("hyperfleet-clusters", message(event_traceparent))
+            .await
+            .unwrap();
+        handle_one(
+            subscriber(&transport, &telemetry).googclient_fallback(fallback),
+            Ok(()),
+        )
+        .await;
+        let spans = telemetry.spans();
+        let receive = single(&spans, "hyperfleet-clusters receive").unwrap();
+        match expected_parent {
+            Some(parent) => assert_eq!(receive.parent_span_id.to_string(), parent),
+            None => assert!(is_root(receive)),
+        }
+    }
+}

@@ -31,9 +31,11 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+mod googclient;
 mod policy;
 pub(crate) mod validate;
 
+pub use googclient::{GOOGCLIENT_TRACEPARENT, GOOGCLIENT_TRACESTATE, GoogclientExtractor};
 pub use policy::OverwritePolicy;
 
 use cloudevents::Event;
@@ -128,6 +130,14 @@ pub fn inject_with(propagator: &dyn TextMapPropagator, cx: &Context, event: &mut
 /// Extracts the trace context carried by `event` with an explicit propagator.
 pub fn extract_with(propagator: &dyn TextMapPropagator, event: &Event) -> Context {
     propagator.extract_with_context(&Context::new(), &EventExtractor(event))
+}
+
+/// Extracts the trace context a Google Pub/Sub client left in `googclient_*` message attributes.
+///
+/// Always W3C TraceContext: that is what those clients write.
+pub fn extract_googclient(attributes: &std::collections::BTreeMap<String, String>) -> Context {
+    TraceContextPropagator::new()
+        .extract_with_context(&Context::new(), &GoogclientExtractor(attributes))
 }
 
 /// The valid remote span context `event` carries, if any.

@@ -61,6 +61,7 @@ pub(crate) struct Settings {
     parent_mode: ParentMode,
     ack_policy: AckPolicy,
     attributes: AttributeHook,
+    googclient_fallback: bool,
 }
 
 /// Runs a handler over a subscription, each event inside the standard's spans.
@@ -140,6 +141,7 @@ impl<T: Transport> TracedSubscriber<T> {
                 parent_mode: ParentMode::default(),
                 ack_policy: AckPolicy::default(),
                 attributes: Arc::new(attributes::hyperfleet_resource),
+                googclient_fallback: true,
             },
             concurrency: 16,
         }
@@ -172,6 +174,14 @@ impl<T: Transport> TracedSubscriber<T> {
     /// Sets what happens to a message whose handler fails.
     pub fn ack_policy(mut self, policy: AckPolicy) -> Self {
         self.settings.ack_policy = policy;
+        self
+    }
+
+    /// Whether a message whose event carries no trace context continues the trace a Google
+    /// Pub/Sub client left in its `googclient_traceparent` attribute (default on). When both
+    /// exist, the event's own context wins.
+    pub fn googclient_fallback(mut self, on: bool) -> Self {
+        self.settings.googclient_fallback = on;
         self
     }
 

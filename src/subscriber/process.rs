@@ -57,7 +57,14 @@ pub(super) async fn process<H: Handler>(settings: &Settings, handler: &H, delive
         }
     };
 
-    let creation = carrier::extract(&event);
+    let mut creation = carrier::extract(&event);
+    if settings.googclient_fallback && !creation.span().span_context().is_valid() {
+        // No context in the event: continue a Google client's trace, if it left one.
+        let from_client = carrier::extract_googclient(&message.attributes);
+        if from_client.span().span_context().is_valid() {
+            creation = from_client;
+        }
+    }
     let creation_span = creation.span().span_context().clone();
     let (parent, links) = match settings.parent_mode {
         ParentMode::Child => (creation, Vec::new()),

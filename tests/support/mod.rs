@@ -2,5 +2,6 @@
 #![allow(dead_code)]
 
 pub mod capture;
+pub mod emulator;
 pub mod events;
 pub mod otlp_receiver;
