@@ -422,3 +422,60 @@ async fn a_google_clients_trace_is_continued_when_the_event_has_none() {
         }
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deliveries_sharing_an_ordering_key_are_handled_one_after_another() {
+    // Without ordering on the subscription the transport hands out all five at once, as
+    // Pub/Sub may hand an ordered key's messages to a client together.
+    let (transport, telemetry) = setup();
+    for i in 0..5 {
+        publisher(&transport, &telemetry)
+            .publish_with(
+                event(&format!("c{i}")),
+                hyperfleet_tracing::PublishOptions::new().ordering_key("cluster-1"),
+            )
+            .await
+            .unwrap();
+    }
+    let order = Arc::new(Mutex::new(Vec::new()));
+    let running = Arc::new(AtomicUsize::new(0));
+    let overlapped = Arc::new(AtomicUsize::new(0));
+    let (tx, shutdown) = after_calls(5);
+    let handler = {
+        let (order, running, overlapped) = (
+            Arc::clone(&order),
+            Arc::clone(&running),
+            Arc::clone(&overlapped),
+        );
+        move |received: Received| {
+            let (order, running, overlapped, tx) = (
+                Arc::clone(&order),
+                Arc::clone(&running),
+                Arc::clone(&overlapped),
+                tx.clone(),
+            );
+            async move {
+                if running.fetch_add(1, Ordering::SeqCst) > 0 {
+                    overlapped.fetch_add(1, Ordering::SeqCst);
+                }
+                // Give another handler of the key the chance to start if it wrongly could.
+                tokio::task::yield_now().await;
+                order.lock().unwrap().push(received.event.id().to_owned());
+                running.fetch_sub(1, Ordering::SeqCst);
+                let _ = tx.send(());
+                Ok::<(), HandlerError>(())
+            }
+        }
+    };
+    subscriber(&transport, &telemetry)
+        .concurrency(4)
+        .run(handler, shutdown)
+        .await
+        .unwrap();
+    assert_eq!(*order.lock().unwrap(), vec!["c0", "c1", "c2", "c3", "c4"]);
+    assert_eq!(
+        overlapped.load(Ordering::SeqCst),
+        0,
+        "two handlers of one key overlapped"
+    );
+}

@@ -1,6 +1,7 @@
 //! Traced receiving: a handler loop over a subscription that produces the standard's
 //! `{topic} receive` and `adapter.process` spans.
 
+mod dispatch;
 mod handler;
 mod log_context;
 mod policy;
@@ -16,13 +17,12 @@ use crate::instrumentation::{self, SharedTracer};
 use crate::naming::SpanNaming;
 use crate::transport::{Transport, TransportError};
 use cloudevents::Event;
+use dispatch::Dispatcher;
 use futures::StreamExt;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Tracer, TracerProvider};
 use std::future::Future;
 use std::sync::Arc;
-use tokio::task::JoinSet;
-use tracing::instrument::WithSubscriber;
 
 /// Why a subscriber loop stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -72,7 +72,8 @@ pub(crate) struct Settings {
 /// process span's context, so the handler's own spans and outgoing calls are its children.
 /// `Ok` acks; an error or a panic is recorded (status Error, `error.type`) and nacked (see
 /// [`AckPolicy`]); a message that cannot be decoded is recorded and nacked so a dead-letter
-/// policy can take it. Up to [`concurrency`](Self::concurrency) handlers run at once.
+/// policy can take it. Up to [`concurrency`](Self::concurrency) handlers run at once, but
+/// deliveries sharing an ordering key are handled one after another, in delivery order.
 ///
 /// ```
 /// use cloudevents::{AttributesReader, EventBuilder, EventBuilderV10};
@@ -228,35 +229,23 @@ impl<T: Transport> TracedSubscriber<T> {
                 subscription: subscription.clone(),
                 source,
             })?;
-        let settings = Arc::new(self.settings);
-        let handler = Arc::new(handler);
-        let mut in_flight = JoinSet::new();
+        let mut dispatcher = Dispatcher::new(Arc::new(self.settings), Arc::new(handler));
         tokio::pin!(shutdown);
 
         let outcome = loop {
-            if in_flight.len() >= self.concurrency {
+            if dispatcher.load() >= self.concurrency {
                 tokio::select! {
                     biased;
                     () = &mut shutdown => break Ok(()),
-                    _ = in_flight.join_next() => continue,
+                    _ = dispatcher.complete_one() => continue,
                 }
             }
             tokio::select! {
                 biased;
                 () = &mut shutdown => break Ok(()),
-                Some(_) = in_flight.join_next(), if !in_flight.is_empty() => {}
+                true = dispatcher.complete_one(), if dispatcher.load() > 0 => {}
                 next = deliveries.next() => match next {
-                    Some(Ok(delivery)) => {
-                        let settings = Arc::clone(&settings);
-                        let handler = Arc::clone(&handler);
-                        // Handlers log through the caller's `tracing` subscriber.
-                        in_flight.spawn(
-                            async move {
-                                process::process(&settings, handler.as_ref(), delivery).await;
-                            }
-                            .with_current_subscriber(),
-                        );
-                    }
+                    Some(Ok(delivery)) => dispatcher.submit(delivery),
                     Some(Err(source)) => break Err(SubscribeError::Stream {
                         subscription: subscription.clone(),
                         source,
@@ -265,9 +254,9 @@ impl<T: Transport> TracedSubscriber<T> {
                 },
             }
         };
-        // Stop pulling first, so nothing new is leased while the last handlers finish.
-        drop(deliveries);
-        while in_flight.join_next().await.is_some() {}
+        // Stop pulling, let the last handlers finish and settle, and let the transport flush
+        // those settlements.
+        futures::join!(deliveries.close(), dispatcher.drain());
         outcome
     }
 }

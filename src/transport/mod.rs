@@ -9,18 +9,18 @@ mod delivery;
 mod error;
 pub mod memory;
 mod message;
+#[cfg(feature = "pubsub")]
+pub mod pubsub;
+mod stream;
 mod subscription_config;
 
 pub use delivery::{Acknowledger, Delivery};
 pub use error::{ErrorCode, TransportError};
 pub use message::Message;
+pub use stream::DeliveryStream;
 pub use subscription_config::{DeadLetterPolicy, SubscriptionConfig};
 
 use async_trait::async_trait;
-use futures::stream::BoxStream;
-
-/// An endless stream of deliveries from one subscription; it ends when the transport closes.
-pub type DeliveryStream = BoxStream<'static, Result<Delivery, TransportError>>;
 
 /// A Pub/Sub-like messaging backend.
 #[async_trait]

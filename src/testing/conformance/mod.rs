@@ -76,6 +76,8 @@ pub struct CaseResult {
     pub name: &'static str,
     /// `Err` says what was wrong.
     pub outcome: Result<(), String>,
+    /// How long the check took.
+    pub elapsed: std::time::Duration,
 }
 
 /// The outcome of a suite run.
@@ -101,8 +103,8 @@ impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for result in &self.results {
             match &result.outcome {
-                Ok(()) => writeln!(f, "ok   {}", result.name)?,
-                Err(why) => writeln!(f, "FAIL {}: {why}", result.name)?,
+                Ok(()) => writeln!(f, "ok   {} ({:.1?})", result.name, result.elapsed)?,
+                Err(why) => writeln!(f, "FAIL {} ({:.1?}): {why}", result.name, result.elapsed)?,
             }
         }
         let failed = self.failures().len();
@@ -126,14 +128,17 @@ pub async fn run<T: ConformanceTarget>(target: &T) -> Report {
 
 /// Runs the check called `name`.
 pub async fn run_case<T: ConformanceTarget>(target: &T, name: &str) -> CaseResult {
-    match cases::ALL.iter().find(|(n, _)| *n == name) {
-        Some((name, case)) => CaseResult {
-            name,
-            outcome: cases::dispatch(*case, target).await,
-        },
-        None => CaseResult {
-            name: "unknown",
-            outcome: Err(format!("no conformance check is called {name:?}")),
-        },
+    let started = std::time::Instant::now();
+    let (name, outcome) = match cases::ALL.iter().find(|(n, _)| *n == name) {
+        Some((name, case)) => (*name, cases::dispatch(*case, target).await),
+        None => (
+            "unknown",
+            Err(format!("no conformance check is called {name:?}")),
+        ),
+    };
+    CaseResult {
+        name,
+        outcome,
+        elapsed: started.elapsed(),
     }
 }

@@ -193,7 +193,7 @@ impl Transport for MemoryTransport {
             let delivery = next_delivery(&state, &inner).await?;
             Some((Ok(delivery), (state, inner)))
         });
-        Ok(Box::pin(stream))
+        Ok(DeliveryStream::new(Box::pin(stream)))
     }
 }
 

@@ -1,0 +1,104 @@
+//! Runs handlers concurrently, but one at a time per ordering key, in delivery order.
+//!
+//! Pub/Sub hands a client the messages of an ordering key in order, possibly several at once;
+//! running their handlers concurrently would lose that order, so a key's next delivery waits
+//! until the handler of the previous one has finished.
+
+use super::{Handler, Settings, process};
+use crate::transport::Delivery;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use tokio::task::{Id, JoinSet};
+use tracing::instrument::WithSubscriber;
+
+pub(super) struct Dispatcher<H> {
+    settings: Arc<Settings>,
+    handler: Arc<H>,
+    in_flight: JoinSet<()>,
+    /// Ordering key of each running task that has one.
+    running_keys: HashMap<Id, String>,
+    /// Deliveries waiting for their key's running handler, per key. A key is present while a
+    /// handler for it runs.
+    waiting: HashMap<String, VecDeque<Delivery>>,
+    queued: usize,
+}
+
+impl<H: Handler> Dispatcher<H> {
+    pub(super) fn new(settings: Arc<Settings>, handler: Arc<H>) -> Self {
+        Self {
+            settings,
+            handler,
+            in_flight: JoinSet::new(),
+            running_keys: HashMap::new(),
+            waiting: HashMap::new(),
+            queued: 0,
+        }
+    }
+
+    /// Deliveries running or waiting.
+    pub(super) fn load(&self) -> usize {
+        self.in_flight.len() + self.queued
+    }
+
+    pub(super) fn submit(&mut self, delivery: Delivery) {
+        match delivery.message.ordering_key.clone() {
+            Some(key) => match self.waiting.get_mut(&key) {
+                Some(queue) => {
+                    queue.push_back(delivery);
+                    self.queued += 1;
+                }
+                None => {
+                    self.waiting.insert(key.clone(), VecDeque::new());
+                    let id = self.spawn(delivery);
+                    self.running_keys.insert(id, key);
+                }
+            },
+            None => {
+                self.spawn(delivery);
+            }
+        }
+    }
+
+    fn spawn(&mut self, delivery: Delivery) -> Id {
+        let settings = Arc::clone(&self.settings);
+        let handler = Arc::clone(&self.handler);
+        // Handlers log through the caller's `tracing` subscriber.
+        self.in_flight
+            .spawn(
+                async move { process::process(&settings, handler.as_ref(), delivery).await }
+                    .with_current_subscriber(),
+            )
+            .id()
+    }
+
+    /// Waits for one handler to finish and starts its key's next delivery. `false` when
+    /// nothing was running.
+    pub(super) async fn complete_one(&mut self) -> bool {
+        let Some(finished) = self.in_flight.join_next_with_id().await else {
+            return false;
+        };
+        let id = match finished {
+            Ok((id, ())) => id,
+            Err(error) => error.id(),
+        };
+        if let Some(key) = self.running_keys.remove(&id) {
+            let next = self.waiting.get_mut(&key).and_then(VecDeque::pop_front);
+            match next {
+                Some(delivery) => {
+                    self.queued -= 1;
+                    let id = self.spawn(delivery);
+                    self.running_keys.insert(id, key);
+                }
+                None => {
+                    self.waiting.remove(&key);
+                }
+            }
+        }
+        true
+    }
+
+    /// Runs everything submitted to the end.
+    pub(super) async fn drain(&mut self) {
+        while self.complete_one().await {}
+    }
+}
