@@ -3,7 +3,6 @@
 //! instructions, never a silent skip.
 
 use std::net::TcpListener;
-use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -43,8 +42,6 @@ impl Emulator {
             .args(["--host=127.0.0.1", &format!("--port={port}")])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
-            // Its own process group, so the JVM it starts is stopped with it.
-            .process_group(0)
             .spawn()
             .unwrap_or_else(|e| {
                 panic!(
@@ -75,13 +72,11 @@ impl Emulator {
         );
     }
 
-    /// Stops the emulator (and its JVM).
+    /// Stops the emulator.
     pub fn stop(&mut self) {
         if let Some(mut child) = self.child.take() {
-            // SAFETY-free: signal the whole process group through the kill command.
-            let _ = Command::new("kill")
-                .args(["-TERM", &format!("-{}", child.id())])
-                .status();
+            // The launcher execs the JVM, so the child is the emulator itself.
+            let _ = child.kill();
             let _ = child.wait();
         }
     }
