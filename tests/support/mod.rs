@@ -5,3 +5,4 @@ pub mod capture;
 pub mod emulator;
 pub mod events;
 pub mod otlp_receiver;
+pub mod proxy;

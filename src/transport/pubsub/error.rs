@@ -7,6 +7,12 @@ use google_cloud_pubsub::Error;
 /// The gRPC code of a client-library error; connection trouble counts as `UNAVAILABLE`, a
 /// time-out as `DEADLINE_EXCEEDED`.
 pub(super) fn code(error: &Error) -> ErrorCode {
+    // Exhausted retries wrap the last error: judge by that one.
+    if error.is_exhausted()
+        && let Some(last) = std::error::Error::source(error).and_then(|s| s.downcast_ref::<Error>())
+    {
+        return code(last);
+    }
     if let Some(status) = error.status() {
         return from_code(status.code);
     }
