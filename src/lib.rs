@@ -19,6 +19,8 @@
 pub mod attributes;
 pub mod binding;
 pub mod carrier;
+#[cfg(feature = "http")]
+pub mod http;
 mod instrumentation;
 pub mod naming;
 pub mod publisher;

@@ -165,7 +165,7 @@ pub fn set_propagator(propagator: impl TextMapPropagator + Send + Sync + 'static
 /// one is configured, else W3C TraceContext.
 ///
 /// The global default is a no-op propagator with no fields; that is how we tell it apart.
-fn with_propagator<T>(mut f: impl FnMut(&dyn TextMapPropagator) -> T) -> T {
+pub(crate) fn with_propagator<T>(mut f: impl FnMut(&dyn TextMapPropagator) -> T) -> T {
     let chosen = PROPAGATOR
         .read()
         .unwrap_or_else(PoisonError::into_inner)

@@ -1,0 +1,114 @@
+//! The CLIENT span of an outgoing HTTP call, with the context injected into its headers.
+
+use crate::attributes::{ERROR_TYPE, SERVER_ADDRESS};
+use crate::carrier;
+use crate::instrumentation::{self, SharedTracer, record_failure};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_http::HeaderInjector;
+
+/// Sends `reqwest` requests inside a CLIENT span `{method}` (a child of the current context),
+/// writing `traceparent` into the request so the server continues the trace.
+///
+/// ```no_run
+/// # async fn f() -> Result<(), Box<dyn std::error::Error>> {
+/// use hyperfleet_tracing::http::HttpClientTracing;
+///
+/// let client = reqwest::Client::new();
+/// let request = client.get("http://127.0.0.1:8000/clusters/c1").build()?;
+/// let response = HttpClientTracing::new().send(&client, request).await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct HttpClientTracing {
+    tracer: SharedTracer,
+}
+
+impl Default for HttpClientTracing {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HttpClientTracing {
+    /// Spans from the global tracer provider.
+    pub fn new() -> Self {
+        Self {
+            tracer: instrumentation::global_tracer(),
+        }
+    }
+
+    /// Spans from `provider`.
+    pub fn tracer_provider<P>(mut self, provider: &P) -> Self
+    where
+        P: TracerProvider,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
+    {
+        self.tracer = instrumentation::tracer_from(provider);
+        self
+    }
+
+    /// Sends `request` through `client` under the current context.
+    pub async fn send(
+        &self,
+        client: &reqwest::Client,
+        mut request: reqwest::Request,
+    ) -> Result<reqwest::Response, reqwest::Error> {
+        let parent = Context::current();
+        let method = request.method().as_str().to_owned();
+        let url = request.url();
+        let mut attributes = vec![KeyValue::new("http.request.method", method.clone())];
+        if let Some(host) = url.host_str() {
+            attributes.push(KeyValue::new(SERVER_ADDRESS, host.to_owned()));
+        }
+        if let Some(port) = url.port_or_known_default() {
+            attributes.push(KeyValue::new("server.port", i64::from(port)));
+        }
+        // Scheme, host, port and path only: queries and credentials may hold secrets.
+        let mut full = url.clone();
+        full.set_query(None);
+        full.set_fragment(None);
+        let _ = full.set_username("");
+        let _ = full.set_password(None);
+        attributes.push(KeyValue::new("url.full", full.to_string()));
+
+        let span = self
+            .tracer
+            .span_builder(method)
+            .with_kind(SpanKind::Client)
+            .with_attributes(attributes)
+            .start_with_context(self.tracer.as_ref(), &parent);
+        let cx = parent.with_span(span);
+        carrier::with_propagator(|p| {
+            p.inject_context(&cx, &mut HeaderInjector(request.headers_mut()))
+        });
+        let result = client.execute(request).await;
+        let span = cx.span();
+        match &result {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                span.set_attribute(KeyValue::new(
+                    "http.response.status_code",
+                    i64::from(status),
+                ));
+                if status >= 400 {
+                    span.set_attribute(KeyValue::new(ERROR_TYPE, status.to_string()));
+                    span.set_status(Status::error(format!("HTTP {status}")));
+                }
+            }
+            Err(error) => {
+                let kind = if error.is_timeout() {
+                    "timeout"
+                } else if error.is_connect() {
+                    "connect"
+                } else {
+                    "_OTHER"
+                };
+                record_failure(&span, kind, error);
+            }
+        }
+        span.end();
+        result
+    }
+}

@@ -1,0 +1,61 @@
+//! Database spans `{operation} {table}`.
+
+use crate::instrumentation::{self, SharedTracer};
+use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::{Context, KeyValue};
+
+/// Starts database spans named `{operation} {table}` (e.g. `SELECT clusters`) as CLIENT
+/// children of the current context.
+///
+/// ```
+/// use hyperfleet_tracing::http::DatabaseTracing;
+/// use opentelemetry::trace::TraceContextExt;
+///
+/// let db = DatabaseTracing::new("sqlite");
+/// let cx = db.start("SELECT", "clusters");
+/// // … run the query …
+/// cx.span().end();
+/// ```
+#[derive(Clone)]
+pub struct DatabaseTracing {
+    tracer: SharedTracer,
+    system: String,
+}
+
+impl DatabaseTracing {
+    /// Spans for database `system` (`db.system`: `postgresql`, `sqlite`, …), from the global
+    /// tracer provider.
+    pub fn new(system: impl Into<String>) -> Self {
+        Self {
+            tracer: instrumentation::global_tracer(),
+            system: system.into(),
+        }
+    }
+
+    /// Spans from `provider`.
+    pub fn tracer_provider<P>(mut self, provider: &P) -> Self
+    where
+        P: TracerProvider,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
+    {
+        self.tracer = instrumentation::tracer_from(provider);
+        self
+    }
+
+    /// Starts `{operation} {table}` under the current context; end it with `cx.span().end()`.
+    pub fn start(&self, operation: &str, table: &str) -> Context {
+        let parent = Context::current();
+        let span = self
+            .tracer
+            .span_builder(format!("{operation} {table}"))
+            .with_kind(SpanKind::Client)
+            .with_attributes([
+                KeyValue::new("db.system", self.system.clone()),
+                KeyValue::new("db.operation.name", operation.to_owned()),
+                KeyValue::new("db.collection.name", table.to_owned()),
+            ])
+            .start_with_context(self.tracer.as_ref(), &parent);
+        parent.with_span(span)
+    }
+}

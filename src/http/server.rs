@@ -1,0 +1,115 @@
+//! The SERVER span of an axum route, continuing the caller's trace.
+
+use crate::attributes::{ERROR_TYPE, SERVER_ADDRESS};
+use crate::carrier;
+use crate::instrumentation::{self, SharedTracer};
+use axum::Router;
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_http::HeaderExtractor;
+
+/// Traces the routes of an axum router: one SERVER span `{method} {route}` per request, a
+/// child of the `traceparent` the caller sent, with the handler running in its context.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use hyperfleet_tracing::http::HttpServerTracing;
+///
+/// let app: Router = HttpServerTracing::new()
+///     .server_address("api.hyperfleet.local")
+///     .route_layer(Router::new().route("/clusters/{id}", get(|| async { "ok" })));
+/// ```
+#[derive(Clone)]
+pub struct HttpServerTracing {
+    tracer: SharedTracer,
+    server_address: Option<String>,
+}
+
+impl Default for HttpServerTracing {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl HttpServerTracing {
+    /// Spans from the global tracer provider.
+    pub fn new() -> Self {
+        Self {
+            tracer: instrumentation::global_tracer(),
+            server_address: None,
+        }
+    }
+
+    /// Spans from `provider` (e.g. one per service in a process that hosts several).
+    pub fn tracer_provider<P>(mut self, provider: &P) -> Self
+    where
+        P: TracerProvider,
+        P::Tracer: Send + Sync + 'static,
+        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
+    {
+        self.tracer = instrumentation::tracer_from(provider);
+        self
+    }
+
+    /// The `server.address` to report (default: the request's `Host` without the port).
+    pub fn server_address(mut self, address: impl Into<String>) -> Self {
+        self.server_address = Some(address.into());
+        self
+    }
+
+    /// Adds the tracing middleware to `router`'s routes. It is a route layer, so the matched
+    /// route template is known; requests that match no route are not traced.
+    pub fn route_layer<S: Clone + Send + Sync + 'static>(self, router: Router<S>) -> Router<S> {
+        router.route_layer(axum::middleware::from_fn_with_state(self, trace_request))
+    }
+}
+
+async fn trace_request(
+    State(tracing): State<HttpServerTracing>,
+    matched: Option<MatchedPath>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let parent = carrier::with_propagator(|p| {
+        p.extract_with_context(&Context::new(), &HeaderExtractor(request.headers()))
+    });
+    let method = request.method().as_str().to_owned();
+    let path = request.uri().path().to_owned();
+    let route = matched.map_or_else(|| path.clone(), |m| m.as_str().to_owned());
+    let address = tracing.server_address.clone().or_else(|| {
+        let host = request.headers().get(http::header::HOST)?.to_str().ok()?;
+        Some(host.rsplit_once(':').map_or(host, |(h, _)| h).to_owned())
+    });
+    let mut attributes = vec![
+        KeyValue::new("http.request.method", method.clone()),
+        KeyValue::new("http.route", route.clone()),
+        KeyValue::new("url.path", path),
+    ];
+    if let Some(address) = address {
+        attributes.push(KeyValue::new(SERVER_ADDRESS, address));
+    }
+    let span = tracing
+        .tracer
+        .span_builder(format!("{method} {route}"))
+        .with_kind(SpanKind::Server)
+        .with_attributes(attributes)
+        .start_with_context(tracing.tracer.as_ref(), &parent);
+    let cx = parent.with_span(span);
+    let response = next.run(request).with_context(cx.clone()).await;
+    let span = cx.span();
+    let status = response.status().as_u16();
+    span.set_attribute(KeyValue::new(
+        "http.response.status_code",
+        i64::from(status),
+    ));
+    if status >= 500 {
+        span.set_attribute(KeyValue::new(ERROR_TYPE, status.to_string()));
+        span.set_status(Status::error(format!("HTTP {status}")));
+    }
+    span.end();
+    response
+}

@@ -1,0 +1,167 @@
+//! HTTP and database spans: the client injects the context, the server continues it under the
+//! route template, the handler's database span nests under the server span.
+
+use axum::Router;
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::routing::get;
+use hyperfleet_tracing::http::{DatabaseTracing, HttpClientTracing, HttpServerTracing};
+use hyperfleet_tracing::testing::TestTelemetry;
+use hyperfleet_tracing::testing::spans::{attribute, attribute_str, single};
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::{Context, Value};
+
+async fn serve(telemetry: &TestTelemetry) -> String {
+    let db = DatabaseTracing::new("sqlite").tracer_provider(&telemetry.provider);
+    let routes = Router::new()
+        .route(
+            "/clusters/{id}",
+            get(move |Path(id): Path<String>| {
+                let db = db.clone();
+                async move {
+                    let cx = db.start("SELECT", "clusters");
+                    cx.span().end();
+                    format!("cluster {id}")
+                }
+            }),
+        )
+        .route("/boom", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }));
+    let app = HttpServerTracing::new()
+        .tracer_provider(&telemetry.provider)
+        .server_address("api.test")
+        .route_layer(routes);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_server_and_database_spans_form_one_trace() {
+    let telemetry = TestTelemetry::new();
+    let address = serve(&telemetry).await;
+    let client = reqwest::Client::new();
+    let http = HttpClientTracing::new().tracer_provider(&telemetry.provider);
+    let root = Context::new().with_span(telemetry.provider.tracer("test").start("sentinel.poll"));
+
+    let request = client
+        .get(format!("http://{address}/clusters/c1?token=secret"))
+        .build()
+        .unwrap();
+    let response = http
+        .send(&client, request)
+        .with_context(root.clone())
+        .await
+        .unwrap();
+    assert_eq!(response.text().await.unwrap(), "cluster c1");
+    let request = client
+        .get(format!("http://{address}/boom"))
+        .build()
+        .unwrap();
+    let response = http
+        .send(&client, request)
+        .with_context(root.clone())
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 500);
+
+    let spans = telemetry.spans();
+    let root_id = root.span().span_context().span_id();
+    let clients: Vec<_> = spans
+        .iter()
+        .filter(|s| s.name == "GET" && s.span_kind == SpanKind::Client)
+        .collect();
+    assert_eq!(clients.len(), 2);
+    assert!(clients.iter().all(|c| c.parent_span_id == root_id));
+
+    let server = single(&spans, "GET /clusters/{id}").unwrap();
+    assert_eq!(server.span_kind, SpanKind::Server);
+    let first_client = clients
+        .iter()
+        .find(|c| c.span_context.span_id() == server.parent_span_id)
+        .expect("the server span continues the client span");
+    assert_eq!(
+        server.span_context.trace_id(),
+        root.span().span_context().trace_id()
+    );
+    assert_eq!(
+        attribute_str(server, "http.route").as_deref(),
+        Some("/clusters/{id}")
+    );
+    assert_eq!(
+        attribute_str(server, "url.path").as_deref(),
+        Some("/clusters/c1")
+    );
+    assert_eq!(
+        attribute_str(server, "http.request.method").as_deref(),
+        Some("GET")
+    );
+    assert_eq!(
+        attribute_str(server, "server.address").as_deref(),
+        Some("api.test")
+    );
+    assert_eq!(
+        attribute(server, "http.response.status_code"),
+        Some(&Value::I64(200))
+    );
+    let url = attribute_str(first_client, "url.full").unwrap();
+    assert!(
+        url.ends_with("/clusters/c1") && !url.contains("secret"),
+        "{url}"
+    );
+    assert_eq!(
+        attribute(first_client, "http.response.status_code"),
+        Some(&Value::I64(200))
+    );
+
+    let query = single(&spans, "SELECT clusters").unwrap();
+    assert_eq!(query.parent_span_id, server.span_context.span_id());
+    assert_eq!(attribute_str(query, "db.system").as_deref(), Some("sqlite"));
+    assert_eq!(
+        attribute_str(query, "db.operation.name").as_deref(),
+        Some("SELECT")
+    );
+    assert_eq!(
+        attribute_str(query, "db.collection.name").as_deref(),
+        Some("clusters")
+    );
+
+    let failed = single(&spans, "GET /boom").unwrap();
+    assert!(matches!(failed.status, Status::Error { .. }));
+    assert_eq!(attribute_str(failed, "error.type").as_deref(), Some("500"));
+    let failed_client = clients
+        .iter()
+        .find(|c| c.span_context.span_id() == failed.parent_span_id)
+        .unwrap();
+    assert!(matches!(failed_client.status, Status::Error { .. }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_request_is_recorded_on_the_client_span() {
+    let telemetry = TestTelemetry::new();
+    let unused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let request = client
+        .patch(format!("http://{unused}/clusters/c1/status"))
+        .build()
+        .unwrap();
+    let error = HttpClientTracing::new()
+        .tracer_provider(&telemetry.provider)
+        .send(&client, request)
+        .await
+        .unwrap_err();
+    assert!(error.is_connect());
+    let spans = telemetry.spans();
+    let span = single(&spans, "PATCH").unwrap();
+    assert_eq!(
+        attribute_str(span, "error.type").as_deref(),
+        Some("connect")
+    );
+    assert!(matches!(span.status, Status::Error { .. }));
+}
