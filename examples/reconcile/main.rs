@@ -1,0 +1,341 @@
+//! The HyperFleet reconciliation flow end to end, in one process on loopback:
+//!
+//! - an API (axum, clusters in an embedded SQLite database, bearer token);
+//! - a Sentinel: `sentinel.poll` → `GET` the clusters → `sentinel.evaluate` per cluster →
+//!   `hyperfleet-clusters publish` of a `com.redhat.hyperfleet.cluster.reconcile` CloudEvent;
+//! - a validation and a provisioning adapter, each on its own subscription:
+//!   `hyperfleet-clusters receive` → `adapter.process` → `PATCH` the cluster's status;
+//! - a client's `GET /clusters/{id}`, the standard's second flow.
+//!
+//! Each component has its own tracer provider, so each reports under its own service name
+//! (`hyperfleet-api`, `hyperfleet-sentinel`, `hyperfleet-adapter-validation`,
+//! `hyperfleet-adapter-provisioning`) though they share a process, and its own log layer, so
+//! its JSON lines name it. The log lines print as they happen; then every trace prints as a
+//! waterfall.
+//!
+//! `cargo run --example reconcile`. With `PUBSUB_EMULATOR_HOST` set (and `--features pubsub`)
+//! the events cross Google's Pub/Sub emulator instead of the in-memory Pub/Sub; with
+//! `OTEL_EXPORTER_OTLP_ENDPOINT` set the spans also go to that collector.
+//! `HYPERFLEET_RECONCILE_SPANS_JSON=path` writes the spans as JSON (used by the tests).
+
+mod api;
+mod waterfall;
+
+use cloudevents::{EventBuilder, EventBuilderV10};
+use hyperfleet_tracing::attributes::{
+    HYPERFLEET_CLUSTER_ID, HYPERFLEET_DECISION_REASON, HYPERFLEET_RESOURCE_ID,
+    HYPERFLEET_RESOURCE_TYPE,
+};
+use hyperfleet_tracing::http::HttpClientTracing;
+use hyperfleet_tracing::subscriber::{HandlerError, Received};
+use hyperfleet_tracing::telemetry::{self, Component, Config, TelemetryGuard};
+use hyperfleet_tracing::transport::memory::MemoryTransport;
+use hyperfleet_tracing::transport::{SubscriptionConfig, Transport};
+use hyperfleet_tracing::{PublishOptions, TracedPublisher, TracedSubscriber};
+use opentelemetry::context::FutureExt as _;
+use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SimpleSpanProcessor};
+use serde_json::Value;
+use tracing::instrument::WithSubscriber;
+use waterfall::ServiceSpan;
+
+const TOPIC: &str = "hyperfleet-clusters";
+const ADAPTERS: [&str; 2] = ["validation", "provisioning"];
+const CLUSTERS: [(&str, &str, i64); 3] = [
+    ("2f5c7d1e-0000-4000-8000-000000000001", "prod-east", 3),
+    ("2f5c7d1e-0000-4000-8000-000000000002", "prod-west", 7),
+    ("2f5c7d1e-0000-4000-8000-000000000003", "staging", 1),
+];
+
+type Error = Box<dyn std::error::Error + Send + Sync>;
+
+/// One component's telemetry: its provider, its log dispatcher, its spans.
+struct Part {
+    service: String,
+    provider: SdkTracerProvider,
+    logs: tracing::Dispatch,
+    spans: InMemorySpanExporter,
+    _guard: TelemetryGuard,
+}
+
+fn part(component: Component) -> Result<Part, Error> {
+    let spans = InMemorySpanExporter::default();
+    let service = component.service_name().to_owned();
+    let telemetry = telemetry::builder(component)
+        .version(env!("CARGO_PKG_VERSION"))
+        .config(Config::from_lookup(&service, example_environment)?)
+        .with_span_processor(SimpleSpanProcessor::new(spans.clone()))
+        .build()?;
+    let provider = telemetry
+        .tracer_provider()
+        .ok_or("tracing is disabled: there is no trace to show")?
+        .clone();
+    let (logs, guard) = telemetry.into_subscriber();
+    Ok(Part {
+        service,
+        provider,
+        logs,
+        spans,
+        _guard: guard,
+    })
+}
+
+/// The process environment, except that with no collector configured the OTLP exporter is
+/// off: the example runs on embedded defaults.
+fn example_environment(key: &str) -> Option<String> {
+    let configured = |k: &str| std::env::var_os(k).is_some();
+    if key == "OTEL_TRACES_EXPORTER"
+        && !configured(key)
+        && !configured("OTEL_EXPORTER_OTLP_ENDPOINT")
+        && !configured("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    {
+        return Some("none".to_owned());
+    }
+    std::env::var(key).ok()
+}
+
+fn subscription(adapter: &str) -> String {
+    format!("hyperfleet-dev-clusters-{adapter}-adapter")
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    let api = part(Component::Api)?;
+    let sentinel = part(Component::Sentinel)?;
+    let validation = part(Component::ValidationAdapter)?;
+    let provisioning = part(Component::ProvisioningAdapter)?;
+    let client = part(Component::custom("hyperfleet-client"))?;
+
+    let base = api::start(api.provider.clone(), api.logs.clone(), &CLUSTERS).await?;
+
+    #[cfg(feature = "pubsub")]
+    if std::env::var_os("PUBSUB_EMULATOR_HOST").is_some() {
+        use hyperfleet_tracing::transport::pubsub::{PubSubAdmin, PubSubConfig, PubSubTransport};
+        let config = PubSubConfig::from_env(Some("hyperfleet-demo"))?;
+        let admin = PubSubAdmin::connect(config.clone()).await?;
+        admin.create_topic_if_missing(TOPIC).await?;
+        for adapter in ADAPTERS {
+            admin
+                .create_subscription_if_missing(
+                    &subscription(adapter),
+                    TOPIC,
+                    &SubscriptionConfig::default(),
+                )
+                .await?;
+        }
+        let transport = PubSubTransport::connect(config).await?;
+        reconcile(transport, &base, &sentinel, &validation, &provisioning).await?;
+        return finish(
+            &base,
+            &[&api, &sentinel, &validation, &provisioning, &client],
+            &client,
+        )
+        .await;
+    }
+
+    let transport = MemoryTransport::new();
+    transport.create_topic(TOPIC)?;
+    for adapter in ADAPTERS {
+        transport.create_subscription(
+            &subscription(adapter),
+            TOPIC,
+            SubscriptionConfig::default(),
+        )?;
+    }
+    reconcile(transport, &base, &sentinel, &validation, &provisioning).await?;
+    finish(
+        &base,
+        &[&api, &sentinel, &validation, &provisioning, &client],
+        &client,
+    )
+    .await
+}
+
+/// The reconciliation flow: the Sentinel publishes, both adapters handle every event.
+async fn reconcile<T: Transport + Clone>(
+    transport: T,
+    base: &str,
+    sentinel: &Part,
+    validation: &Part,
+    provisioning: &Part,
+) -> Result<(), Error> {
+    let published = sentinel_poll(&transport, base, sentinel).await?;
+    let (a, b) = tokio::join!(
+        adapter(&transport, base, validation, "validation", published),
+        adapter(&transport, base, provisioning, "provisioning", published),
+    );
+    a?;
+    b
+}
+
+/// `sentinel.poll` → `GET` → `sentinel.evaluate` per cluster → publish when it needs work.
+async fn sentinel_poll<T: Transport + Clone>(
+    transport: &T,
+    base: &str,
+    sentinel: &Part,
+) -> Result<usize, Error> {
+    let tracer = sentinel.provider.tracer("hyperfleet-sentinel");
+    let publisher =
+        TracedPublisher::new(transport.clone(), TOPIC).tracer_provider(&sentinel.provider);
+    let http = HttpClientTracing::new().tracer_provider(&sentinel.provider);
+    let client = reqwest::Client::new();
+    let poll = Context::new().with_span(tracer.start("sentinel.poll"));
+    let published = async {
+        let request = client
+            .get(format!("{base}/clusters"))
+            .bearer_auth(api::TOKEN)
+            .build()?;
+        let clusters: Value =
+            serde_json::from_str(&http.send(&client, request).await?.text().await?)?;
+        let mut published = 0;
+        for cluster in clusters["items"].as_array().cloned().unwrap_or_default() {
+            let id = cluster["id"].as_str().unwrap_or_default().to_owned();
+            let generation = cluster["generation"].as_i64().unwrap_or_default();
+            let reason = if cluster["status"]["validation"].is_null() {
+                "never_reconciled"
+            } else {
+                "up_to_date"
+            };
+            let evaluate = tracer
+                .span_builder("sentinel.evaluate")
+                .with_attributes([
+                    KeyValue::new(HYPERFLEET_RESOURCE_TYPE, "clusters"),
+                    KeyValue::new(HYPERFLEET_RESOURCE_ID, id.clone()),
+                    KeyValue::new(HYPERFLEET_CLUSTER_ID, id.clone()),
+                    KeyValue::new(HYPERFLEET_DECISION_REASON, reason),
+                ])
+                .start_with_context(&tracer, &Context::current());
+            let evaluate = Context::current().with_span(evaluate);
+            if reason == "never_reconciled" {
+                let event = EventBuilderV10::new()
+                    .id(format!("0193a1b2-0000-7000-8000-00000000000{generation}"))
+                    .source("hyperfleet-sentinel")
+                    .ty("com.redhat.hyperfleet.cluster.reconcile")
+                    .data(
+                        "application/json",
+                        serde_json::json!({
+                            "id": id,
+                            "kind": "Cluster",
+                            "href": format!("{base}/clusters/{id}"),
+                            "generation": generation,
+                        }),
+                    )
+                    .build()?;
+                let message = publisher
+                    .publish_with(event, PublishOptions::new().parent(evaluate.clone()))
+                    .await?;
+                async {
+                    tracing::info!(
+                        cluster_id = id,
+                        decision_reason = reason,
+                        message_id = message.message_id,
+                        topic = TOPIC,
+                        "published reconcile event"
+                    );
+                }
+                .with_context(evaluate.clone())
+                .await;
+                published += 1;
+            }
+            evaluate.span().end();
+        }
+        Ok::<usize, Error>(published)
+    }
+    .with_context(poll.clone())
+    .with_subscriber(sentinel.logs.clone())
+    .await;
+    poll.span().end();
+    published
+}
+
+/// `receive` → `adapter.process` → `PATCH /clusters/{id}/status`, for `expected` events.
+async fn adapter<T: Transport + Clone>(
+    transport: &T,
+    base: &str,
+    part: &Part,
+    name: &'static str,
+    expected: usize,
+) -> Result<(), Error> {
+    let http = HttpClientTracing::new().tracer_provider(&part.provider);
+    let client = reqwest::Client::new();
+    let base = base.to_owned();
+    let (done, mut handled) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let handler = move |received: Received| {
+        let (http, client, base, done) = (http.clone(), client.clone(), base.clone(), done.clone());
+        async move {
+            let Some(cloudevents::Data::Json(data)) = received.event.data() else {
+                return Err::<(), HandlerError>("the event has no JSON data".into());
+            };
+            let cluster = data["id"].as_str().unwrap_or_default().to_owned();
+            let request = client
+                .patch(format!("{base}/clusters/{cluster}/status"))
+                .bearer_auth(api::TOKEN)
+                .header("content-type", "application/json")
+                .body(serde_json::json!({"adapter": name, "status": "ready", "observed_generation": data["generation"]}).to_string())
+                .build()?;
+            let response = http.send(&client, request).await?;
+            if !response.status().is_success() {
+                return Err(format!("status update answered {}", response.status()).into());
+            }
+            tracing::info!(
+                cluster_id = cluster,
+                adapter = name,
+                observed_generation = data["generation"].as_i64(),
+                "reconciled cluster"
+            );
+            let _ = done.send(());
+            Ok(())
+        }
+    };
+    TracedSubscriber::new(transport.clone(), TOPIC, subscription(name))
+        .adapter(name)
+        .tracer_provider(&part.provider)
+        .run(handler, async move {
+            for _ in 0..expected {
+                handled.recv().await;
+            }
+        })
+        .with_subscriber(part.logs.clone())
+        .await?;
+    Ok(())
+}
+
+/// The client's `GET /clusters/{id}`, then the waterfalls.
+async fn finish(base: &str, parts: &[&Part], client_part: &Part) -> Result<(), Error> {
+    let tracer = client_part.provider.tracer("hyperfleet-client");
+    let root = Context::new().with_span(tracer.start("client.get_cluster"));
+    let http = HttpClientTracing::new().tracer_provider(&client_part.provider);
+    let client = reqwest::Client::new();
+    let request = client
+        .get(format!("{base}/clusters/{}", CLUSTERS[0].0))
+        .bearer_auth(api::TOKEN)
+        .build()?;
+    let cluster = http
+        .send(&client, request)
+        .with_context(root.clone())
+        .await?
+        .text()
+        .await?;
+    async { tracing::info!(cluster, "client read the cluster") }
+        .with_context(root.clone())
+        .with_subscriber(client_part.logs.clone())
+        .await;
+    root.span().end();
+
+    let mut spans = Vec::new();
+    for part in parts {
+        part.provider.force_flush()?;
+        for span in part.spans.get_finished_spans()? {
+            spans.push(ServiceSpan {
+                service: part.service.clone(),
+                span,
+            });
+        }
+    }
+    waterfall::print(&spans);
+    if let Some(path) = std::env::var_os("HYPERFLEET_RECONCILE_SPANS_JSON") {
+        std::fs::write(path, waterfall::to_json(&spans).to_string())?;
+    }
+    Ok(())
+}
