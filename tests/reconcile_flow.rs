@@ -1,0 +1,284 @@
+//! `cargo run --example reconcile` shows the whole reconciliation trace: one trace id from
+//! `sentinel.poll` to the adapters' status updates in the API and its database, with the exact
+//! parent chain and kinds, both adapters under the same publish span, the four service names,
+//! the standard's attributes, and log lines that carry the same trace ids.
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Command;
+
+fn example() -> PathBuf {
+    let deps = std::env::current_exe().unwrap();
+    let path = deps
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join("reconcile");
+    assert!(
+        path.exists(),
+        "{} missing: run through `cargo test --all-features`",
+        path.display()
+    );
+    path
+}
+
+struct Run {
+    spans: Vec<Value>,
+    logs: Vec<Value>,
+}
+
+fn run() -> Run {
+    let file = std::env::temp_dir().join(format!("reconcile-spans-{}.json", std::process::id()));
+    let output = Command::new(example())
+        .env("HYPERFLEET_RECONCILE_SPANS_JSON", &file)
+        .env_remove("PUBSUB_EMULATOR_HOST")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_TRACES_EXPORTER")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(
+        stdout.contains("waterfall"),
+        "no waterfall printed:\n{stdout}"
+    );
+    let spans: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&file);
+    let logs = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    Run { spans, logs }
+}
+
+fn by_id(spans: &[Value]) -> BTreeMap<String, &Value> {
+    spans
+        .iter()
+        .map(|s| (s["span_id"].as_str().unwrap().to_owned(), s))
+        .collect()
+}
+
+fn parent<'a>(index: &BTreeMap<String, &'a Value>, span: &Value) -> Option<&'a Value> {
+    index.get(span["parent_span_id"].as_str().unwrap()).copied()
+}
+
+fn expect(span: &Value, name: &str, kind: &str, service: &str) {
+    assert_eq!(span["name"], name, "{span}");
+    assert_eq!(span["kind"], kind, "{span}");
+    assert_eq!(span["service"], service, "{span}");
+}
+
+#[test]
+fn the_reconciliation_is_one_trace_across_every_component() {
+    let Run { spans, logs } = run();
+    let index = by_id(&spans);
+    let poll: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s["name"] == "sentinel.poll")
+        .collect();
+    assert_eq!(poll.len(), 1);
+    let trace_id = poll[0]["trace_id"].as_str().unwrap();
+    let trace: Vec<&Value> = spans.iter().filter(|s| s["trace_id"] == trace_id).collect();
+
+    // Sentinel: poll → GET → API server span → token + SELECT.
+    let list = trace
+        .iter()
+        .find(|s| s["name"] == "GET /clusters")
+        .expect("API list span");
+    expect(list, "GET /clusters", "Server", "hyperfleet-api");
+    let get = parent(&index, list).unwrap();
+    expect(get, "GET", "Client", "hyperfleet-sentinel");
+    assert_eq!(parent(&index, get).unwrap()["name"], "sentinel.poll");
+    for child in ["api.validate_token", "SELECT clusters"] {
+        let span = trace
+            .iter()
+            .find(|s| s["name"] == child && s["parent_span_id"] == list["span_id"]);
+        assert!(span.is_some(), "{child} is not under GET /clusters");
+    }
+    let select = trace
+        .iter()
+        .find(|s| s["name"] == "SELECT clusters")
+        .unwrap();
+    assert_eq!(select["attributes"]["db.system"], "sqlite");
+    assert_eq!(select["attributes"]["db.operation.name"], "SELECT");
+    assert_eq!(select["attributes"]["db.collection.name"], "clusters");
+    assert_eq!(list["attributes"]["http.route"], "/clusters");
+    assert_eq!(list["attributes"]["http.request.method"], "GET");
+    assert_eq!(list["attributes"]["http.response.status_code"], "200");
+    assert!(
+        list["attributes"].get("url.path").is_some()
+            && list["attributes"].get("server.address").is_some()
+    );
+    let token = trace
+        .iter()
+        .find(|s| s["name"] == "api.validate_token")
+        .unwrap();
+    assert!(
+        !token.to_string().contains("hyperfleet-demo-token"),
+        "the token leaked into a span"
+    );
+
+    // Per cluster: evaluate → publish → two receives (one per adapter) → process → PATCH →
+    // API PATCH server span → UPDATE.
+    let publishes: Vec<&&Value> = trace
+        .iter()
+        .filter(|s| s["name"] == "hyperfleet-clusters publish")
+        .collect();
+    assert_eq!(publishes.len(), 3, "one event per cluster");
+    for publish in publishes {
+        expect(
+            publish,
+            "hyperfleet-clusters publish",
+            "Producer",
+            "hyperfleet-sentinel",
+        );
+        let evaluate = parent(&index, publish).unwrap();
+        expect(
+            evaluate,
+            "sentinel.evaluate",
+            "Internal",
+            "hyperfleet-sentinel",
+        );
+        assert_eq!(
+            evaluate["attributes"]["hyperfleet.resource_type"],
+            "clusters"
+        );
+        assert_eq!(
+            evaluate["attributes"]["hyperfleet.decision_reason"],
+            "never_reconciled"
+        );
+        let cluster = evaluate["attributes"]["hyperfleet.cluster_id"]
+            .as_str()
+            .unwrap();
+        assert_eq!(evaluate["attributes"]["hyperfleet.resource_id"], cluster);
+        assert_eq!(parent(&index, evaluate).unwrap()["name"], "sentinel.poll");
+        assert_eq!(publish["attributes"]["messaging.operation.type"], "publish");
+        assert_eq!(publish["attributes"]["hyperfleet.cluster_id"], cluster);
+
+        let receives: Vec<&&Value> = trace
+            .iter()
+            .filter(|s| s["parent_span_id"] == publish["span_id"])
+            .collect();
+        let services: BTreeSet<&str> = receives
+            .iter()
+            .map(|r| r["service"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            services,
+            BTreeSet::from([
+                "hyperfleet-adapter-provisioning",
+                "hyperfleet-adapter-validation"
+            ]),
+            "both adapters under the same publish span"
+        );
+        for receive in receives {
+            let service = receive["service"].as_str().unwrap();
+            let adapter = service.trim_start_matches("hyperfleet-adapter-");
+            expect(receive, "hyperfleet-clusters receive", "Consumer", service);
+            assert_eq!(
+                receive["attributes"]["messaging.destination.subscription.name"],
+                format!("hyperfleet-dev-clusters-{adapter}-adapter")
+            );
+            let process = trace
+                .iter()
+                .find(|s| s["parent_span_id"] == receive["span_id"])
+                .unwrap();
+            expect(process, "adapter.process", "Internal", service);
+            assert_eq!(process["attributes"]["hyperfleet.adapter"], adapter);
+            let patch = trace
+                .iter()
+                .find(|s| s["parent_span_id"] == process["span_id"])
+                .unwrap();
+            expect(patch, "PATCH", "Client", service);
+            let server = trace
+                .iter()
+                .find(|s| s["parent_span_id"] == patch["span_id"])
+                .unwrap();
+            expect(
+                server,
+                "PATCH /clusters/{id}/status",
+                "Server",
+                "hyperfleet-api",
+            );
+            assert_eq!(
+                server["attributes"]["url.path"],
+                format!("/clusters/{cluster}/status")
+            );
+            let update = trace
+                .iter()
+                .find(|s| {
+                    s["parent_span_id"] == server["span_id"] && s["name"] == "UPDATE clusters"
+                })
+                .expect("database update under the status update");
+            expect(update, "UPDATE clusters", "Client", "hyperfleet-api");
+        }
+    }
+    assert!(trace.iter().all(|s| s["error"] == false), "a span failed");
+
+    let services: BTreeSet<&str> = trace
+        .iter()
+        .map(|s| s["service"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        services,
+        BTreeSet::from([
+            "hyperfleet-adapter-provisioning",
+            "hyperfleet-adapter-validation",
+            "hyperfleet-api",
+            "hyperfleet-sentinel",
+        ])
+    );
+
+    // The client's request is its own trace: client span → API server span.
+    let show = spans
+        .iter()
+        .find(|s| s["name"] == "GET /clusters/{id}")
+        .expect("client flow");
+    assert_ne!(show["trace_id"], trace_id);
+    assert_eq!(
+        parent(&index, show).unwrap()["service"],
+        "hyperfleet-client"
+    );
+
+    // Log lines written during the flow carry its trace ids.
+    let reconciled: Vec<&Value> = logs
+        .iter()
+        .filter(|l| l["message"] == "reconciled cluster")
+        .collect();
+    assert_eq!(reconciled.len(), 6, "three clusters, two adapters");
+    for line in &reconciled {
+        assert_eq!(line["trace_id"], trace_id);
+        let span = index
+            .get(line["span_id"].as_str().unwrap())
+            .expect("log span_id is an exported span");
+        assert_eq!(span["name"], "adapter.process");
+        assert!(line["event_id"].is_string() && line["subscription"].is_string());
+    }
+    let updates: Vec<&Value> = logs
+        .iter()
+        .filter(|l| l["message"] == "status updated")
+        .collect();
+    assert_eq!(updates.len(), 6);
+    assert!(
+        updates
+            .iter()
+            .all(|l| l["trace_id"] == trace_id && l["component"] == "api")
+    );
+    let published: Vec<&Value> = logs
+        .iter()
+        .filter(|l| l["message"] == "published reconcile event")
+        .collect();
+    assert_eq!(published.len(), 3);
+    assert!(
+        published
+            .iter()
+            .all(|l| l["trace_id"] == trace_id && l["component"] == "sentinel")
+    );
+}
