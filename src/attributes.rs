@@ -50,19 +50,39 @@ pub fn messaging(
     attributes
 }
 
-/// The `cloudevents.*` attributes of an event (never its data).
+/// Longest value taken from a message into a span attribute: ids and types are short, and an
+/// oversized one must not bloat every span and export batch.
+pub const MAX_VALUE_LEN: usize = 256;
+
+/// `value`, cut to at most [`MAX_VALUE_LEN`] bytes on a character boundary.
+pub fn bounded(value: &str) -> String {
+    if value.len() <= MAX_VALUE_LEN {
+        return value.to_owned();
+    }
+    let mut end = MAX_VALUE_LEN;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    value[..end].to_owned()
+}
+
+/// The `cloudevents.*` attributes of an event (never its data), each at most
+/// [`MAX_VALUE_LEN`] bytes.
 pub fn cloudevents(event: &Event) -> Vec<KeyValue> {
     let mut attributes = vec![
-        KeyValue::new(CLOUDEVENTS_EVENT_ID, event.id().to_owned()),
-        KeyValue::new(CLOUDEVENTS_EVENT_SOURCE, event.source().to_string()),
-        KeyValue::new(CLOUDEVENTS_EVENT_TYPE, event.ty().to_owned()),
+        KeyValue::new(CLOUDEVENTS_EVENT_ID, bounded(event.id())),
+        KeyValue::new(
+            CLOUDEVENTS_EVENT_SOURCE,
+            bounded(&event.source().to_string()),
+        ),
+        KeyValue::new(CLOUDEVENTS_EVENT_TYPE, bounded(event.ty())),
         KeyValue::new(
             CLOUDEVENTS_EVENT_SPEC_VERSION,
             event.specversion().to_string(),
         ),
     ];
     if let Some(subject) = event.subject() {
-        attributes.push(KeyValue::new(CLOUDEVENTS_EVENT_SUBJECT, subject.to_owned()));
+        attributes.push(KeyValue::new(CLOUDEVENTS_EVENT_SUBJECT, bounded(subject)));
     }
     attributes
 }
@@ -78,7 +98,7 @@ pub fn hyperfleet_resource(event: &Event) -> Vec<KeyValue> {
     let Some(cloudevents::Data::Json(data)) = event.data() else {
         return Vec::new();
     };
-    let text = |v: &serde_json::Value, key: &str| v.get(key)?.as_str().map(str::to_owned);
+    let text = |v: &serde_json::Value, key: &str| v.get(key)?.as_str().map(bounded);
     let (Some(id), Some(kind)) = (text(data, "id"), text(data, "kind")) else {
         return Vec::new();
     };

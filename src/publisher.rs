@@ -11,6 +11,7 @@ use crate::instrumentation::{self, SharedTracer, record_failure};
 use crate::naming::SpanNaming;
 use crate::transport::{Message, Transport, TransportError};
 use cloudevents::Event;
+use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
 use std::sync::Arc;
@@ -67,9 +68,9 @@ impl PublishOptions {
         self
     }
 
-    /// Publish with an ordering key.
+    /// Publish with an ordering key (an empty key means none, as in Pub/Sub).
     pub fn ordering_key(mut self, key: impl Into<String>) -> Self {
-        self.ordering_key = Some(key.into());
+        self.ordering_key = Some(key.into()).filter(|k| !k.is_empty());
         self
     }
 }
@@ -199,6 +200,7 @@ impl<T: Transport> TracedPublisher<T> {
             Ok(message) => self
                 .transport
                 .publish(&self.topic, message)
+                .with_context(cx.clone())
                 .await
                 .map_err(PublishError::from),
             Err(e) => Err(e),
@@ -262,6 +264,7 @@ impl<T: Transport> TracedPublisher<T> {
         let mut sent = self
             .transport
             .publish_batch(&self.topic, messages)
+            .with_context(send_cx.clone())
             .await
             .into_iter()
             .map(Some)
@@ -342,6 +345,9 @@ impl<T: Transport> TracedPublisher<T> {
         let trace_context = match preserved {
             Some(existing) => existing,
             None => {
+                // Whatever the event carried goes: it is not the context of this publish.
+                event.remove_extension(carrier::TRACEPARENT);
+                event.remove_extension(carrier::TRACESTATE);
                 carrier::inject(&cx, event);
                 cx.span().span_context().clone()
             }

@@ -287,3 +287,20 @@ async fn a_nacked_message_does_not_starve_the_others() {
     poison.nack().await.unwrap();
     assert_eq!(body(&next(&mut stream).await), "fine");
 }
+
+#[tokio::test]
+async fn subscription_settings_outside_pubsubs_limits_are_refused() {
+    let transport = transport_with(&[]);
+    for config in [
+        SubscriptionConfig::default().ack_deadline(Duration::ZERO),
+        SubscriptionConfig::default().ack_deadline(Duration::from_secs(601)),
+        SubscriptionConfig::default().ack_deadline(Duration::MAX),
+        SubscriptionConfig::default().dead_letter(DeadLetterPolicy::new("d", 4)),
+        SubscriptionConfig::default().dead_letter(DeadLetterPolicy::new("d", 101)),
+    ] {
+        let error = transport
+            .create_subscription("s", "t", config.clone())
+            .unwrap_err();
+        assert_eq!(error.code(), ErrorCode::InvalidArgument, "{config:?}");
+    }
+}

@@ -105,3 +105,34 @@ async fn a_transport_error_is_returned_and_recorded_with_its_grpc_code() {
     );
     assert_eq!(attribute(span, "messaging.message.id"), None);
 }
+
+#[tokio::test]
+async fn overwrite_removes_a_stale_context_even_when_there_is_none_to_write() {
+    let transport = MemoryTransport::new();
+    transport.create_topic("t").unwrap();
+    transport
+        .create_subscription("s", "t", SubscriptionConfig::default())
+        .unwrap();
+    // No tracer provider: the publish span is invalid and nothing is injected.
+    let publisher = TracedPublisher::new(transport.clone(), "t")
+        .tracer_provider(&opentelemetry::trace::noop::NoopTracerProvider::new())
+        .overwrite_policy(hyperfleet_tracing::OverwritePolicy::Overwrite);
+    let mut stale = event("e1");
+    stale.set_extension(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    );
+    stale.set_extension("tracestate", "old=1");
+    publisher.publish(stale).await.unwrap();
+    let delivery = transport
+        .subscribe("s")
+        .await
+        .unwrap()
+        .next()
+        .await
+        .unwrap()
+        .unwrap();
+    let received = binding::decode(&delivery.message).unwrap();
+    assert_eq!(received.extension("traceparent"), None);
+    assert_eq!(received.extension("tracestate"), None);
+}

@@ -479,3 +479,45 @@ async fn deliveries_sharing_an_ordering_key_are_handled_one_after_another() {
         "two handlers of one key overlapped"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_failure_an_ordering_keys_waiting_deliveries_go_back_too() {
+    let (transport, telemetry) = setup();
+    for i in 0..3 {
+        publisher(&transport, &telemetry)
+            .publish_with(
+                event(&format!("c{i}")),
+                hyperfleet_tracing::PublishOptions::new().ordering_key("cluster-1"),
+            )
+            .await
+            .unwrap();
+    }
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let (tx, shutdown) = after_calls(4);
+    let record = Arc::clone(&calls);
+    subscriber(&transport, &telemetry)
+        .concurrency(4)
+        .run(
+            move |received: Received| {
+                let mut calls = record.lock().unwrap();
+                calls.push(received.event.id().to_owned());
+                let first = calls.len() == 1;
+                let _ = tx.send(());
+                async move {
+                    if first {
+                        Err::<(), HandlerError>("first attempt fails".into())
+                    } else {
+                        Ok(())
+                    }
+                }
+            },
+            shutdown,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        *calls.lock().unwrap(),
+        vec!["c0", "c0", "c1", "c2"],
+        "a later message overtook the failed one"
+    );
+}

@@ -72,6 +72,7 @@ async fn publish_and_handle(
                 let tx = tx.clone();
                 async move {
                     tracing::info!(cluster_id = "c1", "received cluster event");
+                    tracing::info!(trace_id = "forged", component = "forged", "forging attempt");
                     tracing::debug!("a debug line");
                     validate(received.event.id().to_owned()).await;
                     let _ = tx.send(());

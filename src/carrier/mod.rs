@@ -94,6 +94,8 @@ impl Extractor for EventExtractor<'_> {
         match key.as_str() {
             TRACEPARENT => validate::traceparent(value),
             TRACESTATE => validate::tracestate(value),
+            // W3C Baggage's limit; a longer list is dropped rather than parsed.
+            BAGGAGE => (value.len() <= validate::BAGGAGE_MAX_LEN).then_some(value),
             _ => Some(value),
         }
     }

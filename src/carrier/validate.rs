@@ -13,6 +13,9 @@ pub(crate) const TRACESTATE_MAX_MEMBERS: usize = 32;
 /// Characters of `tracestate` every participant must propagate; longer values may be dropped.
 pub(crate) const TRACESTATE_MAX_LEN: usize = 512;
 
+/// W3C Baggage: at most 8192 bytes in all.
+pub(crate) const BAGGAGE_MAX_LEN: usize = 8192;
+
 /// Returns the part of `value` a propagator should parse, or `None` when it is not a valid
 /// W3C `traceparent`.
 ///

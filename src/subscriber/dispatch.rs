@@ -2,7 +2,9 @@
 //!
 //! Pub/Sub hands a client the messages of an ordering key in order, possibly several at once;
 //! running their handlers concurrently would lose that order, so a key's next delivery waits
-//! until the handler of the previous one has finished.
+//! until the handler of the previous one has finished. When a key's handler fails, the key's
+//! waiting deliveries are nacked too: Pub/Sub redelivers the failed message and those after
+//! it, in order.
 
 use super::{Handler, Settings, process};
 use crate::transport::Delivery;
@@ -14,7 +16,7 @@ use tracing::instrument::WithSubscriber;
 pub(super) struct Dispatcher<H> {
     settings: Arc<Settings>,
     handler: Arc<H>,
-    in_flight: JoinSet<()>,
+    in_flight: JoinSet<bool>,
     /// Ordering key of each running task that has one.
     running_keys: HashMap<Id, String>,
     /// Deliveries waiting for their key's running handler, per key. A key is present while a
@@ -35,13 +37,23 @@ impl<H: Handler> Dispatcher<H> {
         }
     }
 
-    /// Deliveries running or waiting.
-    pub(super) fn load(&self) -> usize {
-        self.in_flight.len() + self.queued
+    /// Handlers running.
+    pub(super) fn running(&self) -> usize {
+        self.in_flight.len()
+    }
+
+    /// Deliveries waiting behind a running handler of their ordering key.
+    pub(super) fn waiting(&self) -> usize {
+        self.queued
     }
 
     pub(super) fn submit(&mut self, delivery: Delivery) {
-        match delivery.message.ordering_key.clone() {
+        match delivery
+            .message
+            .ordering_key
+            .clone()
+            .filter(|k| !k.is_empty())
+        {
             Some(key) => match self.waiting.get_mut(&key) {
                 Some(queue) => {
                     queue.push_back(delivery);
@@ -77,11 +89,21 @@ impl<H: Handler> Dispatcher<H> {
         let Some(finished) = self.in_flight.join_next_with_id().await else {
             return false;
         };
-        let id = match finished {
-            Ok((id, ())) => id,
-            Err(error) => error.id(),
+        let (id, acked) = match finished {
+            Ok((id, acked)) => (id, acked),
+            Err(error) => (error.id(), false),
         };
         if let Some(key) = self.running_keys.remove(&id) {
+            if !acked {
+                // Keep the key's order: what waited behind the failure goes back too.
+                let behind = self.waiting.remove(&key).unwrap_or_default();
+                self.queued -= behind.len();
+                for delivery in behind {
+                    // A nack that fails leaves the message to its ack deadline.
+                    let _ = delivery.nack().await;
+                }
+                return true;
+            }
             let next = self.waiting.get_mut(&key).and_then(VecDeque::pop_front);
             match next {
                 Some(delivery) => {

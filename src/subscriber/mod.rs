@@ -24,6 +24,9 @@ use opentelemetry::trace::{Tracer, TracerProvider};
 use std::future::Future;
 use std::sync::Arc;
 
+/// Most deliveries held back behind busy ordering keys before the loop stops pulling.
+const MAX_WAITING: usize = 1000;
+
 /// Why a subscriber loop stopped with an error.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -233,7 +236,7 @@ impl<T: Transport> TracedSubscriber<T> {
         tokio::pin!(shutdown);
 
         let outcome = loop {
-            if dispatcher.load() >= self.concurrency {
+            if dispatcher.running() >= self.concurrency || dispatcher.waiting() >= MAX_WAITING {
                 tokio::select! {
                     biased;
                     () = &mut shutdown => break Ok(()),
@@ -243,7 +246,7 @@ impl<T: Transport> TracedSubscriber<T> {
             tokio::select! {
                 biased;
                 () = &mut shutdown => break Ok(()),
-                true = dispatcher.complete_one(), if dispatcher.load() > 0 => {}
+                true = dispatcher.complete_one(), if dispatcher.running() > 0 => {}
                 next = deliveries.next() => match next {
                     Some(Ok(delivery)) => dispatcher.submit(delivery),
                     Some(Err(source)) => break Err(SubscribeError::Stream {

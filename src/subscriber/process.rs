@@ -32,7 +32,12 @@ enum Outcome {
     Failed(&'static str, Box<dyn std::error::Error + Send + Sync>),
 }
 
-pub(super) async fn process<H: Handler>(settings: &Settings, handler: &H, delivery: Delivery) {
+/// Handles one delivery; `true` when it was acked.
+pub(super) async fn process<H: Handler>(
+    settings: &Settings,
+    handler: &H,
+    delivery: Delivery,
+) -> bool {
     let (message, attempt, acker) = delivery.into_parts();
     let mut receive_attributes = settings.messaging_attributes("receive");
     receive_attributes.extend(delivery_attributes(&message, attempt));
@@ -53,7 +58,7 @@ pub(super) async fn process<H: Handler>(settings: &Settings, handler: &H, delive
             record_failure(&span, error.error_type(), &error);
             settle(&span, acker, false).await;
             span.end();
-            return;
+            return false;
         }
     };
 
@@ -73,7 +78,10 @@ pub(super) async fn process<H: Handler>(settings: &Settings, handler: &H, delive
         }
         ParentMode::Link => (Context::new(), Vec::new()),
     };
-    let event_attributes = (settings.attributes)(&event);
+    // A panicking hook must not take the delivery down with it: no extra attributes then.
+    let event_attributes =
+        std::panic::catch_unwind(AssertUnwindSafe(|| (settings.attributes)(&event)))
+            .unwrap_or_default();
     receive_attributes.extend(attributes::cloudevents(&event));
     receive_attributes.extend(event_attributes.iter().cloned());
     let receive_span = settings
@@ -88,7 +96,7 @@ pub(super) async fn process<H: Handler>(settings: &Settings, handler: &H, delive
     let mut process_attributes = settings.messaging_attributes("process");
     process_attributes.push(KeyValue::new(
         attributes::CLOUDEVENTS_EVENT_ID,
-        event.id().to_owned(),
+        attributes::bounded(event.id()),
     ));
     if let Some(adapter) = &settings.adapter {
         process_attributes.push(KeyValue::new(HYPERFLEET_ADAPTER, adapter.clone()));
@@ -103,7 +111,7 @@ pub(super) async fn process<H: Handler>(settings: &Settings, handler: &H, delive
     let process_cx = receive_cx
         .with_span(process_span)
         .with_value(MessageLogFields {
-            event_id: event.id().to_owned(),
+            event_id: attributes::bounded(event.id()),
             subscription: settings.subscription.clone(),
             adapter: settings.adapter.clone(),
         });
@@ -115,7 +123,10 @@ pub(super) async fn process<H: Handler>(settings: &Settings, handler: &H, delive
         subscription: settings.subscription.clone(),
         context: process_cx.clone(),
     };
-    let run = AssertUnwindSafe(handler.handle(received).with_context(process_cx.clone()));
+    // `handle` itself is called inside the guarded future, so a panic before it returns its
+    // future is caught too.
+    let run =
+        AssertUnwindSafe(async { handler.handle(received).await }.with_context(process_cx.clone()));
     let outcome = match run.catch_unwind().await {
         Ok(Ok(())) => Outcome::Handled,
         Ok(Err(error)) => Outcome::Failed(HANDLER_ERROR, error),
@@ -135,6 +146,7 @@ pub(super) async fn process<H: Handler>(settings: &Settings, handler: &H, delive
     process.end();
     settle(&receive, acker, ack).await;
     receive.end();
+    ack
 }
 
 /// Acks or nacks; a failed settle is recorded on the receive span.
@@ -152,12 +164,12 @@ async fn settle(span: &SpanRef<'_>, acker: Box<dyn Acknowledger>, ack: bool) {
 fn delivery_attributes(message: &Message, attempt: Option<u32>) -> Vec<KeyValue> {
     let mut attributes = Vec::with_capacity(3);
     if let Some(id) = &message.id {
-        attributes.push(KeyValue::new(MESSAGING_MESSAGE_ID, id.clone()));
+        attributes.push(KeyValue::new(MESSAGING_MESSAGE_ID, attributes::bounded(id)));
     }
     if let Some(key) = &message.ordering_key {
         attributes.push(KeyValue::new(
             MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY,
-            key.clone(),
+            attributes::bounded(key),
         ));
     }
     if let Some(attempt) = attempt {

@@ -22,6 +22,18 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::{Context, Layer};
 
+/// Keys of the log line that an event's fields may not replace.
+const RESERVED: [&str; 8] = [
+    "timestamp",
+    "level",
+    "message",
+    "component",
+    "version",
+    "hostname",
+    "trace_id",
+    "span_id",
+];
+
 /// Writes HyperFleet log lines.
 pub struct LogLayer {
     writer: BoxMakeWriter,
@@ -90,8 +102,12 @@ impl LogLayer {
                 line.insert("adapter".into(), adapter.clone().into());
             }
         }
-        // The event's own fields win over the context's.
-        line.extend(fields.fields);
+        // The event's own fields win over the message context's, never over the standard keys.
+        for (key, value) in fields.fields {
+            if !RESERVED.contains(&key.as_str()) {
+                line.insert(key, value);
+            }
+        }
 
         match self.format {
             LogFormat::Json => Value::Object(line).to_string(),

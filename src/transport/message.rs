@@ -34,9 +34,9 @@ impl Message {
         self
     }
 
-    /// Sets the ordering key.
+    /// Sets the ordering key (an empty key means none, as in Pub/Sub).
     pub fn with_ordering_key(mut self, key: impl Into<String>) -> Self {
-        self.ordering_key = Some(key.into());
+        self.ordering_key = Some(key.into()).filter(|k| !k.is_empty());
         self
     }
 

@@ -1,5 +1,6 @@
 //! Settings of a subscription, shared by the backends' admin helpers.
 
+use super::{ErrorCode, TransportError};
 use std::time::Duration;
 
 /// How a subscription delivers messages.
@@ -24,6 +25,32 @@ impl Default for SubscriptionConfig {
 }
 
 impl SubscriptionConfig {
+    /// Checks the settings against Pub/Sub's limits: ack deadline 10–600 s, dead-letter
+    /// attempts 5–100.
+    pub fn validate(&self) -> Result<(), TransportError> {
+        if !(Duration::from_secs(10)..=Duration::from_secs(600)).contains(&self.ack_deadline) {
+            return Err(TransportError::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "ack deadline {:?} is outside 10 s to 600 s",
+                    self.ack_deadline
+                ),
+            ));
+        }
+        if let Some(policy) = &self.dead_letter
+            && !(5..=100).contains(&policy.max_delivery_attempts)
+        {
+            return Err(TransportError::new(
+                ErrorCode::InvalidArgument,
+                format!(
+                    "max delivery attempts {} is outside 5 to 100",
+                    policy.max_delivery_attempts
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Sets the ack deadline.
     pub fn ack_deadline(mut self, deadline: Duration) -> Self {
         self.ack_deadline = deadline;

@@ -100,6 +100,7 @@ impl MemoryTransport {
         topic: &str,
         config: SubscriptionConfig,
     ) -> Result<(), TransportError> {
+        config.validate()?;
         let mut registry = self.inner.registry();
         if registry.subscriptions.contains_key(subscription) {
             return Err(TransportError::new(

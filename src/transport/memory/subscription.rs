@@ -99,7 +99,7 @@ impl SubscriptionState {
             let next = queue.leased.values().map(|l| l.deadline).min();
             return (Pull::Wait(next), dead);
         };
-        pending.attempts += 1;
+        pending.attempts = pending.attempts.saturating_add(1);
         if ordering && let Some(key) = &pending.message.ordering_key {
             queue.keys_in_flight.insert(key.clone());
         }

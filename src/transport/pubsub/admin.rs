@@ -59,6 +59,7 @@ impl PubSubAdmin {
         config: &SubscriptionConfig,
         retry: Option<(Duration, Duration)>,
     ) -> Result<(), TransportError> {
+        config.validate()?;
         let name = self.config.subscription_name(subscription);
         let ack_deadline = i32::try_from(config.ack_deadline.as_secs()).unwrap_or(600);
         let mut request = self
@@ -79,7 +80,9 @@ impl PubSubAdmin {
             );
         }
         if let Some((minimum, maximum)) = retry {
-            let seconds = |d: Duration| google_cloud_wkt::Duration::clamp(d.as_secs() as i64, 0);
+            let seconds = |d: Duration| {
+                google_cloud_wkt::Duration::clamp(i64::try_from(d.as_secs()).unwrap_or(600), 0)
+            };
             request = request.set_retry_policy(
                 RetryPolicy::new()
                     .set_minimum_backoff(seconds(minimum))
