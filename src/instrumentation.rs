@@ -25,16 +25,24 @@ pub(crate) fn global_tracer() -> SharedTracer {
     Arc::new(global::tracer_with_scope(scope()))
 }
 
-/// A tracer from an explicit provider.
-pub(crate) fn tracer_from<P>(provider: &P) -> SharedTracer
+/// A tracer provider spans can come from: any OpenTelemetry provider whose tracers and spans
+/// are thread-safe (the SDK's `SdkTracerProvider`, the no-op provider, …). Publishers,
+/// subscribers and the HTTP glue take one with `.tracer_provider(&provider)`.
+pub trait TracerSource {
+    /// A tracer with this crate's instrumentation scope.
+    #[doc(hidden)]
+    fn shared_tracer(&self) -> Arc<BoxedTracer>;
+}
+
+impl<P> TracerSource for P
 where
     P: TracerProvider,
     P::Tracer: Send + Sync + 'static,
     <P::Tracer as opentelemetry::trace::Tracer>::Span: Send + Sync + 'static,
 {
-    Arc::new(BoxedTracer::new(Box::new(
-        provider.tracer_with_scope(scope()),
-    )))
+    fn shared_tracer(&self) -> Arc<BoxedTracer> {
+        Arc::new(BoxedTracer::new(Box::new(self.tracer_with_scope(scope()))))
+    }
 }
 
 /// Records a failure the way the standard asks: the error, `error.type`, status Error.

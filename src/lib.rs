@@ -32,7 +32,7 @@ pub mod testing;
 pub mod transport;
 
 pub use carrier::{EventExtractor, EventInjector, OverwritePolicy, extract, inject};
-pub use instrumentation::SCOPE_NAME;
+pub use instrumentation::{SCOPE_NAME, TracerSource};
 pub use naming::SpanNaming;
 pub use publisher::{PublishError, PublishOptions, Published, TracedPublisher};
 pub use subscriber::{AckPolicy, ParentMode, SubscribeError, TracedSubscriber};

@@ -7,12 +7,12 @@ use crate::attributes::{
 };
 use crate::binding::{self, BindingError, Encoding};
 use crate::carrier::{self, OverwritePolicy};
-use crate::instrumentation::{self, SharedTracer, record_failure};
+use crate::instrumentation::{self, SharedTracer, TracerSource, record_failure};
 use crate::naming::SpanNaming;
 use crate::transport::{Message, Transport, TransportError};
 use cloudevents::Event;
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use std::sync::Arc;
 
@@ -155,13 +155,8 @@ impl<T: Transport> TracedPublisher<T> {
     }
 
     /// Takes spans from `provider` instead of the global provider.
-    pub fn tracer_provider<P>(mut self, provider: &P) -> Self
-    where
-        P: TracerProvider,
-        P::Tracer: Send + Sync + 'static,
-        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
-    {
-        self.tracer = instrumentation::tracer_from(provider);
+    pub fn tracer_provider(mut self, provider: &impl TracerSource) -> Self {
+        self.tracer = provider.shared_tracer();
         self
     }
 

@@ -2,8 +2,8 @@
 
 use crate::attributes::{ERROR_TYPE, SERVER_ADDRESS};
 use crate::carrier;
-use crate::instrumentation::{self, SharedTracer, record_failure};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+use crate::instrumentation::{self, SharedTracer, TracerSource, record_failure};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_http::HeaderInjector;
 
@@ -39,13 +39,8 @@ impl HttpClientTracing {
     }
 
     /// Spans from `provider`.
-    pub fn tracer_provider<P>(mut self, provider: &P) -> Self
-    where
-        P: TracerProvider,
-        P::Tracer: Send + Sync + 'static,
-        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
-    {
-        self.tracer = instrumentation::tracer_from(provider);
+    pub fn tracer_provider(mut self, provider: &impl TracerSource) -> Self {
+        self.tracer = provider.shared_tracer();
         self
     }
 

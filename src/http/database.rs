@@ -1,7 +1,7 @@
 //! Database spans `{operation} {table}`.
 
-use crate::instrumentation::{self, SharedTracer};
-use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer, TracerProvider};
+use crate::instrumentation::{self, SharedTracer, TracerSource};
+use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 
 /// Starts database spans named `{operation} {table}` (e.g. `SELECT clusters`) as CLIENT
@@ -33,13 +33,8 @@ impl DatabaseTracing {
     }
 
     /// Spans from `provider`.
-    pub fn tracer_provider<P>(mut self, provider: &P) -> Self
-    where
-        P: TracerProvider,
-        P::Tracer: Send + Sync + 'static,
-        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
-    {
-        self.tracer = instrumentation::tracer_from(provider);
+    pub fn tracer_provider(mut self, provider: &impl TracerSource) -> Self {
+        self.tracer = provider.shared_tracer();
         self
     }
 

@@ -2,13 +2,13 @@
 
 use crate::attributes::{ERROR_TYPE, SERVER_ADDRESS};
 use crate::carrier;
-use crate::instrumentation::{self, SharedTracer};
+use crate::instrumentation::{self, SharedTracer, TracerSource};
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_http::HeaderExtractor;
 
@@ -45,13 +45,8 @@ impl HttpServerTracing {
     }
 
     /// Spans from `provider` (e.g. one per service in a process that hosts several).
-    pub fn tracer_provider<P>(mut self, provider: &P) -> Self
-    where
-        P: TracerProvider,
-        P::Tracer: Send + Sync + 'static,
-        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
-    {
-        self.tracer = instrumentation::tracer_from(provider);
+    pub fn tracer_provider(mut self, provider: &impl TracerSource) -> Self {
+        self.tracer = provider.shared_tracer();
         self
     }
 

@@ -13,14 +13,14 @@ pub use policy::{AckPolicy, ParentMode};
 
 use crate::AttributeHook;
 use crate::attributes;
-use crate::instrumentation::{self, SharedTracer};
+use crate::instrumentation::{self, SharedTracer, TracerSource};
 use crate::naming::SpanNaming;
 use crate::transport::{Transport, TransportError};
 use cloudevents::Event;
 use dispatch::Dispatcher;
 use futures::StreamExt;
 use opentelemetry::KeyValue;
-use opentelemetry::trace::{Tracer, TracerProvider};
+
 use std::future::Future;
 use std::sync::Arc;
 
@@ -206,13 +206,8 @@ impl<T: Transport> TracedSubscriber<T> {
     }
 
     /// Takes spans from `provider` instead of the global provider.
-    pub fn tracer_provider<P>(mut self, provider: &P) -> Self
-    where
-        P: TracerProvider,
-        P::Tracer: Send + Sync + 'static,
-        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
-    {
-        self.settings.tracer = instrumentation::tracer_from(provider);
+    pub fn tracer_provider(mut self, provider: &impl TracerSource) -> Self {
+        self.settings.tracer = provider.shared_tracer();
         self
     }
 
