@@ -3,6 +3,9 @@
 //! parent chain and kinds, both adapters under the same publish span, the four service names,
 //! the standard's attributes, and log lines that carry the same trace ids.
 
+#[cfg(feature = "pubsub")]
+mod support;
+
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -30,11 +33,20 @@ struct Run {
     logs: Vec<Value>,
 }
 
-fn run() -> Run {
-    let file = std::env::temp_dir().join(format!("reconcile-spans-{}.json", std::process::id()));
-    let output = Command::new(example())
+/// Runs the example; over the in-memory Pub/Sub, or over the emulator at `emulator`.
+fn run(emulator: Option<&str>) -> Run {
+    let file = std::env::temp_dir().join(format!(
+        "reconcile-spans-{}-{}.json",
+        std::process::id(),
+        emulator.is_some()
+    ));
+    let mut command = Command::new(example());
+    match emulator {
+        Some(host) => command.env("PUBSUB_EMULATOR_HOST", host),
+        None => command.env_remove("PUBSUB_EMULATOR_HOST"),
+    };
+    let output = command
         .env("HYPERFLEET_RECONCILE_SPANS_JSON", &file)
-        .env_remove("PUBSUB_EMULATOR_HOST")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env_remove("OTEL_TRACES_EXPORTER")
         .output()
@@ -77,7 +89,18 @@ fn expect(span: &Value, name: &str, kind: &str, service: &str) {
 
 #[test]
 fn the_reconciliation_is_one_trace_across_every_component() {
-    let Run { spans, logs } = run();
+    check(run(None));
+}
+
+/// The same flow with the events crossing Google's Pub/Sub emulator.
+#[cfg(feature = "pubsub")]
+#[test]
+fn the_reconciliation_over_the_pubsub_emulator_is_the_same_trace() {
+    let emulator = support::emulator::Emulator::start_fresh();
+    check(run(Some(&emulator.host)));
+}
+
+fn check(Run { spans, logs }: Run) {
     let index = by_id(&spans);
     let poll: Vec<&Value> = spans
         .iter()
