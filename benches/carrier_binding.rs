@@ -1,5 +1,10 @@
-//! Cost of the per-message work this crate adds: carrier inject + extract on a CloudEvent, and
-//! binding encode + decode of the real HyperFleet event in both encodings.
+//! Cost of the per-message work this crate adds, each beside its baseline in the same run:
+//!
+//! - carrier: inject + extract of `traceparent`/`tracestate` on a CloudEvent, against
+//!   `opentelemetry-http`'s `HeaderInjector`/`HeaderExtractor` on an `http::HeaderMap` with the
+//!   same W3C propagator;
+//! - binding: encode + decode of the real HyperFleet event, structured and binary, against
+//!   plain `serde_json` of the same event (the floor).
 //!
 //! `cargo bench --bench carrier_binding`
 
@@ -7,7 +12,10 @@ use cloudevents::{Event, EventBuilder, EventBuilderV10};
 use criterion::{Criterion, criterion_group, criterion_main};
 use hyperfleet_tracing::binding::{Encoding, decode, encode};
 use opentelemetry::Context;
+use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};
+use opentelemetry_http::{HeaderExtractor, HeaderInjector};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use std::hint::black_box;
 use std::str::FromStr;
 
@@ -29,34 +37,59 @@ fn reconcile_event() -> Event {
         .expect("valid event")
 }
 
-fn carrier(c: &mut Criterion) {
-    let cx = Context::new().with_remote_span_context(SpanContext::new(
+fn context() -> Context {
+    Context::new().with_remote_span_context(SpanContext::new(
         TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
         SpanId::from(0x00f0_67aa_0ba9_02b7),
         TraceFlags::SAMPLED,
         true,
         TraceState::from_str("vendor=abc").expect("valid tracestate"),
-    ));
+    ))
+}
+
+fn carrier(c: &mut Criterion) {
+    let cx = context();
     let event = reconcile_event();
-    c.bench_function("carrier inject+extract", |b| {
+    let propagator = TraceContextPropagator::new();
+    let mut group = c.benchmark_group("carrier inject+extract");
+    group.bench_function("cloudevent (hyperfleet_tracing::inject/extract)", |b| {
         b.iter(|| {
             let mut event = event.clone();
             hyperfleet_tracing::inject(black_box(&cx), &mut event);
             black_box(hyperfleet_tracing::extract(&event))
         })
     });
+    group.bench_function("cloudevent clone only (subtract from the above)", |b| {
+        b.iter(|| black_box(event.clone()))
+    });
+    group.bench_function("baseline: http::HeaderMap (opentelemetry-http)", |b| {
+        b.iter(|| {
+            let mut headers = http::HeaderMap::new();
+            propagator.inject_context(black_box(&cx), &mut HeaderInjector(&mut headers));
+            black_box(propagator.extract(&HeaderExtractor(&headers)))
+        })
+    });
+    group.finish();
 }
 
 fn binding(c: &mut Criterion) {
     let event = reconcile_event();
+    let mut group = c.benchmark_group("binding encode+decode");
     for encoding in [Encoding::Structured, Encoding::Binary] {
-        c.bench_function(&format!("binding encode+decode {encoding:?}"), |b| {
+        group.bench_function(format!("{encoding:?}"), |b| {
             b.iter(|| {
                 let message = encode(black_box(&event), encoding).expect("encodes");
                 black_box(decode(&message).expect("decodes"))
             })
         });
     }
+    group.bench_function("floor: serde_json to_vec + from_slice", |b| {
+        b.iter(|| {
+            let bytes = serde_json::to_vec(black_box(&event)).expect("serializes");
+            black_box(serde_json::from_slice::<Event>(&bytes).expect("parses"))
+        })
+    });
+    group.finish();
 }
 
 criterion_group!(benches, carrier, binding);

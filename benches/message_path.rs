@@ -1,0 +1,133 @@
+//! The message path on the in-memory transport: publish → receive → handle → ack, traced by
+//! this crate versus the same work done untraced (encode, publish, pull, decode, ack), in the
+//! same run. Traced runs send spans to a batch processor with an exporter that drops them;
+//! "sampled" samples everything, "unsampled" uses the production ratio 0.01.
+//!
+//! `cargo bench --bench message_path`
+
+use cloudevents::{Event, EventBuilder, EventBuilderV10};
+use criterion::{Criterion, criterion_group, criterion_main};
+use futures::StreamExt;
+use hyperfleet_tracing::binding::{Encoding, decode, encode};
+use hyperfleet_tracing::subscriber::{HandlerError, Received};
+use hyperfleet_tracing::transport::memory::MemoryTransport;
+use hyperfleet_tracing::transport::{SubscriptionConfig, Transport};
+use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{
+    BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
+};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+/// An exporter that drops every span: the cost measured is ours, not an exporter's.
+#[derive(Debug)]
+struct Discard;
+
+impl SpanExporter for Discard {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        black_box(batch);
+        Ok(())
+    }
+}
+
+fn event(i: u64) -> Event {
+    EventBuilderV10::new()
+        .id(format!("event-{i}"))
+        .source("hyperfleet-sentinel")
+        .ty("com.redhat.hyperfleet.cluster.reconcile")
+        .data(
+            "application/json",
+            serde_json::json!({"id": format!("c{i}"), "kind": "Cluster", "href": "/clusters", "generation": 1}),
+        )
+        .build()
+        .expect("valid event")
+}
+
+fn transport() -> MemoryTransport {
+    let transport = MemoryTransport::new();
+    transport.create_topic("t").expect("topic");
+    transport
+        .create_subscription("s", "t", SubscriptionConfig::default())
+        .expect("subscription");
+    transport
+}
+
+fn provider(sampler: Sampler) -> SdkTracerProvider {
+    SdkTracerProvider::builder()
+        .with_sampler(sampler)
+        .with_span_processor(BatchSpanProcessor::builder(Discard).build())
+        .build()
+}
+
+/// `n` messages through the traced publisher and subscriber (concurrency 1).
+async fn traced(n: u64, provider: &SdkTracerProvider) -> Duration {
+    let transport = transport();
+    let publisher = TracedPublisher::new(transport.clone(), "t").tracer_provider(provider);
+    let started = Instant::now();
+    for i in 0..n {
+        publisher.publish(event(i)).await.expect("published");
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    TracedSubscriber::new(transport, "t", "s")
+        .tracer_provider(provider)
+        .concurrency(1)
+        .run(
+            move |received: Received| {
+                black_box(&received.event);
+                let _ = tx.send(());
+                async { Ok::<(), HandlerError>(()) }
+            },
+            async move {
+                for _ in 0..n {
+                    rx.recv().await;
+                }
+            },
+        )
+        .await
+        .expect("ran");
+    started.elapsed()
+}
+
+/// The same messages, untraced: encode, publish, pull, decode, ack.
+async fn untraced(n: u64) -> Duration {
+    let transport = transport();
+    let started = Instant::now();
+    for i in 0..n {
+        let message = encode(&event(i), Encoding::Structured).expect("encoded");
+        transport.publish("t", message).await.expect("published");
+    }
+    let mut deliveries = transport.subscribe("s").await.expect("subscribed");
+    for _ in 0..n {
+        let delivery = deliveries.next().await.expect("delivery").expect("ok");
+        black_box(decode(&delivery.message).expect("decoded"));
+        delivery.ack().await.expect("acked");
+    }
+    started.elapsed()
+}
+
+fn message_path(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sampled = provider(Sampler::AlwaysOn);
+    let unsampled = provider(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+        0.01,
+    ))));
+    let mut group = c.benchmark_group("message path (per message)");
+    group.bench_function("untraced", |b| {
+        b.iter_custom(|n| runtime.block_on(untraced(n)))
+    });
+    group.bench_function("traced, sampled", |b| {
+        b.iter_custom(|n| runtime.block_on(traced(n, &sampled)))
+    });
+    group.bench_function("traced, unsampled (ratio 0.01)", |b| {
+        b.iter_custom(|n| runtime.block_on(traced(n, &unsampled)))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, message_path);
+criterion_main!(benches);
