@@ -1,6 +1,6 @@
-//! The message path on the in-memory transport: publish → receive → handle → ack, traced by
-//! this crate versus the same work done untraced (encode, publish, pull, decode, ack), in the
-//! same run. Traced runs send spans to a batch processor with an exporter that drops them;
+//! The message path on the in-memory transport: publish → receive → handle → ack through
+//! `TracedPublisher`/`TracedSubscriber`, with tracing sampled, unsampled, and off (a no-op
+//! provider: the same path untraced), plus the raw transport loop as the floor, in one run. Traced runs send spans to a batch processor with an exporter that drops them;
 //! "sampled" samples everything, "unsampled" uses the production ratio 0.01.
 //!
 //! `cargo bench --bench message_path`
@@ -12,7 +12,7 @@ use hyperfleet_tracing::binding::{Encoding, decode, encode};
 use hyperfleet_tracing::subscriber::{HandlerError, Received};
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::transport::{SubscriptionConfig, Transport};
-use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
+use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{
     BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
@@ -61,7 +61,7 @@ fn provider(sampler: Sampler) -> SdkTracerProvider {
 }
 
 /// `n` messages through the traced publisher and subscriber (concurrency 1).
-async fn traced(n: u64, provider: &SdkTracerProvider) -> Duration {
+async fn traced(n: u64, provider: &impl TracerSource) -> Duration {
     let transport = transport();
     let publisher = TracedPublisher::new(transport.clone(), "t").tracer_provider(provider);
     let started = Instant::now();

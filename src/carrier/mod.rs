@@ -45,6 +45,7 @@ use opentelemetry::global;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
+use std::borrow::Cow;
 use std::sync::{Arc, PoisonError, RwLock};
 
 /// Extension attribute carrying the W3C `traceparent`.
@@ -64,7 +65,7 @@ pub struct EventInjector<'a>(pub &'a mut Event);
 
 impl Injector for EventInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
-        let key = key.to_ascii_lowercase();
+        let key = lowercase(key);
         if !validate::is_extension_name(&key) {
             return;
         }
@@ -86,12 +87,12 @@ pub struct EventExtractor<'a>(pub &'a Event);
 
 impl Extractor for EventExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        let key = key.to_ascii_lowercase();
+        let key = lowercase(key);
         let value = match self.0.extension(&key)? {
             ExtensionValue::String(s) if !s.is_empty() => s.as_str(),
             _ => return None,
         };
-        match key.as_str() {
+        match key.as_ref() {
             TRACEPARENT => validate::traceparent(value),
             TRACESTATE => validate::tracestate(value),
             // W3C Baggage's limit; a longer list is dropped rather than parsed.
@@ -106,6 +107,16 @@ impl Extractor for EventExtractor<'_> {
             .filter(|(_, v)| matches!(v, ExtensionValue::String(s) if !s.is_empty()))
             .map(|(k, _)| k)
             .collect()
+    }
+}
+
+/// `key` in lower case, allocating only when it has upper-case letters (propagators ask for
+/// lower-case keys, so it rarely does).
+fn lowercase(key: &str) -> Cow<'_, str> {
+    if key.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(key.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(key)
     }
 }
 
