@@ -117,8 +117,12 @@ fn message_path(c: &mut Criterion) {
         0.01,
     ))));
     let mut group = c.benchmark_group("message path (per message)");
-    group.bench_function("untraced", |b| {
+    let off = opentelemetry::trace::noop::NoopTracerProvider::new();
+    group.bench_function("floor: raw transport, no subscriber loop", |b| {
         b.iter_custom(|n| runtime.block_on(untraced(n)))
+    });
+    group.bench_function("same path, tracing off (no-op provider)", |b| {
+        b.iter_custom(|n| runtime.block_on(traced(n, &off)))
     });
     group.bench_function("traced, sampled", |b| {
         b.iter_custom(|n| runtime.block_on(traced(n, &sampled)))
