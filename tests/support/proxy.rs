@@ -2,14 +2,17 @@
 //! in again on the same port: a network fault between a client and a server that keeps its
 //! state.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
 pub struct Proxy {
     pub address: String,
     target: String,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    accepted: Arc<(AtomicUsize, Notify)>,
 }
 
 impl Proxy {
@@ -20,6 +23,7 @@ impl Proxy {
             address: listener.local_addr().unwrap().to_string(),
             target: target.to_owned(),
             tasks: Arc::default(),
+            accepted: Arc::default(),
         };
         proxy.serve(listener);
         proxy
@@ -28,8 +32,11 @@ impl Proxy {
     fn serve(&self, listener: TcpListener) {
         let target = self.target.clone();
         let tasks = Arc::clone(&self.tasks);
+        let accepted = Arc::clone(&self.accepted);
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
+                accepted.0.fetch_add(1, Ordering::SeqCst);
+                accepted.1.notify_waiters();
                 let target = target.clone();
                 let connection = tokio::spawn(async move {
                     if let Ok(mut outbound) = TcpStream::connect(&target).await {
@@ -42,10 +49,33 @@ impl Proxy {
         self.tasks.lock().unwrap().push(accept);
     }
 
-    /// Cuts every connection and stops listening.
-    pub fn cut(&self) {
-        for task in self.tasks.lock().unwrap().drain(..) {
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.0.load(Ordering::SeqCst)
+    }
+
+    /// Waits until more than `count` connections have been accepted.
+    pub async fn wait_for_more_than(&self, count: usize) {
+        loop {
+            let notified = self.accepted.1.notified();
+            tokio::pin!(notified);
+            notified.as_mut().enable();
+            if self.accepted() > count {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Cuts every connection and stops listening; returns once the port is free.
+    pub async fn cut(&self) {
+        let tasks: Vec<JoinHandle<()>> = self.tasks.lock().unwrap().drain(..).collect();
+        for task in &tasks {
             task.abort();
+        }
+        for task in tasks {
+            // An aborted task has dropped its sockets once it is joined.
+            let _ = task.await;
         }
     }
 
@@ -58,6 +88,8 @@ impl Proxy {
 
 impl Drop for Proxy {
     fn drop(&mut self) {
-        self.cut();
+        for task in self.tasks.lock().unwrap().drain(..) {
+            task.abort();
+        }
     }
 }
