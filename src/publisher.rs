@@ -191,7 +191,7 @@ impl<T: Transport> TracedPublisher<T> {
             ordering_key.as_deref(),
         );
         let span = cx.span();
-        let result = match self.encode(&event, ordering_key) {
+        let result = match self.encode(event, ordering_key) {
             Ok(message) => self
                 .transport
                 .publish(&self.topic, message)
@@ -228,7 +228,7 @@ impl<T: Transport> TracedPublisher<T> {
         for mut event in events {
             let (cx, trace_context) =
                 self.start_message_span(parent, &mut event, "create", SpanKind::Producer, None);
-            match self.encode(&event, None) {
+            match self.encode(event, None) {
                 Ok(message) => {
                     slots.push(Ok(messages.len()));
                     messages.push(message);
@@ -360,8 +360,8 @@ impl<T: Transport> TracedPublisher<T> {
         )
     }
 
-    fn encode(&self, event: &Event, ordering_key: Option<String>) -> Result<Message, PublishError> {
-        let mut message = binding::encode(event, self.encoding)?;
+    fn encode(&self, event: Event, ordering_key: Option<String>) -> Result<Message, PublishError> {
+        let mut message = binding::encode_owned(event, self.encoding)?;
         message.ordering_key = ordering_key;
         Ok(message)
     }

@@ -48,7 +48,7 @@ mod serializer;
 use crate::carrier::validate;
 use crate::transport::Message;
 use cloudevents::event::{Data, SpecVersion};
-use cloudevents::message::{BinaryDeserializer, StructuredDeserializer};
+use cloudevents::message::{BinaryDeserializer, StructuredDeserializer, StructuredSerializer};
 use cloudevents::{AttributesReader, Event};
 use deserializer::{BinaryMessage, StructuredMessage, strip_prefix_ignore_case};
 use serializer::MessageBuilder;
@@ -130,20 +130,39 @@ impl BindingError {
 /// Fails when an extension name breaks the CloudEvents naming rule, since peers may drop or
 /// reject such events.
 pub fn encode(event: &Event, encoding: Encoding) -> Result<Message, BindingError> {
-    if let Some((name, _)) = event
-        .iter_extensions()
-        .find(|(name, _)| !validate::is_extension_name(name))
-    {
-        return Err(BindingError::ExtensionName(name.to_owned()));
+    check_extension_names(event)?;
+    match encoding {
+        // Serializing reads the event; no copy needed.
+        Encoding::Structured => {
+            let json = serde_json::to_vec(event).map_err(|e| BindingError::Serialize(e.into()))?;
+            StructuredSerializer::set_structured_event(MessageBuilder::default(), json)
+                .map_err(BindingError::Serialize)
+        }
+        // The SDK's binary serializer consumes the event.
+        Encoding::Binary => encode_owned(event.clone(), encoding),
     }
+}
+
+/// [`encode`] for an event the caller no longer needs: binary mode then moves the attributes
+/// and data instead of copying them.
+pub fn encode_owned(event: Event, encoding: Encoding) -> Result<Message, BindingError> {
+    check_extension_names(&event)?;
     let builder = MessageBuilder::default();
-    // The SDK's serializers consume the event; cloning is the price of taking `&Event`.
-    let event = event.clone();
     match encoding {
         Encoding::Structured => StructuredDeserializer::deserialize_structured(event, builder),
         Encoding::Binary => BinaryDeserializer::deserialize_binary(event, builder),
     }
     .map_err(BindingError::Serialize)
+}
+
+fn check_extension_names(event: &Event) -> Result<(), BindingError> {
+    match event
+        .iter_extensions()
+        .find(|(name, _)| !validate::is_extension_name(name))
+    {
+        Some((name, _)) => Err(BindingError::ExtensionName(name.to_owned())),
+        None => Ok(()),
+    }
 }
 
 /// Decodes a Pub/Sub message into an event, whichever encoding the publisher used.
