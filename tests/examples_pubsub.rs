@@ -6,29 +6,11 @@ mod support;
 
 use hyperfleet_tracing::transport::SubscriptionConfig;
 use hyperfleet_tracing::transport::pubsub::{PubSubAdmin, PubSubConfig};
-use std::path::PathBuf;
 use std::process::Command;
 use support::emulator::Emulator;
 
-fn example(name: &str) -> PathBuf {
-    let deps = std::env::current_exe().unwrap();
-    let path = deps
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join(name);
-    assert!(
-        path.exists(),
-        "{} missing: run through `cargo test --all-features`",
-        path.display()
-    );
-    path
-}
-
 fn run(name: &str, emulator: &str, vars: &[(&str, &str)]) -> String {
-    let output = Command::new(example(name))
+    let output = Command::new(support::examples::binary(name))
         .env("PUBSUB_EMULATOR_HOST", emulator)
         .env("GOOGLE_CLOUD_PROJECT", "hyperfleet-examples")
         .env("HYPERFLEET_TOPIC", "hyperfleet-clusters")

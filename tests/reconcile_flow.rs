@@ -3,30 +3,11 @@
 //! parent chain and kinds, both adapters under the same publish span, the four service names,
 //! the standard's attributes, and log lines that carry the same trace ids.
 
-#[cfg(feature = "pubsub")]
 mod support;
 
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
 use std::process::Command;
-
-fn example() -> PathBuf {
-    let deps = std::env::current_exe().unwrap();
-    let path = deps
-        .parent()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .join("examples")
-        .join("reconcile");
-    assert!(
-        path.exists(),
-        "{} missing: run through `cargo test --all-features`",
-        path.display()
-    );
-    path
-}
 
 struct Run {
     spans: Vec<Value>,
@@ -40,7 +21,7 @@ fn run(emulator: Option<&str>) -> Run {
         std::process::id(),
         emulator.is_some()
     ));
-    let mut command = Command::new(example());
+    let mut command = Command::new(support::examples::binary("reconcile"));
     match emulator {
         Some(host) => command.env("PUBSUB_EMULATOR_HOST", host),
         None => command.env_remove("PUBSUB_EMULATOR_HOST"),

@@ -4,5 +4,6 @@
 pub mod capture;
 pub mod emulator;
 pub mod events;
+pub mod examples;
 pub mod otlp_receiver;
 pub mod proxy;
