@@ -3,10 +3,11 @@
 //! Pub/Sub hands a client the messages of an ordering key in order, possibly several at once;
 //! running their handlers concurrently would lose that order, so a key's next delivery waits
 //! until the handler of the previous one has finished. When a key's handler fails, the key's
-//! waiting deliveries are nacked too: Pub/Sub redelivers the failed message and those after
-//! it, in order.
+//! waiting deliveries are nacked too, right after the failed one and before anything more is
+//! pulled: Pub/Sub redelivers the failed message and those after it, in order.
 
-use super::{Handler, Settings, process};
+use super::process::{self, Processed};
+use super::{Handler, Settings};
 use crate::transport::Delivery;
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -16,7 +17,7 @@ use tracing::instrument::WithSubscriber;
 pub(super) struct Dispatcher<H> {
     settings: Arc<Settings>,
     handler: Arc<H>,
-    in_flight: JoinSet<bool>,
+    in_flight: JoinSet<Processed>,
     /// Ordering key of each running task that has one.
     running_keys: HashMap<Id, String>,
     /// Deliveries waiting for their key's running handler, per key. A key is present while a
@@ -61,23 +62,25 @@ impl<H: Handler> Dispatcher<H> {
                 }
                 None => {
                     self.waiting.insert(key.clone(), VecDeque::new());
-                    let id = self.spawn(delivery);
+                    let id = self.spawn(delivery, true);
                     self.running_keys.insert(id, key);
                 }
             },
             None => {
-                self.spawn(delivery);
+                self.spawn(delivery, false);
             }
         }
     }
 
-    fn spawn(&mut self, delivery: Delivery) -> Id {
+    /// Starts a handler. A keyed delivery's nack is left to [`Self::complete_one`], which
+    /// orders it before the nacks of the deliveries waiting behind it.
+    fn spawn(&mut self, delivery: Delivery, keyed: bool) -> Id {
         let settings = Arc::clone(&self.settings);
         let handler = Arc::clone(&self.handler);
         // Handlers log through the caller's `tracing` subscriber.
         self.in_flight
             .spawn(
-                async move { process::process(&settings, handler.as_ref(), delivery).await }
+                async move { process::process(&settings, handler.as_ref(), delivery, keyed).await }
                     .with_current_subscriber(),
             )
             .id()
@@ -90,7 +93,12 @@ impl<H: Handler> Dispatcher<H> {
             return false;
         };
         let (id, acked) = match finished {
-            Ok((id, acked)) => (id, acked),
+            Ok((id, Processed::Settled { acked })) => (id, acked),
+            Ok((id, Processed::NackPending(pending))) => {
+                pending.nack().await;
+                (id, false)
+            }
+            // The task's delivery was dropped unsettled, which nacks it.
             Err(error) => (error.id(), false),
         };
         if let Some(key) = self.running_keys.remove(&id) {
@@ -108,7 +116,7 @@ impl<H: Handler> Dispatcher<H> {
             match next {
                 Some(delivery) => {
                     self.queued -= 1;
-                    let id = self.spawn(delivery);
+                    let id = self.spawn(delivery, true);
                     self.running_keys.insert(id, key);
                 }
                 None => {

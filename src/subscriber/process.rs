@@ -32,12 +32,40 @@ enum Outcome {
     Failed(&'static str, Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// Handles one delivery; `true` when it was acked.
+/// How a delivery ended.
+pub(super) enum Processed {
+    /// Acked, or nacked here.
+    Settled {
+        /// `true` when acked.
+        acked: bool,
+    },
+    /// Not handled, and the nack is left to the caller (see [`process`]'s `defer_nack`).
+    NackPending(PendingNack),
+}
+
+/// A nack the caller performs, so that it can order it before others; the receive span stays
+/// open until then.
+pub(super) struct PendingNack {
+    acker: Box<dyn Acknowledger>,
+    receive: Context,
+}
+
+impl PendingNack {
+    pub(super) async fn nack(self) {
+        let span = self.receive.span();
+        settle(&span, self.acker, false).await;
+        span.end();
+    }
+}
+
+/// Handles one delivery. With `defer_nack`, a delivery that is not handled comes back
+/// unsettled, for the caller to nack.
 pub(super) async fn process<H: Handler>(
     settings: &Settings,
     handler: &H,
     delivery: Delivery,
-) -> bool {
+    defer_nack: bool,
+) -> Processed {
     let (message, attempt, acker) = delivery.into_parts();
     let mut receive_attributes = settings.messaging_attributes("receive");
     receive_attributes.extend(delivery_attributes(&message, attempt));
@@ -56,9 +84,13 @@ pub(super) async fn process<H: Handler>(
             let cx = Context::new().with_span(span);
             let span = cx.span();
             record_failure(&span, error.error_type(), &error);
-            settle(&span, acker, false).await;
-            span.end();
-            return false;
+            drop(span);
+            let pending = PendingNack { acker, receive: cx };
+            if defer_nack {
+                return Processed::NackPending(pending);
+            }
+            pending.nack().await;
+            return Processed::Settled { acked: false };
         }
     };
 
@@ -144,9 +176,21 @@ pub(super) async fn process<H: Handler>(
         }
     };
     process.end();
-    settle(&receive, acker, ack).await;
-    receive.end();
-    ack
+    if ack {
+        settle(&receive, acker, true).await;
+        receive.end();
+        return Processed::Settled { acked: true };
+    }
+    drop(receive);
+    let pending = PendingNack {
+        acker,
+        receive: receive_cx,
+    };
+    if defer_nack {
+        return Processed::NackPending(pending);
+    }
+    pending.nack().await;
+    Processed::Settled { acked: false }
 }
 
 /// Acks or nacks; a failed settle is recorded on the receive span.

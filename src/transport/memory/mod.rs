@@ -126,6 +126,11 @@ impl MemoryTransport {
     pub fn backlog(&self, subscription: &str) -> Result<usize, TransportError> {
         Ok(self.inner.subscription(subscription)?.backlog())
     }
+
+    /// Messages of `subscription` delivered to a subscriber and not yet settled (leased).
+    pub fn outstanding(&self, subscription: &str) -> Result<usize, TransportError> {
+        Ok(self.inner.subscription(subscription)?.outstanding())
+    }
 }
 
 impl Inner {

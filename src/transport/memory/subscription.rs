@@ -182,4 +182,9 @@ impl SubscriptionState {
         let queue = self.queue();
         queue.ready.len() + queue.leased.len()
     }
+
+    /// Messages leased and not yet settled.
+    pub(super) fn outstanding(&self) -> usize {
+        self.queue().leased.len()
+    }
 }
