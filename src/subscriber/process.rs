@@ -84,7 +84,6 @@ pub(super) async fn process<H: Handler>(
             let cx = Context::new().with_span(span);
             let span = cx.span();
             record_failure(&span, error.error_type(), &error);
-            drop(span);
             let pending = PendingNack { acker, receive: cx };
             if defer_nack {
                 return Processed::NackPending(pending);
@@ -181,7 +180,6 @@ pub(super) async fn process<H: Handler>(
         receive.end();
         return Processed::Settled { acked: true };
     }
-    drop(receive);
     let pending = PendingNack {
         acker,
         receive: receive_cx,
