@@ -131,4 +131,24 @@ impl<H: Handler> Dispatcher<H> {
     pub(super) async fn drain(&mut self) {
         while self.complete_one().await {}
     }
+
+    /// Gives up on everything still running or waiting: running handlers are dropped, which
+    /// nacks their deliveries, and waiting deliveries are nacked.
+    pub(super) async fn abandon(&mut self) {
+        self.in_flight.abort_all();
+        while let Some(finished) = self.in_flight.join_next().await {
+            // A handler may have finished before the abort reached it.
+            if let Ok(Processed::NackPending(pending)) = finished {
+                pending.nack().await;
+            }
+        }
+        self.running_keys.clear();
+        for (_, behind) in self.waiting.drain() {
+            for delivery in behind {
+                // A nack that fails leaves the message to its ack deadline.
+                let _ = delivery.nack().await;
+            }
+        }
+        self.queued = 0;
+    }
 }

@@ -23,9 +23,13 @@ use opentelemetry::KeyValue;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Most deliveries held back behind busy ordering keys before the loop stops pulling.
 const MAX_WAITING: usize = 1000;
+/// How long shutdown waits for handlers in flight by default: inside Kubernetes' default
+/// 30-second termination grace period.
+const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// Why a subscriber loop stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -120,6 +124,7 @@ pub struct TracedSubscriber<T> {
     transport: Arc<T>,
     settings: Settings,
     concurrency: usize,
+    shutdown_timeout: Duration,
 }
 
 impl<T: Transport> TracedSubscriber<T> {
@@ -148,6 +153,7 @@ impl<T: Transport> TracedSubscriber<T> {
                 googclient_fallback: true,
             },
             concurrency: 16,
+            shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 
@@ -195,6 +201,13 @@ impl<T: Transport> TracedSubscriber<T> {
         self
     }
 
+    /// Sets how long shutdown waits for the handlers in flight (default 25 s). Handlers still
+    /// running then are dropped and their messages nacked, so Pub/Sub redelivers them.
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
     /// Replaces the hook that adds attributes from the event to the receive and process spans
     /// at their start. Never return payload data from it.
     pub fn attributes<F>(mut self, hook: F) -> Self
@@ -213,6 +226,13 @@ impl<T: Transport> TracedSubscriber<T> {
 
     /// Handles deliveries until `shutdown` completes, then stops pulling, waits for the
     /// handlers in flight to finish and settle, and returns.
+    ///
+    /// Handlers still running after the [shutdown timeout](Self::shutdown_timeout) are dropped
+    /// and their messages nacked. A handler that runs past the subscription's ack deadline
+    /// keeps its message on Pub/Sub, whose client extends the lease (up to its maximum lease,
+    /// an hour by default); the memory transport does not extend leases, so there the message
+    /// is redelivered after the deadline and the late ack is ignored. Either way delivery is
+    /// at least once: handlers must be idempotent.
     pub async fn run<H, S>(self, handler: H, shutdown: S) -> Result<(), SubscribeError>
     where
         H: Handler,
@@ -254,7 +274,16 @@ impl<T: Transport> TracedSubscriber<T> {
         };
         // Stop pulling, let the last handlers finish and settle, and let the transport flush
         // those settlements.
-        futures::join!(deliveries.close(), dispatcher.drain());
+        let grace = self.shutdown_timeout;
+        let finish = async {
+            if tokio::time::timeout(grace, dispatcher.drain())
+                .await
+                .is_err()
+            {
+                dispatcher.abandon().await;
+            }
+        };
+        futures::join!(deliveries.close(), finish);
         outcome
     }
 }

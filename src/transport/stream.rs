@@ -1,9 +1,9 @@
 //! The stream of deliveries a subscription yields, and how it is closed.
 
 use super::{Delivery, TransportError};
-use futures::Stream;
 use futures::future::BoxFuture;
 use futures::stream::BoxStream;
+use futures::{Stream, StreamExt};
 use std::fmt;
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -32,6 +32,19 @@ impl DeliveryStream {
     {
         self.close = Some(Box::new(close));
         self
+    }
+
+    /// Passes every delivery through `f`, keeping what [`close`](Self::close) does: for
+    /// transport decorators that wrap deliveries (their acknowledgers, say).
+    pub fn map_deliveries<F>(self, mut f: F) -> Self
+    where
+        F: FnMut(Delivery) -> Delivery + Send + 'static,
+    {
+        let Self { inner, close } = self;
+        Self {
+            inner: Box::pin(inner.map(move |item| item.map(&mut f))),
+            close,
+        }
     }
 
     /// Stops pulling and waits for the backend to settle what it handed out. Deliveries still
