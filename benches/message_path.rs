@@ -1,49 +1,29 @@
 //! The message path on the in-memory transport: publish → receive → handle → ack through
 //! `TracedPublisher`/`TracedSubscriber`, with tracing sampled, unsampled, and off (a no-op
 //! provider: the same path untraced), plus the raw transport loop as the floor, in one run. Traced runs send spans to a batch processor with an exporter that drops them;
-//! "sampled" samples everything, "unsampled" uses the production ratio 0.01.
+//! "sampled" samples everything, "unsampled" uses the production ratio 0.01. The `otlp-*`
+//! variants export through the crate's own telemetry set-up to a collector that is down (a
+//! closed port) or stalled (accepts, never answers): their latency is compared with "sampled".
 //!
 //! `cargo bench --bench message_path`
 
-use cloudevents::{Event, EventBuilder, EventBuilderV10};
+mod common;
+
+use common::{Discard, event};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::StreamExt;
 use hyperfleet_tracing::binding::{Encoding, decode, encode};
 use hyperfleet_tracing::subscriber::{HandlerError, Received};
+use hyperfleet_tracing::telemetry::{self, Component, Config};
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::transport::{SubscriptionConfig, Transport};
 use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource};
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{
-    BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
-};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
 use std::hint::black_box;
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 /// An exporter that drops every span: the cost measured is ours, not an exporter's.
-#[derive(Debug)]
-struct Discard;
-
-impl SpanExporter for Discard {
-    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        black_box(batch);
-        Ok(())
-    }
-}
-
-fn event(i: u64) -> Event {
-    EventBuilderV10::new()
-        .id(format!("event-{i}"))
-        .source("hyperfleet-sentinel")
-        .ty("com.redhat.hyperfleet.cluster.reconcile")
-        .data(
-            "application/json",
-            serde_json::json!({"id": format!("c{i}"), "kind": "Cluster", "href": "/clusters", "generation": 1}),
-        )
-        .build()
-        .expect("valid event")
-}
-
 fn transport() -> MemoryTransport {
     let transport = MemoryTransport::new();
     transport.create_topic("t").expect("topic");
@@ -106,6 +86,38 @@ async fn untraced(n: u64) -> Duration {
     started.elapsed()
 }
 
+/// A provider from the crate's telemetry set-up, exporting over OTLP to `endpoint`.
+fn otlp_provider(endpoint: String) -> SdkTracerProvider {
+    let config = Config::from_lookup("bench", |key| match key {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.clone()),
+        "OTEL_EXPORTER_OTLP_TIMEOUT" => Some("500".to_owned()),
+        "OTEL_TRACES_SAMPLER" => Some("always_on".to_owned()),
+        _ => None,
+    })
+    .expect("config");
+    let telemetry = telemetry::builder(Component::custom("bench"))
+        .config(config)
+        .build()
+        .expect("telemetry");
+    telemetry.tracer_provider().expect("tracing on").clone()
+}
+
+/// An endpoint nobody listens on, and one that accepts connections and never answers.
+fn dead_collectors() -> (String, String) {
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let unreachable = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let stalled = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let stalling = format!("http://{}", stalled.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for connection in stalled.incoming().flatten() {
+            held.push(connection);
+        }
+    });
+    (unreachable, stalling)
+}
+
 fn message_path(c: &mut Criterion) {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -129,6 +141,18 @@ fn message_path(c: &mut Criterion) {
     });
     group.bench_function("traced, unsampled (ratio 0.01)", |b| {
         b.iter_custom(|n| runtime.block_on(traced(n, &unsampled)))
+    });
+    let (unreachable, stalling) = dead_collectors();
+    let (down, stalled) = {
+        // The gRPC exporter needs a runtime to be built in.
+        let _entered = runtime.enter();
+        (otlp_provider(unreachable), otlp_provider(stalling))
+    };
+    group.bench_function("traced, sampled, otlp-unreachable collector", |b| {
+        b.iter_custom(|n| runtime.block_on(traced(n, &down)))
+    });
+    group.bench_function("traced, sampled, otlp-stalled collector", |b| {
+        b.iter_custom(|n| runtime.block_on(traced(n, &stalled)))
     });
     group.finish();
 }

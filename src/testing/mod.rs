@@ -1,8 +1,10 @@
 //! Test support (feature `testing`): a telemetry fixture with an in-memory exporter, span
-//! helpers, and the [`conformance`] suite every [`Transport`](crate::transport::Transport) runs.
+//! helpers, the [`conformance`] suite every [`Transport`](crate::transport::Transport) runs, and
+//! the [`fuzz`] harnesses.
 
 pub mod conformance;
 mod fixture;
+pub mod fuzz;
 pub mod spans;
 
 pub use fixture::TestTelemetry;

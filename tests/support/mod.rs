@@ -6,4 +6,5 @@ pub mod emulator;
 pub mod events;
 pub mod examples;
 pub mod otlp_receiver;
+pub mod process;
 pub mod proxy;

@@ -1,0 +1,161 @@
+//! Throughput over Google's Pub/Sub emulator: 10,000 messages published and handled through
+//! `TracedPublisher`/`TracedSubscriber`, traced (every span sampled, into a batch processor that
+//! drops them) vs untraced (a no-op provider), and in the same run the same loop with Google's
+//! Python client, its OpenTelemetry tracing on vs off (`benches/pubsub_peer.py`, from the
+//! project's `.venv`, which `scripts/test` creates). One sample is one 10,000-message round.
+//!
+//! `cargo bench --features pubsub --bench pubsub_throughput`
+
+#[allow(dead_code)]
+#[path = "../tests/support/emulator.rs"]
+mod emulator;
+
+mod common;
+
+use common::{Discard, event};
+use criterion::{Criterion, criterion_group, criterion_main};
+use futures::StreamExt;
+use hyperfleet_tracing::subscriber::{HandlerError, Received};
+use hyperfleet_tracing::transport::SubscriptionConfig;
+use hyperfleet_tracing::transport::pubsub::{PubSubAdmin, PubSubConfig, PubSubTransport};
+use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
+use std::hint::black_box;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const MESSAGES: u64 = 10_000;
+const PROJECT: &str = "hyperfleet-bench";
+/// Publishes in flight at once.
+const IN_FLIGHT: usize = 512;
+
+/// One round on a fresh topic and subscription: publish `MESSAGES`, handle them all.
+async fn round(
+    admin: &PubSubAdmin,
+    transport: &PubSubTransport,
+    provider: &impl TracerSource,
+    name: &str,
+) -> Duration {
+    admin.create_topic_if_missing(name).await.expect("topic");
+    admin
+        .create_subscription_if_missing(name, name, &SubscriptionConfig::default())
+        .await
+        .expect("subscription");
+    let handled = std::sync::Arc::new(AtomicU64::new(0));
+    let (progress, mut watch) = tokio::sync::watch::channel(0u64);
+    let counter = handled.clone();
+    let subscriber = TracedSubscriber::new(transport.clone(), name, name)
+        .tracer_provider(provider)
+        .concurrency(64);
+    let publisher = TracedPublisher::new(transport.clone(), name).tracer_provider(provider);
+
+    let started = Instant::now();
+    let receiving = tokio::spawn(subscriber.run(
+        move |received: Received| {
+            black_box(&received.event);
+            progress.send_replace(counter.fetch_add(1, Ordering::Relaxed) + 1);
+            async { Ok::<(), HandlerError>(()) }
+        },
+        async move {
+            let _ = watch.wait_for(|n| *n >= MESSAGES).await;
+        },
+    ));
+    futures::stream::iter(0..MESSAGES)
+        .map(|i| publisher.publish(event(i)))
+        .buffer_unordered(IN_FLIGHT)
+        .for_each(|published| async move {
+            published.expect("published");
+        })
+        .await;
+    receiving.await.expect("joined").expect("ran");
+    let elapsed = started.elapsed();
+
+    admin.delete_subscription(name).await.expect("cleanup");
+    admin.delete_topic(name).await.expect("cleanup");
+    elapsed
+}
+
+/// `rounds` rounds of the Python client's loop, with its tracing `on` or off.
+fn python_rounds(host: &str, rounds: u64, on: bool) -> Duration {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let python = root.join(".venv/bin/python");
+    assert!(
+        python.exists(),
+        "{} is missing: run scripts/test once to create the project's .venv",
+        python.display()
+    );
+    let output = Command::new(python)
+        .arg(root.join("benches/pubsub_peer.py"))
+        .args([
+            PROJECT,
+            &rounds.to_string(),
+            &MESSAGES.to_string(),
+            if on { "on" } else { "off" },
+        ])
+        .env("PUBSUB_EMULATOR_HOST", host)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "pubsub_peer.py failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seconds: f64 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("seconds");
+    Duration::from_secs_f64(seconds)
+}
+
+fn throughput(c: &mut Criterion) {
+    let emulator = emulator::Emulator::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let config = PubSubConfig::new(PROJECT).emulator(&emulator.host);
+    let (admin, transport) = runtime.block_on(async {
+        (
+            PubSubAdmin::connect(config.clone()).await.expect("admin"),
+            PubSubTransport::connect(config).await.expect("transport"),
+        )
+    });
+    let sampled = SdkTracerProvider::builder()
+        .with_span_processor(BatchSpanProcessor::builder(Discard).build())
+        .build();
+    let off = opentelemetry::trace::noop::NoopTracerProvider::new();
+    let rounds = AtomicUsize::new(0);
+    let name = || format!("bench-{}", rounds.fetch_add(1, Ordering::Relaxed));
+
+    let mut group = c.benchmark_group("emulator, 10,000 messages");
+    group.sample_size(10);
+    group.warm_up_time(Duration::from_millis(1));
+    group.measurement_time(Duration::from_secs(1));
+    group.bench_function("rust, untraced (no-op provider)", |b| {
+        b.iter_custom(|n| {
+            (0..n)
+                .map(|_| runtime.block_on(round(&admin, &transport, &off, &name())))
+                .sum()
+        })
+    });
+    group.bench_function("rust, traced (sampled)", |b| {
+        b.iter_custom(|n| {
+            (0..n)
+                .map(|_| runtime.block_on(round(&admin, &transport, &sampled, &name())))
+                .sum()
+        })
+    });
+    group.bench_function("python google-cloud-pubsub, tracing off", |b| {
+        b.iter_custom(|n| python_rounds(&emulator.host, n, false))
+    });
+    group.bench_function("python google-cloud-pubsub, tracing on", |b| {
+        b.iter_custom(|n| python_rounds(&emulator.host, n, true))
+    });
+    group.finish();
+}
+
+criterion_group!(benches, throughput);
+criterion_main!(benches);
