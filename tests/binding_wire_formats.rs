@@ -213,10 +213,22 @@ fn what_is_not_a_cloudevent_is_a_typed_error() {
 
 #[test]
 fn extension_names_that_break_the_rules_are_not_encoded() {
-    let mut event = expected_cluster_event();
-    event.set_extension("TraceParent", "x");
-    for encoding in [Encoding::Structured, Encoding::Binary] {
-        let error = encode(&event, encoding).expect_err("encoded an invalid extension name");
-        assert!(matches!(error, BindingError::ExtensionName(ref n) if n == "TraceParent"));
+    for name in [
+        "TraceParent",
+        "trace_parent",
+        "id",
+        "source",
+        "time",
+        "data",
+    ] {
+        let mut event = expected_cluster_event();
+        event.set_extension(name, "x");
+        for encoding in [Encoding::Structured, Encoding::Binary] {
+            let error = encode(&event, encoding).expect_err("encoded an invalid extension name");
+            assert!(
+                matches!(error, BindingError::ExtensionName(ref n) if n == name),
+                "{name}: {error:?}"
+            );
+        }
     }
 }

@@ -101,8 +101,12 @@ pub enum BindingError {
     /// The binary-mode attributes do not make a valid event (missing id, bad time, …).
     #[error("invalid binary-mode CloudEvent: {0}")]
     Binary(#[source] cloudevents::message::Error),
-    /// An extension name breaks the CloudEvents naming rule (`a-z0-9`, at most 20 characters).
-    #[error("invalid extension name {0:?}: CloudEvents allows a-z and 0-9, at most 20 characters")]
+    /// An extension name breaks the CloudEvents naming rule (`a-z0-9`, at most 20 characters)
+    /// or is a context attribute's name (`id`, `source`, …), which it would collide with.
+    #[error(
+        "invalid extension name {0:?}: CloudEvents allows a-z and 0-9, at most 20 characters, \
+         and no context attribute's name"
+    )]
     ExtensionName(String),
     /// The event could not be serialized.
     #[error("cannot serialize the event: {0}")]

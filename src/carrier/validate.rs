@@ -60,12 +60,31 @@ pub(crate) fn tracestate(value: &str) -> Option<&str> {
     (members <= TRACESTATE_MAX_MEMBERS).then_some(value)
 }
 
-/// CloudEvents extension attribute names: lower-case `a`–`z` and `0`–`9`, at most 20 characters.
+/// Names of the context attributes (1.0 and 0.3) and of the data members: an extension by one
+/// of these names would collide with the attribute in either encoding.
+const RESERVED: [&str; 12] = [
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "datacontenttype",
+    "dataschema",
+    "subject",
+    "time",
+    "data",
+    "schemaurl",
+    "datacontentencoding",
+    "data_base64",
+];
+
+/// CloudEvents extension attribute names: lower-case `a`–`z` and `0`–`9`, at most 20
+/// characters, and not the name of a context attribute.
 pub(crate) fn is_extension_name(name: &str) -> bool {
     (1..=20).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+        && !RESERVED.contains(&name)
 }
 
 fn is_lower_hex(bytes: &[u8]) -> bool {
@@ -146,5 +165,7 @@ mod tests {
         assert!(!is_extension_name("TraceParent"));
         assert!(!is_extension_name("uber-trace-id"));
         assert!(!is_extension_name("abcdefghijklmnopqrstu"));
+        assert!(!is_extension_name("id"));
+        assert!(!is_extension_name("datacontenttype"));
     }
 }
