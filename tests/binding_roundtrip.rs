@@ -3,7 +3,7 @@
 
 use cloudevents::event::ExtensionValue;
 use cloudevents::{Data, Event, EventBuilder, EventBuilderV10};
-use hyperfleet_tracing::binding::{Encoding, decode, encode};
+use hyperfleet_tracing::binding::{CONTEXT_ATTRIBUTE_NAMES, Encoding, decode, encode};
 use proptest::prelude::*;
 use serde_json::json;
 
@@ -18,20 +18,7 @@ fn extension_value() -> impl Strategy<Value = ExtensionValue> {
 /// Valid extension names: not a context attribute's name (those are refused on encode).
 fn extension_name() -> impl Strategy<Value = String> {
     "[a-z][a-z0-9]{0,19}".prop_filter("a context attribute's name", |name| {
-        ![
-            "specversion",
-            "id",
-            "source",
-            "type",
-            "datacontenttype",
-            "dataschema",
-            "subject",
-            "time",
-            "data",
-            "schemaurl",
-            "datacontentencoding",
-        ]
-        .contains(&name.as_str())
+        !CONTEXT_ATTRIBUTE_NAMES.contains(&name.as_str())
     })
 }
 

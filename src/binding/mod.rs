@@ -129,6 +129,23 @@ impl BindingError {
     }
 }
 
+/// Names of the context attributes (1.0 and 0.3) and of the data members. No extension may
+/// take one: it would collide with the attribute in either encoding.
+pub const CONTEXT_ATTRIBUTE_NAMES: [&str; 12] = [
+    "specversion",
+    "id",
+    "source",
+    "type",
+    "datacontenttype",
+    "dataschema",
+    "subject",
+    "time",
+    "data",
+    "schemaurl",
+    "datacontentencoding",
+    "data_base64",
+];
+
 /// Encodes `event` as a Pub/Sub message in the given mode.
 ///
 /// Fails when an extension name breaks the CloudEvents naming rule, since peers may drop or

@@ -60,23 +60,6 @@ pub(crate) fn tracestate(value: &str) -> Option<&str> {
     (members <= TRACESTATE_MAX_MEMBERS).then_some(value)
 }
 
-/// Names of the context attributes (1.0 and 0.3) and of the data members: an extension by one
-/// of these names would collide with the attribute in either encoding.
-const RESERVED: [&str; 12] = [
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "datacontenttype",
-    "dataschema",
-    "subject",
-    "time",
-    "data",
-    "schemaurl",
-    "datacontentencoding",
-    "data_base64",
-];
-
 /// CloudEvents extension attribute names: lower-case `a`–`z` and `0`–`9`, at most 20
 /// characters, and not the name of a context attribute.
 pub(crate) fn is_extension_name(name: &str) -> bool {
@@ -84,7 +67,7 @@ pub(crate) fn is_extension_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && !RESERVED.contains(&name)
+        && !crate::binding::CONTEXT_ATTRIBUTE_NAMES.contains(&name)
 }
 
 fn is_lower_hex(bytes: &[u8]) -> bool {
