@@ -1,7 +1,7 @@
 //! The binding against the encodings found in the wild (fixtures in `testdata/wire/`), the
 //! exact shape of what we write, and the errors for what is not a CloudEvent.
 
-use cloudevents::{AttributesReader, Data, Event, EventBuilder, EventBuilderV10};
+use cloudevents::{AttributesReader, AttributesWriter, Data, Event, EventBuilder, EventBuilderV10};
 use hyperfleet_tracing::binding::{BindingError, Encoding, decode, encode};
 use hyperfleet_tracing::transport::Message;
 use serde_json::{Value, json};
@@ -231,4 +231,34 @@ fn extension_names_that_break_the_rules_are_not_encoded() {
             );
         }
     }
+}
+
+#[test]
+fn binary_mode_refuses_a_cloudevents_data_content_type() {
+    let mut event = expected_cluster_event();
+    event.set_datacontenttype(Some("application/cloudevents+json"));
+    let error = encode(&event, Encoding::Binary).expect_err("ambiguous on the wire");
+    assert!(
+        matches!(error, BindingError::BinaryContentType(_)),
+        "{error:?}"
+    );
+    assert!(encode(&event, Encoding::Structured).is_ok());
+}
+
+#[test]
+fn binary_attributes_differing_in_case_are_read_once_first_wins() {
+    // Keys sort upper case first: `Content-Type` decides the mode and is the content type.
+    let message = Message::new("hi")
+        .with_attribute("Content-Type", "text/plain")
+        .with_attribute("content-type", "application/cloudevents+json")
+        .with_attribute("ce-specversion", "1.0")
+        .with_attribute("CE-ID", "first")
+        .with_attribute("ce-id", "second")
+        .with_attribute("ce-source", "s")
+        .with_attribute("ce-type", "t");
+    let event = decode(&message).unwrap();
+    assert_eq!(event.id(), "first");
+    assert_eq!(event.datacontenttype(), Some("text/plain"));
+    let again = decode(&encode(&event, Encoding::Binary).unwrap()).unwrap();
+    assert_eq!(again, event);
 }

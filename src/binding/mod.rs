@@ -108,6 +108,10 @@ pub enum BindingError {
          and no context attribute's name"
     )]
     ExtensionName(String),
+    /// Binary mode cannot carry this data content type: a receiver would read the
+    /// `content-type` attribute as a structured-mode event.
+    #[error("data content type {0:?} cannot be sent in binary mode; use structured mode")]
+    BinaryContentType(String),
     /// The event could not be serialized.
     #[error("cannot serialize the event: {0}")]
     Serialize(#[source] cloudevents::message::Error),
@@ -124,6 +128,7 @@ impl BindingError {
             Self::SpecVersion(_) => "unknown_spec_version",
             Self::Binary(_) => "invalid_binary_event",
             Self::ExtensionName(_) => "invalid_extension_name",
+            Self::BinaryContentType(_) => "binary_content_type",
             Self::Serialize(_) => "serialize_error",
         }
     }
@@ -152,6 +157,9 @@ pub const CONTEXT_ATTRIBUTE_NAMES: [&str; 12] = [
 /// reject such events.
 pub fn encode(event: &Event, encoding: Encoding) -> Result<Message, BindingError> {
     check_extension_names(event)?;
+    if encoding == Encoding::Binary {
+        check_binary_content_type(event)?;
+    }
     match encoding {
         // Serializing reads the event; no copy needed.
         Encoding::Structured => {
@@ -168,12 +176,24 @@ pub fn encode(event: &Event, encoding: Encoding) -> Result<Message, BindingError
 /// and data instead of copying them.
 pub fn encode_owned(event: Event, encoding: Encoding) -> Result<Message, BindingError> {
     check_extension_names(&event)?;
+    if encoding == Encoding::Binary {
+        check_binary_content_type(&event)?;
+    }
     let builder = MessageBuilder::default();
     match encoding {
         Encoding::Structured => StructuredDeserializer::deserialize_structured(event, builder),
         Encoding::Binary => BinaryDeserializer::deserialize_binary(event, builder),
     }
     .map_err(BindingError::Serialize)
+}
+
+fn check_binary_content_type(event: &Event) -> Result<(), BindingError> {
+    match event.datacontenttype() {
+        Some(ct) if starts_with_ignore_case(ct, CLOUDEVENTS_MEDIA_TYPE) => {
+            Err(BindingError::BinaryContentType(ct.to_owned()))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn check_extension_names(event: &Event) -> Result<(), BindingError> {

@@ -19,7 +19,7 @@ use crate::binding::{self, Encoding};
 use crate::carrier;
 use crate::transport::Message;
 use cloudevents::event::ExtensionValue;
-use cloudevents::{EventBuilder, EventBuilderV10};
+use cloudevents::{AttributesReader, Data, Event, EventBuilder, EventBuilderV10};
 use opentelemetry::trace::TraceContextExt;
 
 /// Most `tracestate` members and characters the carrier lets through.
@@ -78,12 +78,38 @@ pub fn decode_message(input: &[u8]) -> bool {
     for encoding in [Encoding::Structured, Encoding::Binary] {
         if let Ok(encoded) = binding::encode(&event, encoding) {
             match binding::decode(&encoded) {
-                Ok(again) => assert_eq!(again, event, "{encoding:?} round trip changed the event"),
+                Ok(again) => assert!(
+                    same_event(&again, &event, encoding),
+                    "{encoding:?} round trip changed the event:\n{again:?}\n{event:?}"
+                ),
                 Err(error) => panic!("{encoding:?} encoding of a decoded event: {error}"),
             }
         }
     }
     true
+}
+
+/// Equal events; except that bytes without a content type that are JSON come back as JSON
+/// from the structured format, which defines absent `datacontenttype` as JSON.
+fn same_event(again: &Event, event: &Event, encoding: Encoding) -> bool {
+    if again == event {
+        return true;
+    }
+    let untyped_bytes = event.datacontenttype().is_none()
+        && matches!(event.data(), Some(Data::Binary(_)))
+        && encoding == Encoding::Structured;
+    match (again.data(), event.data()) {
+        (Some(Data::Json(json)), Some(Data::Binary(bytes))) if untyped_bytes => {
+            let mut same_but_data = again.clone();
+            same_but_data.set_data_unchecked(Data::Binary(bytes.clone()));
+            same_but_data == *event
+                && serde_json::from_slice::<serde_json::Value>(bytes)
+                    .ok()
+                    .as_ref()
+                    == Some(json)
+        }
+        _ => false,
+    }
 }
 
 /// Extracts the trace context from an event whose extensions `input` lists. Invalid values
