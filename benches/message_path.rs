@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::{Discard, event};
+use common::{Discard, event, process_cpu_time};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::StreamExt;
 use hyperfleet_tracing::binding::{Encoding, decode, encode};
@@ -155,6 +155,24 @@ fn message_path(c: &mut Criterion) {
         b.iter_custom(|n| runtime.block_on(traced(n, &stalled)))
     });
     group.finish();
+
+    // The same runs, clocked by the CPU time they use rather than the wall time they take.
+    let mut cpu = c.benchmark_group("message path, CPU time (per message)");
+    let on_cpu = |n: u64, provider: &dyn Fn(u64) -> Duration| {
+        let started = process_cpu_time();
+        provider(n);
+        process_cpu_time() - started
+    };
+    cpu.bench_function("same path, tracing off (no-op provider)", |b| {
+        b.iter_custom(|n| on_cpu(n, &|n| runtime.block_on(traced(n, &off))))
+    });
+    cpu.bench_function("traced, sampled", |b| {
+        b.iter_custom(|n| on_cpu(n, &|n| runtime.block_on(traced(n, &sampled))))
+    });
+    cpu.bench_function("traced, unsampled (ratio 0.01)", |b| {
+        b.iter_custom(|n| on_cpu(n, &|n| runtime.block_on(traced(n, &unsampled))))
+    });
+    cpu.finish();
 }
 
 criterion_group!(benches, message_path);

@@ -262,3 +262,25 @@ fn binary_attributes_differing_in_case_are_read_once_first_wins() {
     let again = decode(&encode(&event, Encoding::Binary).unwrap()).unwrap();
     assert_eq!(again, event);
 }
+
+#[test]
+fn bytes_without_a_content_type_stay_bytes_in_structured_mode() {
+    // Binary mode without `content-type`: the data is opaque bytes, here bytes that look like
+    // JSON, in both spec versions.
+    for version in ["1.0", "0.3"] {
+        let message = Message::new(r#"{"not": "json to us"}"#)
+            .with_attribute("ce-specversion", version)
+            .with_attribute("ce-id", "1")
+            .with_attribute("ce-source", "s")
+            .with_attribute("ce-type", "t");
+        let event = decode(&message).unwrap();
+        assert!(matches!(event.data(), Some(Data::Binary(_))), "{version}");
+        let again = decode(&encode(&event, Encoding::Structured).unwrap()).unwrap();
+        assert_eq!(
+            again.datacontenttype(),
+            Some("application/octet-stream"),
+            "{version}"
+        );
+        assert_eq!(again.data(), event.data(), "{version}");
+    }
+}

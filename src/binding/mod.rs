@@ -49,7 +49,7 @@ use crate::carrier::validate;
 use crate::transport::Message;
 use cloudevents::event::{Data, SpecVersion};
 use cloudevents::message::{BinaryDeserializer, StructuredDeserializer, StructuredSerializer};
-use cloudevents::{AttributesReader, Event};
+use cloudevents::{AttributesReader, AttributesWriter, Event};
 use deserializer::{BinaryMessage, StructuredMessage, strip_prefix_ignore_case};
 use serializer::MessageBuilder;
 
@@ -61,6 +61,7 @@ pub const BINARY_PREFIX: &str = "ce-";
 pub const STRUCTURED_CONTENT_TYPE: &str = "application/cloudevents+json; charset=UTF-8";
 
 const CLOUDEVENTS_MEDIA_TYPE: &str = "application/cloudevents";
+const OCTET_STREAM: &str = "application/octet-stream";
 const CLOUDEVENTS_BATCH_MEDIA_TYPE: &str = "application/cloudevents-batch";
 
 /// How an event is laid out in a message.
@@ -161,7 +162,8 @@ pub fn encode(event: &Event, encoding: Encoding) -> Result<Message, BindingError
         check_binary_content_type(event)?;
     }
     match encoding {
-        // Serializing reads the event; no copy needed.
+        // Serializing reads the event; no copy needed unless its bytes must be typed.
+        Encoding::Structured if untyped_bytes(event) => encode_owned(event.clone(), encoding),
         Encoding::Structured => {
             let json = serde_json::to_vec(event).map_err(|e| BindingError::Serialize(e.into()))?;
             StructuredSerializer::set_structured_event(MessageBuilder::default(), json)
@@ -174,10 +176,14 @@ pub fn encode(event: &Event, encoding: Encoding) -> Result<Message, BindingError
 
 /// [`encode`] for an event the caller no longer needs: binary mode then moves the attributes
 /// and data instead of copying them.
-pub fn encode_owned(event: Event, encoding: Encoding) -> Result<Message, BindingError> {
+pub fn encode_owned(mut event: Event, encoding: Encoding) -> Result<Message, BindingError> {
     check_extension_names(&event)?;
     if encoding == Encoding::Binary {
         check_binary_content_type(&event)?;
+    }
+    if encoding == Encoding::Structured && untyped_bytes(&event) {
+        // The JSON format reads a missing `datacontenttype` as JSON; say they are bytes.
+        event.set_datacontenttype(Some(OCTET_STREAM));
     }
     let builder = MessageBuilder::default();
     match encoding {
@@ -185,6 +191,11 @@ pub fn encode_owned(event: Event, encoding: Encoding) -> Result<Message, Binding
         Encoding::Binary => BinaryDeserializer::deserialize_binary(event, builder),
     }
     .map_err(BindingError::Serialize)
+}
+
+/// Bytes without a content type, as binary mode delivers data that came without one.
+fn untyped_bytes(event: &Event) -> bool {
+    event.datacontenttype().is_none() && matches!(event.data(), Some(Data::Binary(_)))
 }
 
 fn check_binary_content_type(event: &Event) -> Result<(), BindingError> {

@@ -19,7 +19,7 @@ use crate::binding::{self, Encoding};
 use crate::carrier;
 use crate::transport::Message;
 use cloudevents::event::ExtensionValue;
-use cloudevents::{AttributesReader, Data, Event, EventBuilder, EventBuilderV10};
+use cloudevents::{AttributesReader, AttributesWriter, Data, Event, EventBuilder, EventBuilderV10};
 use opentelemetry::trace::TraceContextExt;
 
 /// Most `tracestate` members and characters the carrier lets through.
@@ -89,8 +89,8 @@ pub fn decode_message(input: &[u8]) -> bool {
     true
 }
 
-/// Equal events; except that bytes without a content type that are JSON come back as JSON
-/// from the structured format, which defines absent `datacontenttype` as JSON.
+/// Equal events; except that bytes without a content type come back from the structured
+/// format typed `application/octet-stream`, since the format reads a missing type as JSON.
 fn same_event(again: &Event, event: &Event, encoding: Encoding) -> bool {
     if again == event {
         return true;
@@ -98,18 +98,9 @@ fn same_event(again: &Event, event: &Event, encoding: Encoding) -> bool {
     let untyped_bytes = event.datacontenttype().is_none()
         && matches!(event.data(), Some(Data::Binary(_)))
         && encoding == Encoding::Structured;
-    match (again.data(), event.data()) {
-        (Some(Data::Json(json)), Some(Data::Binary(bytes))) if untyped_bytes => {
-            let mut same_but_data = again.clone();
-            same_but_data.set_data_unchecked(Data::Binary(bytes.clone()));
-            same_but_data == *event
-                && serde_json::from_slice::<serde_json::Value>(bytes)
-                    .ok()
-                    .as_ref()
-                    == Some(json)
-        }
-        _ => false,
-    }
+    let mut typed = event.clone();
+    typed.set_datacontenttype(Some("application/octet-stream"));
+    untyped_bytes && *again == typed
 }
 
 /// Extracts the trace context from an event whose extensions `input` lists. Invalid values
