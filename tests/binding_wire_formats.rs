@@ -284,3 +284,19 @@ fn bytes_without_a_content_type_stay_bytes_in_structured_mode() {
         assert_eq!(again.data(), event.data(), "{version}");
     }
 }
+
+#[test]
+fn bytes_typed_json_that_are_not_json_have_no_0_3_structured_form() {
+    let message = Message::new(vec![b'{', 0x8f, b'}'])
+        .with_attribute("ce-specversion", "0.3")
+        .with_attribute("ce-id", "1")
+        .with_attribute("ce-source", "s")
+        .with_attribute("ce-type", "t")
+        .with_attribute("content-type", "application/json");
+    let event = decode(&message).expect("kept as bytes");
+    assert!(matches!(event.data(), Some(Data::Binary(_))));
+    let error = encode(&event, Encoding::Structured).expect_err("unreadable in 0.3 JSON");
+    assert!(matches!(error, BindingError::NotJsonData(_)), "{error:?}");
+    let again = decode(&encode(&event, Encoding::Binary).unwrap()).unwrap();
+    assert_eq!(again, event, "binary mode carries them");
+}

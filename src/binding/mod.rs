@@ -109,6 +109,10 @@ pub enum BindingError {
          and no context attribute's name"
     )]
     ExtensionName(String),
+    /// A CloudEvents 0.3 structured event cannot carry bytes whose content type says JSON
+    /// when they are not JSON: its readers decode such data as JSON and fail.
+    #[error("data typed {0:?} is not JSON and cannot be written in a 0.3 structured event")]
+    NotJsonData(String),
     /// Binary mode cannot carry this data content type: a receiver would read the
     /// `content-type` attribute as a structured-mode event.
     #[error("data content type {0:?} cannot be sent in binary mode; use structured mode")]
@@ -130,6 +134,7 @@ impl BindingError {
             Self::Binary(_) => "invalid_binary_event",
             Self::ExtensionName(_) => "invalid_extension_name",
             Self::BinaryContentType(_) => "binary_content_type",
+            Self::NotJsonData(_) => "not_json_data",
             Self::Serialize(_) => "serialize_error",
         }
     }
@@ -165,6 +170,7 @@ pub fn encode(event: &Event, encoding: Encoding) -> Result<Message, BindingError
         // Serializing reads the event; no copy needed unless its bytes must be typed.
         Encoding::Structured if untyped_bytes(event) => encode_owned(event.clone(), encoding),
         Encoding::Structured => {
+            check_structured_data(event)?;
             let json = serde_json::to_vec(event).map_err(|e| BindingError::Serialize(e.into()))?;
             StructuredSerializer::set_structured_event(MessageBuilder::default(), json)
                 .map_err(BindingError::Serialize)
@@ -181,6 +187,9 @@ pub fn encode_owned(mut event: Event, encoding: Encoding) -> Result<Message, Bin
     if encoding == Encoding::Binary {
         check_binary_content_type(&event)?;
     }
+    if encoding == Encoding::Structured {
+        check_structured_data(&event)?;
+    }
     if encoding == Encoding::Structured && untyped_bytes(&event) {
         // The JSON format reads a missing `datacontenttype` as JSON; say they are bytes.
         event.set_datacontenttype(Some(OCTET_STREAM));
@@ -196,6 +205,25 @@ pub fn encode_owned(mut event: Event, encoding: Encoding) -> Result<Message, Bin
 /// Bytes without a content type, as binary mode delivers data that came without one.
 fn untyped_bytes(event: &Event) -> bool {
     event.datacontenttype().is_none() && matches!(event.data(), Some(Data::Binary(_)))
+}
+
+/// Bytes typed as JSON that are not JSON (binary mode delivers them so) have no 0.3 structured
+/// form: the format base64-encodes them and its readers then parse them as JSON.
+fn check_structured_data(event: &Event) -> Result<(), BindingError> {
+    match (event.specversion(), event.datacontenttype(), event.data()) {
+        (SpecVersion::V03, Some(ct), Some(Data::Binary(bytes)))
+            if read_as_json(ct) && !is_json(bytes) =>
+        {
+            Err(BindingError::NotJsonData(ct.to_owned()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Valid JSON, its strings valid UTF-8 (which skipping a value does not check).
+fn is_json(bytes: &[u8]) -> bool {
+    std::str::from_utf8(bytes)
+        .is_ok_and(|text| serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok())
 }
 
 fn check_binary_content_type(event: &Event) -> Result<(), BindingError> {
@@ -298,7 +326,7 @@ fn type_binary_data(event: &mut Event) {
     else {
         return;
     };
-    let typed = if is_json_media_type(content_type) {
+    let typed = if read_as_json(content_type) {
         serde_json::from_slice(bytes).ok().map(Data::Json)
     } else if starts_with_ignore_case(content_type, "text/") {
         std::str::from_utf8(bytes)
@@ -310,6 +338,14 @@ fn type_binary_data(event: &mut Event) {
     if let Some(typed) = typed {
         event.set_data_unchecked(typed);
     }
+}
+
+/// Whether the structured format's readers (the CloudEvents SDK) take data of this content type
+/// as JSON: typing binary data the same way keeps an event the same in both encodings.
+fn read_as_json(content_type: &str) -> bool {
+    content_type.starts_with("application/json")
+        || content_type.starts_with("text/json")
+        || content_type.ends_with("+json")
 }
 
 fn is_json_media_type(content_type: &str) -> bool {
