@@ -300,3 +300,17 @@ fn bytes_typed_json_that_are_not_json_have_no_0_3_structured_form() {
     let again = decode(&encode(&event, Encoding::Binary).unwrap()).unwrap();
     assert_eq!(again, event, "binary mode carries them");
 }
+
+#[test]
+fn untyped_json_data_is_declared_json_in_binary_mode() {
+    // A structured event with JSON data and no `datacontenttype`, which the format allows.
+    let event = decode(&Message::new(
+        r#"{"specversion":"1.0","id":"1","source":"s","type":"t","data":{"id":"c1"}}"#,
+    ))
+    .unwrap();
+    assert_eq!(event.datacontenttype(), None);
+    let message = encode(&event, Encoding::Binary).unwrap();
+    assert_eq!(message.attributes["content-type"], "application/json");
+    let again = decode(&message).unwrap();
+    assert_eq!(again.data(), event.data(), "JSON, not bytes");
+}

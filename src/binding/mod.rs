@@ -168,7 +168,9 @@ pub fn encode(event: &Event, encoding: Encoding) -> Result<Message, BindingError
     }
     match encoding {
         // Serializing reads the event; no copy needed unless its bytes must be typed.
-        Encoding::Structured if untyped_bytes(event) => encode_owned(event.clone(), encoding),
+        Encoding::Structured if implied_content_type(event, encoding).is_some() => {
+            encode_owned(event.clone(), encoding)
+        }
         Encoding::Structured => {
             check_structured_data(event)?;
             let json = serde_json::to_vec(event).map_err(|e| BindingError::Serialize(e.into()))?;
@@ -190,9 +192,8 @@ pub fn encode_owned(mut event: Event, encoding: Encoding) -> Result<Message, Bin
     if encoding == Encoding::Structured {
         check_structured_data(&event)?;
     }
-    if encoding == Encoding::Structured && untyped_bytes(&event) {
-        // The JSON format reads a missing `datacontenttype` as JSON; say they are bytes.
-        event.set_datacontenttype(Some(OCTET_STREAM));
+    if let Some(content_type) = implied_content_type(&event, encoding) {
+        event.set_datacontenttype(Some(content_type));
     }
     let builder = MessageBuilder::default();
     match encoding {
@@ -202,9 +203,20 @@ pub fn encode_owned(mut event: Event, encoding: Encoding) -> Result<Message, Bin
     .map_err(BindingError::Serialize)
 }
 
-/// Bytes without a content type, as binary mode delivers data that came without one.
-fn untyped_bytes(event: &Event) -> bool {
-    event.datacontenttype().is_none() && matches!(event.data(), Some(Data::Binary(_)))
+/// The content type to declare for data that has none, so that it reads back as the same
+/// kind of data: the JSON format takes untyped data for JSON, so bytes need
+/// `application/octet-stream` there; binary mode takes untyped data for bytes, so JSON and text
+/// need theirs.
+fn implied_content_type(event: &Event, encoding: Encoding) -> Option<&'static str> {
+    if event.datacontenttype().is_some() {
+        return None;
+    }
+    match (encoding, event.data()?) {
+        (Encoding::Structured, Data::Binary(_)) => Some(OCTET_STREAM),
+        (Encoding::Binary, Data::Json(_)) => Some("application/json"),
+        (Encoding::Binary, Data::String(_)) => Some("text/plain"),
+        _ => None,
+    }
 }
 
 /// Bytes typed as JSON that are not JSON (binary mode delivers them so) have no 0.3 structured
