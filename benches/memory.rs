@@ -48,6 +48,8 @@ static GLOBAL: Counting = Counting;
 const WARM_UP: u64 = 100_000;
 /// Messages published before waiting for the subscriber to catch up.
 const CHUNK: u64 = 10_000;
+/// Messages between two resident-memory samples in the report.
+const SAMPLE_EVERY: u64 = 100_000;
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else to parse.
@@ -88,6 +90,7 @@ fn main() {
         let publisher = TracedPublisher::new(transport.clone(), "t").tracer_provider(&provider);
 
         let mut warm = None;
+        let mut samples = Vec::new();
         let mut published = 0;
         while published < total {
             let chunk_end = (published + CHUNK).min(total);
@@ -102,6 +105,9 @@ fn main() {
                     common::process::resident(),
                     ALLOCATED.load(Ordering::Relaxed),
                 ));
+            }
+            if published % SAMPLE_EVERY == 0 {
+                samples.push((published, common::process::resident()));
             }
         }
         running.await.expect("joined").expect("ran");
@@ -123,6 +129,11 @@ fn main() {
             "growth: {growth:+.1}% (target < 10%: {})",
             if growth < 10.0 { "met" } else { "MISSED" }
         );
+        let line: Vec<String> = samples
+            .iter()
+            .map(|(n, rss)| format!("{}k: {:.1}", n / 1000, *rss as f64 / 1048576.0))
+            .collect();
+        println!("resident (MiB) along the run: {}", line.join(", "));
         println!(
             "allocated per message: {} bytes",
             allocated / measured.max(1)
