@@ -119,8 +119,9 @@ fn dead_collectors() -> (String, String) {
 }
 
 fn message_path(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: what a message costs, without the cross-thread wake-ups and idle spinning of
+    // a multi-threaded runtime, which at concurrency 1 cost more than tracing and vary more.
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
