@@ -232,10 +232,10 @@ fn check_structured_data(event: &Event) -> Result<(), BindingError> {
     }
 }
 
-/// Valid JSON, its strings valid UTF-8 (which skipping a value does not check).
+/// JSON that reads back: parsed in full, since skipping a value checks neither its strings'
+/// UTF-8 nor its numbers' range.
 fn is_json(bytes: &[u8]) -> bool {
-    std::str::from_utf8(bytes)
-        .is_ok_and(|text| serde_json::from_str::<serde::de::IgnoredAny>(text).is_ok())
+    serde_json::from_slice::<serde_json::Value>(bytes).is_ok()
 }
 
 fn check_binary_content_type(event: &Event) -> Result<(), BindingError> {
