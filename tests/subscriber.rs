@@ -49,6 +49,19 @@ fn subscriber(
         .tracer_provider(&telemetry.provider)
 }
 
+/// Publishes events `c0` … `c{n-1}`, all with the ordering key `cluster-1`.
+async fn publish_keyed(transport: &MemoryTransport, telemetry: &TestTelemetry, n: usize) {
+    for i in 0..n {
+        publisher(transport, telemetry)
+            .publish_with(
+                event(&format!("c{i}")),
+                hyperfleet_tracing::PublishOptions::new().ordering_key("cluster-1"),
+            )
+            .await
+            .unwrap();
+    }
+}
+
 /// A shutdown signal fired after `n` handler calls.
 fn after_calls(
     n: usize,
@@ -428,15 +441,7 @@ async fn deliveries_sharing_an_ordering_key_are_handled_one_after_another() {
     // Without ordering on the subscription the transport hands out all five at once, as
     // Pub/Sub may hand an ordered key's messages to a client together.
     let (transport, telemetry) = setup();
-    for i in 0..5 {
-        publisher(&transport, &telemetry)
-            .publish_with(
-                event(&format!("c{i}")),
-                hyperfleet_tracing::PublishOptions::new().ordering_key("cluster-1"),
-            )
-            .await
-            .unwrap();
-    }
+    publish_keyed(&transport, &telemetry, 5).await;
     let order = Arc::new(Mutex::new(Vec::new()));
     let running = Arc::new(AtomicUsize::new(0));
     let overlapped = Arc::new(AtomicUsize::new(0));
@@ -483,15 +488,7 @@ async fn deliveries_sharing_an_ordering_key_are_handled_one_after_another() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_failure_an_ordering_keys_waiting_deliveries_go_back_unhandled() {
     let (transport, telemetry) = setup();
-    for i in 0..3 {
-        publisher(&transport, &telemetry)
-            .publish_with(
-                event(&format!("c{i}")),
-                hyperfleet_tracing::PublishOptions::new().ordering_key("cluster-1"),
-            )
-            .await
-            .unwrap();
-    }
+    publish_keyed(&transport, &telemetry, 3).await;
     let calls = Arc::new(Mutex::new(Vec::new()));
     let (tx, shutdown) = after_calls(4);
     let record = Arc::clone(&calls);

@@ -18,15 +18,17 @@ impl BinaryDeserializer for BinaryMessage<'_> {
     fn deserialize_binary<R: Sized, V: BinarySerializer<R>>(self, visitor: V) -> SdkResult<R> {
         let attribute_names = self.spec_version.attribute_names();
         let mut visitor = visitor.set_spec_version(self.spec_version)?;
-        // Keys differing only in case name one attribute: the first wins, as it does for the
-        // content type that chose binary mode.
-        let mut seen: Vec<String> = Vec::with_capacity(self.message.attributes.len());
-        for (key, value) in &self.message.attributes {
-            let folded = key.to_ascii_lowercase();
-            if seen.contains(&folded) {
+        let attributes = &self.message.attributes;
+        for (i, (key, value)) in attributes.iter().enumerate() {
+            // Keys differing only in case name one attribute: the first wins, as it does for
+            // the content type that chose binary mode. A handful of keys: a scan, no allocation.
+            if attributes
+                .keys()
+                .take(i)
+                .any(|earlier| earlier.eq_ignore_ascii_case(key))
+            {
                 continue;
             }
-            seen.push(folded);
             let value = MessageAttributeValue::String(value.clone());
             if key.eq_ignore_ascii_case(CONTENT_TYPE) {
                 visitor = visitor.set_attribute("datacontenttype", value)?;
