@@ -7,12 +7,10 @@
 
 mod common;
 
-use common::{Discard, event};
+use common::{Discard, event, transport};
 use hyperfleet_tracing::subscriber::{HandlerError, Received};
-use hyperfleet_tracing::transport::SubscriptionConfig;
-use hyperfleet_tracing::transport::memory::MemoryTransport;
-use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
-use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
+use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -21,11 +19,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 struct Counting;
 
 static ALLOCATED: AtomicU64 = AtomicU64::new(0);
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 
 // SAFETY: forwards to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCATED.fetch_add(layout.size() as u64, Ordering::Relaxed);
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: the caller's contract is passed on as is.
         unsafe { System.alloc(layout) }
     }
@@ -37,6 +37,7 @@ unsafe impl GlobalAlloc for Counting {
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATED.fetch_add(new_size as u64, Ordering::Relaxed);
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: as above.
         unsafe { System.realloc(ptr, layout, new_size) }
     }
@@ -51,7 +52,92 @@ const CHUNK: u64 = 10_000;
 /// Messages between two resident-memory samples in the report.
 const SAMPLE_EVERY: u64 = 100_000;
 
+/// Messages of each allocation-profile run.
+const PROFILE_MESSAGES: u64 = 20_000;
+
+/// Allocations and bytes per message through the traced publisher and subscriber (concurrency
+/// 1, one thread) with `provider`, after a short warm-up.
+fn allocation_profile(provider: &impl TracerSource) -> (u64, u64) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let transport = transport();
+        let publisher = TracedPublisher::new(transport.clone(), "t").tracer_provider(provider);
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        let subscriber = TracedSubscriber::new(transport, "t", "s")
+            .tracer_provider(provider)
+            .concurrency(1);
+        let warm_up = PROFILE_MESSAGES / 10;
+        let counted = async {
+            for i in 0..warm_up {
+                publisher.publish(event(i)).await.expect("published");
+                rx.recv().await;
+            }
+            let (count, bytes) = (
+                ALLOCATIONS.load(Ordering::Relaxed),
+                ALLOCATED.load(Ordering::Relaxed),
+            );
+            for i in 0..PROFILE_MESSAGES {
+                publisher.publish(event(i)).await.expect("published");
+                rx.recv().await;
+            }
+            (
+                (ALLOCATIONS.load(Ordering::Relaxed) - count) / PROFILE_MESSAGES,
+                (ALLOCATED.load(Ordering::Relaxed) - bytes) / PROFILE_MESSAGES,
+            )
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let run = subscriber.run(
+            move |received: Received| {
+                black_box(&received.event);
+                let _ = tx.send(());
+                async { Ok::<(), HandlerError>(()) }
+            },
+            async move {
+                let _ = stopped.await;
+            },
+        );
+        let (profile, ran) = tokio::join!(
+            async {
+                let profile = counted.await;
+                let _ = stop.send(());
+                profile
+            },
+            run
+        );
+        ran.expect("ran");
+        profile
+    })
+}
+
 fn main() {
+    let off = opentelemetry::trace::noop::NoopTracerProvider::new();
+    let sampled = SdkTracerProvider::builder()
+        .with_span_processor(BatchSpanProcessor::builder(Discard).build())
+        .build();
+    let unsampled = SdkTracerProvider::builder()
+        .with_sampler(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+            0.01,
+        ))))
+        .with_span_processor(BatchSpanProcessor::builder(Discard).build())
+        .build();
+    println!("per message (publish, receive, handle, ack; {PROFILE_MESSAGES} messages):");
+    let (base_count, base_bytes) = allocation_profile(&off);
+    println!("  tracing off (no-op provider): {base_count} allocations, {base_bytes} bytes");
+    for (name, provider) in [
+        ("sampled", &sampled),
+        ("unsampled (ratio 0.01)", &unsampled),
+    ] {
+        let (count, bytes) = allocation_profile(provider);
+        println!(
+            "  traced, {name}: {count} allocations (+{}), {bytes} bytes (+{})",
+            count.saturating_sub(base_count),
+            bytes.saturating_sub(base_bytes)
+        );
+    }
+
     // `cargo bench` passes `--bench`; nothing else to parse.
     let total: u64 = std::env::var("HYPERFLEET_MEMORY_MESSAGES")
         .ok()
@@ -67,11 +153,7 @@ fn main() {
         .build();
 
     runtime.block_on(async {
-        let transport = MemoryTransport::new();
-        transport.create_topic("t").expect("topic");
-        transport
-            .create_subscription("s", "t", SubscriptionConfig::default())
-            .expect("subscription");
+        let transport = transport();
         let (progress, mut handled) = tokio::sync::watch::channel(0u64);
         let subscriber = TracedSubscriber::new(transport.clone(), "t", "s")
             .tracer_provider(&provider)

@@ -9,29 +9,18 @@
 
 mod common;
 
-use common::{Discard, event, process_cpu_time};
+use common::{Discard, event, process_cpu_time, transport};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::StreamExt;
 use hyperfleet_tracing::binding::{Encoding, decode, encode};
 use hyperfleet_tracing::subscriber::{HandlerError, Received};
 use hyperfleet_tracing::telemetry::{self, Component, Config};
-use hyperfleet_tracing::transport::memory::MemoryTransport;
-use hyperfleet_tracing::transport::{SubscriptionConfig, Transport};
+use hyperfleet_tracing::transport::Transport;
 use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
 use std::hint::black_box;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
-
-/// An exporter that drops every span: the cost measured is ours, not an exporter's.
-fn transport() -> MemoryTransport {
-    let transport = MemoryTransport::new();
-    transport.create_topic("t").expect("topic");
-    transport
-        .create_subscription("s", "t", SubscriptionConfig::default())
-        .expect("subscription");
-    transport
-}
 
 fn provider(sampler: Sampler) -> SdkTracerProvider {
     SdkTracerProvider::builder()

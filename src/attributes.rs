@@ -1,7 +1,8 @@
 //! Span attributes: the semantic-convention keys we use and the ones HyperFleet adds.
 
+use cloudevents::event::SpecVersion;
 use cloudevents::{AttributesReader, Event};
-use opentelemetry::KeyValue;
+use opentelemetry::{KeyValue, Value};
 pub use opentelemetry_semantic_conventions::attribute::{
     CLOUDEVENTS_EVENT_ID, CLOUDEVENTS_EVENT_SOURCE, CLOUDEVENTS_EVENT_SPEC_VERSION,
     CLOUDEVENTS_EVENT_SUBJECT, CLOUDEVENTS_EVENT_TYPE, ERROR_TYPE, MESSAGING_BATCH_MESSAGE_COUNT,
@@ -10,6 +11,7 @@ pub use opentelemetry_semantic_conventions::attribute::{
     MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_NAME, MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM,
     SERVER_ADDRESS,
 };
+use std::sync::Arc;
 
 /// `hyperfleet.cluster_id`: the cluster an operation concerns.
 pub const HYPERFLEET_CLUSTER_ID: &str = "hyperfleet.cluster_id";
@@ -25,6 +27,9 @@ pub const HYPERFLEET_DECISION_REASON: &str = "hyperfleet.decision_reason";
 /// The attributes every messaging span starts with: `messaging.system`,
 /// `messaging.operation.type` and `.name`, `messaging.destination.name`, the subscription on
 /// the consumer side, and `server.address` when the transport has one.
+///
+/// Publishers and subscribers build these once; the names are reference-counted, so each
+/// message's spans clone them without allocating.
 pub fn messaging(
     system: &'static str,
     operation: &'static str,
@@ -32,20 +37,21 @@ pub fn messaging(
     subscription: Option<&str>,
     server_address: Option<&str>,
 ) -> Vec<KeyValue> {
-    let mut attributes = vec![
+    let mut attributes = Vec::with_capacity(6);
+    attributes.extend([
         KeyValue::new(MESSAGING_SYSTEM, system),
         KeyValue::new(MESSAGING_OPERATION_TYPE, operation),
         KeyValue::new(MESSAGING_OPERATION_NAME, operation),
-        KeyValue::new(MESSAGING_DESTINATION_NAME, destination.to_owned()),
-    ];
+        KeyValue::new(MESSAGING_DESTINATION_NAME, shared(destination)),
+    ]);
     if let Some(subscription) = subscription {
         attributes.push(KeyValue::new(
             MESSAGING_DESTINATION_SUBSCRIPTION_NAME,
-            subscription.to_owned(),
+            shared(subscription),
         ));
     }
     if let Some(address) = server_address {
-        attributes.push(KeyValue::new(SERVER_ADDRESS, address.to_owned()));
+        attributes.push(KeyValue::new(SERVER_ADDRESS, shared(address)));
     }
     attributes
 }
@@ -56,31 +62,45 @@ pub const MAX_VALUE_LEN: usize = 256;
 
 /// `value`, cut to at most [`MAX_VALUE_LEN`] bytes on a character boundary.
 pub fn bounded(value: &str) -> String {
+    truncated(value).to_owned()
+}
+
+fn truncated(value: &str) -> &str {
     if value.len() <= MAX_VALUE_LEN {
-        return value.to_owned();
+        return value;
     }
     let mut end = MAX_VALUE_LEN;
     while !value.is_char_boundary(end) {
         end -= 1;
     }
-    value[..end].to_owned()
+    &value[..end]
+}
+
+/// A string attribute value whose clones share one allocation.
+fn shared(value: &str) -> Value {
+    Value::from(Arc::<str>::from(value))
+}
+
+/// [`bounded`], as a value whose clones share one allocation: a message's receive and process
+/// spans both carry it.
+pub(crate) fn bounded_shared(value: &str) -> Value {
+    shared(truncated(value))
 }
 
 /// The `cloudevents.*` attributes of an event (never its data), each at most
 /// [`MAX_VALUE_LEN`] bytes.
 pub fn cloudevents(event: &Event) -> Vec<KeyValue> {
-    let mut attributes = vec![
-        KeyValue::new(CLOUDEVENTS_EVENT_ID, bounded(event.id())),
-        KeyValue::new(
-            CLOUDEVENTS_EVENT_SOURCE,
-            bounded(&event.source().to_string()),
-        ),
+    let spec_version = match event.specversion() {
+        SpecVersion::V03 => "0.3",
+        SpecVersion::V10 => "1.0",
+    };
+    let mut attributes = Vec::with_capacity(5);
+    attributes.extend([
+        KeyValue::new(CLOUDEVENTS_EVENT_ID, bounded_shared(event.id())),
+        KeyValue::new(CLOUDEVENTS_EVENT_SOURCE, bounded(event.source())),
         KeyValue::new(CLOUDEVENTS_EVENT_TYPE, bounded(event.ty())),
-        KeyValue::new(
-            CLOUDEVENTS_EVENT_SPEC_VERSION,
-            event.specversion().to_string(),
-        ),
-    ];
+        KeyValue::new(CLOUDEVENTS_EVENT_SPEC_VERSION, spec_version),
+    ]);
     if let Some(subject) = event.subject() {
         attributes.push(KeyValue::new(CLOUDEVENTS_EVENT_SUBJECT, bounded(subject)));
     }
@@ -98,26 +118,31 @@ pub fn hyperfleet_resource(event: &Event) -> Vec<KeyValue> {
     let Some(cloudevents::Data::Json(data)) = event.data() else {
         return Vec::new();
     };
-    let text = |v: &serde_json::Value, key: &str| v.get(key)?.as_str().map(bounded);
+    fn text<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a str> {
+        v.get(key)?.as_str().map(truncated)
+    }
     let (Some(id), Some(kind)) = (text(data, "id"), text(data, "kind")) else {
         return Vec::new();
     };
-    let resource_type = match kind.as_str() {
-        "Cluster" => "clusters".to_owned(),
-        "NodePool" => "nodepools".to_owned(),
-        other => format!("{}s", other.to_ascii_lowercase()),
+    let resource_type = match kind {
+        "Cluster" => Value::from("clusters"),
+        "NodePool" => Value::from("nodepools"),
+        other => Value::from(format!("{}s", other.to_ascii_lowercase())),
     };
+    let id = shared(id);
     let cluster_id = if kind == "Cluster" {
         Some(id.clone())
     } else {
         data.get("owner_references")
-            .filter(|owner| text(owner, "kind").as_deref() == Some("Cluster"))
+            .filter(|owner| text(owner, "kind") == Some("Cluster"))
             .and_then(|owner| text(owner, "id"))
+            .map(shared)
     };
-    let mut attributes = vec![
+    let mut attributes = Vec::with_capacity(3);
+    attributes.extend([
         KeyValue::new(HYPERFLEET_RESOURCE_TYPE, resource_type),
         KeyValue::new(HYPERFLEET_RESOURCE_ID, id),
-    ];
+    ]);
     if let Some(cluster_id) = cluster_id {
         attributes.push(KeyValue::new(HYPERFLEET_CLUSTER_ID, cluster_id));
     }

@@ -1,5 +1,8 @@
 //! How messaging spans are named.
 
+use std::collections::BTreeSet;
+use std::sync::{Mutex, PoisonError};
+
 /// Order of the parts of a messaging span name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SpanNaming {
@@ -20,4 +23,20 @@ impl SpanNaming {
             Self::OperationDestination => format!("{operation} {destination}"),
         }
     }
+}
+
+/// `name` as a `&'static str`, so that starting a span does not allocate its name.
+///
+/// Publishers and subscribers intern their span names when they are built. Each distinct name
+/// is kept once for the life of the process: names are few (one per topic and operation), and
+/// building the same publisher again reuses them.
+pub(crate) fn intern(name: &str) -> &'static str {
+    static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(known) = names.get(name) {
+        return known;
+    }
+    let kept: &'static str = Box::leak(name.into());
+    names.insert(kept);
+    kept
 }

@@ -7,12 +7,12 @@ use crate::attributes::{
 };
 use crate::binding::{self, BindingError, Encoding};
 use crate::carrier::{self, OverwritePolicy};
-use crate::instrumentation::{self, SharedTracer, TracerSource, record_failure};
+use crate::instrumentation::{self, SharedTracer, SpanTemplate, TracerSource, record_failure};
 use crate::naming::SpanNaming;
 use crate::transport::{Message, Transport, TransportError};
 use cloudevents::Event;
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt, Tracer};
+use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use std::sync::Arc;
 
@@ -105,9 +105,39 @@ pub struct TracedPublisher<T> {
     topic: String,
     encoding: Encoding,
     overwrite: OverwritePolicy,
-    naming: SpanNaming,
+    spans: PublisherSpans,
     attributes: AttributeHook,
     tracer: SharedTracer,
+}
+
+/// The spans a publisher starts, named and with their constant attributes.
+struct PublisherSpans {
+    /// One message's PRODUCER span.
+    publish: SpanTemplate,
+    /// One message's PRODUCER span in a batch.
+    create: SpanTemplate,
+    /// The CLIENT span over a batch's send.
+    batch_send: SpanTemplate,
+}
+
+impl PublisherSpans {
+    fn new(transport: &impl Transport, topic: &str, naming: SpanNaming) -> Self {
+        let template = |operation, kind| {
+            let attributes = attributes::messaging(
+                transport.system(),
+                operation,
+                topic,
+                None,
+                transport.server_address(),
+            );
+            SpanTemplate::new(&naming.name(topic, operation), kind, attributes)
+        };
+        Self {
+            publish: template("publish", SpanKind::Producer),
+            create: template("create", SpanKind::Producer),
+            batch_send: template("publish", SpanKind::Client),
+        }
+    }
 }
 
 impl<T: Transport> TracedPublisher<T> {
@@ -115,12 +145,13 @@ impl<T: Transport> TracedPublisher<T> {
     /// `{destination} {operation}` names, [`attributes::hyperfleet_resource`] as extra
     /// attributes, and the global tracer provider.
     pub fn new(transport: T, topic: impl Into<String>) -> Self {
+        let topic = topic.into();
         Self {
+            spans: PublisherSpans::new(&transport, &topic, SpanNaming::default()),
             transport,
-            topic: topic.into(),
+            topic,
             encoding: Encoding::default(),
             overwrite: OverwritePolicy::default(),
-            naming: SpanNaming::default(),
             attributes: Arc::new(attributes::hyperfleet_resource),
             tracer: instrumentation::global_tracer(),
         }
@@ -140,7 +171,7 @@ impl<T: Transport> TracedPublisher<T> {
 
     /// Sets the span-name order.
     pub fn span_naming(mut self, naming: SpanNaming) -> Self {
-        self.naming = naming;
+        self.spans = PublisherSpans::new(&self.transport, &self.topic, naming);
         self
     }
 
@@ -186,8 +217,7 @@ impl<T: Transport> TracedPublisher<T> {
         let (cx, trace_context) = self.start_message_span(
             &parent,
             &mut event,
-            "publish",
-            SpanKind::Producer,
+            &self.spans.publish,
             ordering_key.as_deref(),
         );
         let span = cx.span();
@@ -227,7 +257,7 @@ impl<T: Transport> TracedPublisher<T> {
         let mut slots = Vec::with_capacity(events.len());
         for mut event in events {
             let (cx, trace_context) =
-                self.start_message_span(parent, &mut event, "create", SpanKind::Producer, None);
+                self.start_message_span(parent, &mut event, &self.spans.create, None);
             match self.encode(event, None) {
                 Ok(message) => {
                     slots.push(Ok(messages.len()));
@@ -242,16 +272,14 @@ impl<T: Transport> TracedPublisher<T> {
             .iter()
             .map(|(cx, _)| Link::with_context(cx.span().span_context().clone()))
             .collect();
-        let mut send_attributes = self.base_attributes("publish");
+        let template = &self.spans.batch_send;
+        let mut send_attributes = template.attributes(1);
         send_attributes.push(KeyValue::new(
             MESSAGING_BATCH_MESSAGE_COUNT,
             messages.len() as i64,
         ));
-        let send_span = self
-            .tracer
-            .span_builder(self.naming.name(&self.topic, "publish"))
-            .with_kind(SpanKind::Client)
-            .with_attributes(send_attributes)
+        let send_span = template
+            .builder(&self.tracer, send_attributes)
             .with_links(links)
             .start_with_context(self.tracer.as_ref(), parent);
         let send_cx = parent.with_span(send_span);
@@ -311,28 +339,30 @@ impl<T: Transport> TracedPublisher<T> {
         &self,
         parent: &Context,
         event: &mut Event,
-        operation: &'static str,
-        kind: SpanKind,
+        template: &SpanTemplate,
         ordering_key: Option<&str>,
     ) -> (Context, SpanContext) {
         let preserved = match self.overwrite {
-            OverwritePolicy::Preserve => carrier::remote_span_context(event),
-            OverwritePolicy::Overwrite => None,
+            // An event without extensions carries no context: skip the propagator.
+            OverwritePolicy::Preserve if event.iter_extensions().next().is_some() => {
+                carrier::remote_span_context(event)
+            }
+            _ => None,
         };
-        let mut span_attributes = self.base_attributes(operation);
-        span_attributes.extend(attributes::cloudevents(event));
+        let event_attributes = attributes::cloudevents(event);
+        let hook_attributes = (self.attributes)(event);
+        // Room for the ordering key and, when the publish ends, the message id.
+        let mut span_attributes =
+            template.attributes(event_attributes.len() + hook_attributes.len() + 2);
+        span_attributes.extend(event_attributes);
         if let Some(key) = ordering_key {
             span_attributes.push(KeyValue::new(
                 MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY,
                 key.to_owned(),
             ));
         }
-        span_attributes.extend((self.attributes)(event));
-        let mut builder = self
-            .tracer
-            .span_builder(self.naming.name(&self.topic, operation))
-            .with_kind(kind)
-            .with_attributes(span_attributes);
+        span_attributes.extend(hook_attributes);
+        let mut builder = template.builder(&self.tracer, span_attributes);
         if let Some(existing) = &preserved {
             builder = builder.with_links(vec![Link::with_context(existing.clone())]);
         }
@@ -348,16 +378,6 @@ impl<T: Transport> TracedPublisher<T> {
             }
         };
         (cx, trace_context)
-    }
-
-    fn base_attributes(&self, operation: &'static str) -> Vec<KeyValue> {
-        attributes::messaging(
-            self.transport.system(),
-            operation,
-            &self.topic,
-            None,
-            self.transport.server_address(),
-        )
     }
 
     fn encode(&self, event: Event, ordering_key: Option<String>) -> Result<Message, PublishError> {

@@ -5,6 +5,8 @@
 pub mod process;
 
 use cloudevents::{Event, EventBuilder, EventBuilderV10};
+use hyperfleet_tracing::transport::SubscriptionConfig;
+use hyperfleet_tracing::transport::memory::MemoryTransport;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use std::hint::black_box;
@@ -46,4 +48,14 @@ pub fn process_cpu_time() -> Duration {
     let status = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
     assert_eq!(status, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
     Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
+}
+
+/// A memory transport with topic `t` and its subscription `s`.
+pub fn transport() -> MemoryTransport {
+    let transport = MemoryTransport::new();
+    transport.create_topic("t").expect("topic");
+    transport
+        .create_subscription("s", "t", SubscriptionConfig::default())
+        .expect("subscription");
+    transport
 }

@@ -13,13 +13,15 @@ pub use policy::{AckPolicy, ParentMode};
 
 use crate::AttributeHook;
 use crate::attributes;
-use crate::instrumentation::{self, SharedTracer, TracerSource};
+use crate::attributes::HYPERFLEET_ADAPTER;
+use crate::instrumentation::{self, SharedTracer, SpanTemplate, TracerSource};
 use crate::naming::SpanNaming;
 use crate::transport::{Transport, TransportError};
 use cloudevents::Event;
 use dispatch::Dispatcher;
 use futures::StreamExt;
 use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -69,6 +71,38 @@ pub(crate) struct Settings {
     ack_policy: AckPolicy,
     attributes: AttributeHook,
     googclient_fallback: bool,
+    /// The CONSUMER span `{topic} receive`.
+    receive_span: SpanTemplate,
+    /// The handler's INTERNAL span (`adapter.process`).
+    process_span: SpanTemplate,
+}
+
+impl Settings {
+    /// Builds the span templates again after a setting they depend on changed.
+    fn refresh_spans(&mut self) {
+        let messaging = |operation| {
+            attributes::messaging(
+                self.system,
+                operation,
+                &self.topic,
+                Some(&self.subscription),
+                self.server_address.as_deref(),
+            )
+        };
+        self.receive_span = SpanTemplate::new(
+            &self.naming.name(&self.topic, "receive"),
+            SpanKind::Consumer,
+            messaging("receive"),
+        );
+        let mut process = messaging("process");
+        if let Some(adapter) = &self.adapter {
+            process.push(KeyValue::new(
+                HYPERFLEET_ADAPTER,
+                Arc::<str>::from(adapter.as_str()),
+            ));
+        }
+        self.process_span = SpanTemplate::new(&self.process_span_name, SpanKind::Internal, process);
+    }
 }
 
 /// Runs a handler over a subscription, each event inside the standard's spans.
@@ -136,22 +170,26 @@ impl<T: Transport> TracedSubscriber<T> {
     pub fn new(transport: T, topic: impl Into<String>, subscription: impl Into<String>) -> Self {
         let system = transport.system();
         let server_address = transport.server_address().map(str::to_owned);
+        let mut settings = Settings {
+            tracer: instrumentation::global_tracer(),
+            system,
+            server_address,
+            topic: topic.into(),
+            subscription: subscription.into(),
+            adapter: None,
+            process_span_name: "adapter.process".to_owned(),
+            naming: SpanNaming::default(),
+            parent_mode: ParentMode::default(),
+            ack_policy: AckPolicy::default(),
+            attributes: Arc::new(attributes::hyperfleet_resource),
+            googclient_fallback: true,
+            receive_span: SpanTemplate::default(),
+            process_span: SpanTemplate::default(),
+        };
+        settings.refresh_spans();
         Self {
             transport: Arc::new(transport),
-            settings: Settings {
-                tracer: instrumentation::global_tracer(),
-                system,
-                server_address,
-                topic: topic.into(),
-                subscription: subscription.into(),
-                adapter: None,
-                process_span_name: "adapter.process".to_owned(),
-                naming: SpanNaming::default(),
-                parent_mode: ParentMode::default(),
-                ack_policy: AckPolicy::default(),
-                attributes: Arc::new(attributes::hyperfleet_resource),
-                googclient_fallback: true,
-            },
+            settings,
             concurrency: 16,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
@@ -160,18 +198,21 @@ impl<T: Transport> TracedSubscriber<T> {
     /// Names the adapter (`hyperfleet.adapter` on the process span).
     pub fn adapter(mut self, adapter: impl Into<String>) -> Self {
         self.settings.adapter = Some(adapter.into());
+        self.settings.refresh_spans();
         self
     }
 
     /// Sets the process span's name (default `adapter.process`).
     pub fn process_span_name(mut self, name: impl Into<String>) -> Self {
         self.settings.process_span_name = name.into();
+        self.settings.refresh_spans();
         self
     }
 
     /// Sets the span-name order.
     pub fn span_naming(mut self, naming: SpanNaming) -> Self {
         self.settings.naming = naming;
+        self.settings.refresh_spans();
         self
     }
 

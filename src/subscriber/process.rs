@@ -2,8 +2,8 @@
 
 use super::{AckPolicy, Handler, MessageLogFields, ParentMode, Received, Settings};
 use crate::attributes::{
-    self, HYPERFLEET_ADAPTER, MESSAGING_GCP_PUBSUB_MESSAGE_DELIVERY_ATTEMPT,
-    MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY, MESSAGING_MESSAGE_ID,
+    self, MESSAGING_GCP_PUBSUB_MESSAGE_DELIVERY_ATTEMPT, MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY,
+    MESSAGING_MESSAGE_ID,
 };
 use crate::binding;
 use crate::carrier;
@@ -12,7 +12,7 @@ use crate::transport::{Acknowledger, Delivery, Message};
 use cloudevents::AttributesReader;
 use futures::FutureExt as _;
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::trace::{Link, SpanKind, SpanRef, TraceContextExt, Tracer};
+use opentelemetry::trace::{Link, SpanRef, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use std::panic::AssertUnwindSafe;
 
@@ -67,19 +67,21 @@ pub(super) async fn process<H: Handler>(
     defer_nack: bool,
 ) -> Processed {
     let (message, attempt, acker) = delivery.into_parts();
-    let mut receive_attributes = settings.messaging_attributes("receive");
-    receive_attributes.extend(delivery_attributes(&message, attempt));
+    let delivery_attributes = delivery_attributes(&message, attempt);
 
     let event = match binding::decode(&message) {
         Ok(event) => event,
         Err(error) => {
             // Nothing to continue: a root span records why, and the nack lets a dead-letter
             // policy take the message.
+            // Room for the failure's `error.type`.
+            let mut receive_attributes = settings
+                .receive_span
+                .attributes(delivery_attributes.len() + 1);
+            receive_attributes.extend(delivery_attributes);
             let span = settings
-                .tracer
-                .span_builder(settings.naming.name(&settings.topic, "receive"))
-                .with_kind(SpanKind::Consumer)
-                .with_attributes(receive_attributes)
+                .receive_span
+                .builder(&settings.tracer, receive_attributes)
                 .start_with_context(settings.tracer.as_ref(), &Context::new());
             let cx = Context::new().with_span(span);
             let span = cx.span();
@@ -113,31 +115,33 @@ pub(super) async fn process<H: Handler>(
     let event_attributes =
         std::panic::catch_unwind(AssertUnwindSafe(|| (settings.attributes)(&event)))
             .unwrap_or_default();
-    receive_attributes.extend(attributes::cloudevents(&event));
+    let cloudevents_attributes = attributes::cloudevents(&event);
+    // The event id's value is shared with the process span, as are the hook's values when
+    // they are reference-counted.
+    let event_id = cloudevents_attributes
+        .iter()
+        .find(|kv| kv.key.as_str() == attributes::CLOUDEVENTS_EVENT_ID)
+        .cloned();
+    // Room for a failure's `error.type`.
+    let mut receive_attributes = settings.receive_span.attributes(
+        delivery_attributes.len() + cloudevents_attributes.len() + event_attributes.len() + 1,
+    );
+    receive_attributes.extend(delivery_attributes);
+    receive_attributes.extend(cloudevents_attributes);
     receive_attributes.extend(event_attributes.iter().cloned());
     let receive_span = settings
-        .tracer
-        .span_builder(settings.naming.name(&settings.topic, "receive"))
-        .with_kind(SpanKind::Consumer)
-        .with_attributes(receive_attributes)
+        .receive_span
+        .builder(&settings.tracer, receive_attributes)
         .with_links(links)
         .start_with_context(settings.tracer.as_ref(), &parent);
     let receive_cx = parent.with_span(receive_span);
 
-    let mut process_attributes = settings.messaging_attributes("process");
-    process_attributes.push(KeyValue::new(
-        attributes::CLOUDEVENTS_EVENT_ID,
-        attributes::bounded(event.id()),
-    ));
-    if let Some(adapter) = &settings.adapter {
-        process_attributes.push(KeyValue::new(HYPERFLEET_ADAPTER, adapter.clone()));
-    }
+    let mut process_attributes = settings.process_span.attributes(event_attributes.len() + 2);
+    process_attributes.extend(event_id);
     process_attributes.extend(event_attributes);
     let process_span = settings
-        .tracer
-        .span_builder(settings.process_span_name.clone())
-        .with_kind(SpanKind::Internal)
-        .with_attributes(process_attributes)
+        .process_span
+        .builder(&settings.tracer, process_attributes)
         .start_with_context(settings.tracer.as_ref(), &receive_cx);
     let process_cx = receive_cx
         .with_span(process_span)
@@ -230,17 +234,5 @@ fn panic_text(panic: &(dyn std::any::Any + Send)) -> String {
         s.clone()
     } else {
         "non-string panic payload".to_owned()
-    }
-}
-
-impl Settings {
-    fn messaging_attributes(&self, operation: &'static str) -> Vec<KeyValue> {
-        attributes::messaging(
-            self.system,
-            operation,
-            &self.topic,
-            Some(&self.subscription),
-            self.server_address.as_deref(),
-        )
     }
 }
