@@ -1,0 +1,169 @@
+//! The runs of the message-path benchmarks, shared by the one on the system allocator and the
+//! one on mimalloc.
+
+use crate::common::{Discard, event, process_cpu_time, transport};
+use criterion::Criterion;
+use futures::StreamExt;
+use hyperfleet_tracing::binding::{Encoding, decode, encode};
+use hyperfleet_tracing::subscriber::{HandlerError, Received};
+use hyperfleet_tracing::telemetry::{self, Component, Config};
+use hyperfleet_tracing::transport::Transport;
+use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource};
+use opentelemetry_sdk::trace::{
+    BatchSpanProcessor, Sampler, SdkTracerProvider, SimpleSpanProcessor,
+};
+use std::hint::black_box;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+fn provider(sampler: Sampler) -> SdkTracerProvider {
+    SdkTracerProvider::builder()
+        .with_sampler(sampler)
+        .with_span_processor(BatchSpanProcessor::builder(Discard).build())
+        .build()
+}
+
+/// `n` messages through the traced publisher and subscriber (concurrency 1).
+async fn traced(n: u64, provider: &impl TracerSource) -> Duration {
+    let transport = transport();
+    let publisher = TracedPublisher::new(transport.clone(), "t").tracer_provider(provider);
+    let started = Instant::now();
+    for i in 0..n {
+        publisher.publish(event(i)).await.expect("published");
+    }
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    TracedSubscriber::new(transport, "t", "s")
+        .tracer_provider(provider)
+        .concurrency(1)
+        .run(
+            move |received: Received| {
+                black_box(&received.event);
+                let _ = tx.send(());
+                async { Ok::<(), HandlerError>(()) }
+            },
+            async move {
+                for _ in 0..n {
+                    rx.recv().await;
+                }
+            },
+        )
+        .await
+        .expect("ran");
+    started.elapsed()
+}
+
+/// The same messages, untraced: encode, publish, pull, decode, ack.
+async fn untraced(n: u64) -> Duration {
+    let transport = transport();
+    let started = Instant::now();
+    for i in 0..n {
+        let message = encode(&event(i), Encoding::Structured).expect("encoded");
+        transport.publish("t", message).await.expect("published");
+    }
+    let mut deliveries = transport.subscribe("s").await.expect("subscribed");
+    for _ in 0..n {
+        let delivery = deliveries.next().await.expect("delivery").expect("ok");
+        black_box(decode(&delivery.message).expect("decoded"));
+        delivery.ack().await.expect("acked");
+    }
+    started.elapsed()
+}
+
+/// A provider from the crate's telemetry set-up, exporting over OTLP to `endpoint`.
+fn otlp_provider(endpoint: String) -> SdkTracerProvider {
+    let config = Config::from_lookup("bench", |key| match key {
+        "OTEL_EXPORTER_OTLP_ENDPOINT" => Some(endpoint.clone()),
+        "OTEL_EXPORTER_OTLP_TIMEOUT" => Some("500".to_owned()),
+        "OTEL_TRACES_SAMPLER" => Some("always_on".to_owned()),
+        _ => None,
+    })
+    .expect("config");
+    let telemetry = telemetry::builder(Component::custom("bench"))
+        .config(config)
+        .build()
+        .expect("telemetry");
+    telemetry.tracer_provider().expect("tracing on").clone()
+}
+
+/// An endpoint nobody listens on, and one that accepts connections and never answers.
+fn dead_collectors() -> (String, String) {
+    let closed = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let unreachable = format!("http://{}", closed.local_addr().expect("addr"));
+    drop(closed);
+    let stalled = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let stalling = format!("http://{}", stalled.local_addr().expect("addr"));
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for connection in stalled.incoming().flatten() {
+            held.push(connection);
+        }
+    });
+    (unreachable, stalling)
+}
+
+/// Every run, in groups named after `allocator`.
+pub fn message_path(c: &mut Criterion, allocator: &str) {
+    // One thread: what a message costs, without the cross-thread wake-ups and idle spinning of
+    // a multi-threaded runtime, which at concurrency 1 cost more than tracing and vary more.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let sampled = provider(Sampler::AlwaysOn);
+    let unsampled = provider(Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(
+        0.01,
+    ))));
+    let mut group = c.benchmark_group(format!("message path, {allocator} (per message)"));
+    let off = opentelemetry::trace::noop::NoopTracerProvider::new();
+    group.bench_function("floor: raw transport, no subscriber loop", |b| {
+        b.iter_custom(|n| runtime.block_on(untraced(n)))
+    });
+    group.bench_function("same path, tracing off (no-op provider)", |b| {
+        b.iter_custom(|n| runtime.block_on(traced(n, &off)))
+    });
+    group.bench_function("traced, sampled", |b| {
+        b.iter_custom(|n| runtime.block_on(traced(n, &sampled)))
+    });
+    group.bench_function("traced, unsampled (ratio 0.01)", |b| {
+        b.iter_custom(|n| runtime.block_on(traced(n, &unsampled)))
+    });
+    // Spans handed to the exporter on the message path's own thread: what the spans cost
+    // without their memory being freed on another thread.
+    let same_thread = SdkTracerProvider::builder()
+        .with_span_processor(SimpleSpanProcessor::new(Discard))
+        .build();
+    group.bench_function("traced, sampled, spans dropped on the same thread", |b| {
+        b.iter_custom(|n| runtime.block_on(traced(n, &same_thread)))
+    });
+    let (unreachable, stalling) = dead_collectors();
+    let (down, stalled) = {
+        // The gRPC exporter needs a runtime to be built in.
+        let _entered = runtime.enter();
+        (otlp_provider(unreachable), otlp_provider(stalling))
+    };
+    group.bench_function("traced, sampled, otlp-unreachable collector", |b| {
+        b.iter_custom(|n| runtime.block_on(traced(n, &down)))
+    });
+    group.bench_function("traced, sampled, otlp-stalled collector", |b| {
+        b.iter_custom(|n| runtime.block_on(traced(n, &stalled)))
+    });
+    group.finish();
+
+    // The same runs, clocked by the CPU time they use rather than the wall time they take.
+    let mut cpu = c.benchmark_group(format!("message path, {allocator}, CPU time (per message)"));
+    let on_cpu = |n: u64, provider: &dyn Fn(u64) -> Duration| {
+        let started = process_cpu_time();
+        provider(n);
+        process_cpu_time() - started
+    };
+    cpu.bench_function("same path, tracing off (no-op provider)", |b| {
+        b.iter_custom(|n| on_cpu(n, &|n| runtime.block_on(traced(n, &off))))
+    });
+    cpu.bench_function("traced, sampled", |b| {
+        b.iter_custom(|n| on_cpu(n, &|n| runtime.block_on(traced(n, &sampled))))
+    });
+    cpu.bench_function("traced, unsampled (ratio 0.01)", |b| {
+        b.iter_custom(|n| on_cpu(n, &|n| runtime.block_on(traced(n, &unsampled))))
+    });
+    cpu.finish();
+}
