@@ -11,7 +11,7 @@ pub use opentelemetry_semantic_conventions::attribute::{
     MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_NAME, MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM,
     SERVER_ADDRESS,
 };
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// `hyperfleet.cluster_id`: the cluster an operation concerns.
 pub const HYPERFLEET_CLUSTER_ID: &str = "hyperfleet.cluster_id";
@@ -90,6 +90,14 @@ pub(crate) fn bounded_shared(value: &str) -> Value {
 /// The `cloudevents.*` attributes of an event (never its data), each at most
 /// [`MAX_VALUE_LEN`] bytes.
 pub fn cloudevents(event: &Event) -> Vec<KeyValue> {
+    cloudevents_with(
+        event,
+        bounded(event.source()).into(),
+        bounded(event.ty()).into(),
+    )
+}
+
+fn cloudevents_with(event: &Event, source: Value, ty: Value) -> Vec<KeyValue> {
     let spec_version = match event.specversion() {
         SpecVersion::V03 => "0.3",
         SpecVersion::V10 => "1.0",
@@ -97,14 +105,52 @@ pub fn cloudevents(event: &Event) -> Vec<KeyValue> {
     let mut attributes = Vec::with_capacity(5);
     attributes.extend([
         KeyValue::new(CLOUDEVENTS_EVENT_ID, bounded_shared(event.id())),
-        KeyValue::new(CLOUDEVENTS_EVENT_SOURCE, bounded(event.source())),
-        KeyValue::new(CLOUDEVENTS_EVENT_TYPE, bounded(event.ty())),
+        KeyValue::new(CLOUDEVENTS_EVENT_SOURCE, source),
+        KeyValue::new(CLOUDEVENTS_EVENT_TYPE, ty),
         KeyValue::new(CLOUDEVENTS_EVENT_SPEC_VERSION, spec_version),
     ]);
     if let Some(subject) = event.subject() {
         attributes.push(KeyValue::new(CLOUDEVENTS_EVENT_SUBJECT, bounded(subject)));
     }
     attributes
+}
+
+/// [`cloudevents`] for the events of one publisher or subscriber. Their source and type
+/// seldom change from one event to the next, so the last of each is kept and shared with the
+/// next event's spans instead of copied again.
+#[derive(Debug, Default)]
+pub(crate) struct EventAttributes {
+    source: Recent,
+    ty: Recent,
+}
+
+impl EventAttributes {
+    pub(crate) fn of(&self, event: &Event) -> Vec<KeyValue> {
+        cloudevents_with(
+            event,
+            self.source.value(event.source()),
+            self.ty.value(event.ty()),
+        )
+    }
+}
+
+/// The last value of one attribute, bounded.
+#[derive(Debug, Default)]
+struct Recent(Mutex<Option<Arc<str>>>);
+
+impl Recent {
+    fn value(&self, value: &str) -> Value {
+        let value = truncated(value);
+        let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match last.as_ref() {
+            Some(kept) if **kept == *value => Value::from(Arc::clone(kept)),
+            _ => {
+                let kept = Arc::<str>::from(value);
+                *last = Some(Arc::clone(&kept));
+                Value::from(kept)
+            }
+        }
+    }
 }
 
 /// The `hyperfleet.*` resource attributes of a HyperFleet reconcile event.
@@ -147,4 +193,34 @@ pub fn hyperfleet_resource(event: &Event) -> Vec<KeyValue> {
         attributes.push(KeyValue::new(HYPERFLEET_CLUSTER_ID, cluster_id));
     }
     attributes
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use cloudevents::{EventBuilder, EventBuilderV10};
+
+    fn event(id: &str, source: &str) -> Event {
+        EventBuilderV10::new()
+            .id(id)
+            .source(source)
+            .ty("com.redhat.hyperfleet.cluster.reconcile")
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn kept_source_and_type_read_like_fresh_ones() {
+        let kept = EventAttributes::default();
+        let long_source = format!("https://{}", "s".repeat(MAX_VALUE_LEN));
+        for e in [
+            event("1", "hyperfleet-sentinel"),
+            event("2", "hyperfleet-sentinel"),
+            event("3", "other-source"),
+            event("4", &long_source),
+            event("5", "hyperfleet-sentinel"),
+        ] {
+            assert_eq!(kept.of(&e), cloudevents(&e));
+        }
+    }
 }

@@ -2,8 +2,8 @@
 
 use crate::AttributeHook;
 use crate::attributes::{
-    self, MESSAGING_BATCH_MESSAGE_COUNT, MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY,
-    MESSAGING_MESSAGE_ID,
+    self, EventAttributes, MESSAGING_BATCH_MESSAGE_COUNT,
+    MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY, MESSAGING_MESSAGE_ID,
 };
 use crate::binding::{self, BindingError, Encoding};
 use crate::carrier::{self, OverwritePolicy};
@@ -106,6 +106,7 @@ pub struct TracedPublisher<T> {
     encoding: Encoding,
     overwrite: OverwritePolicy,
     spans: PublisherSpans,
+    event_attributes: EventAttributes,
     attributes: AttributeHook,
     tracer: SharedTracer,
 }
@@ -152,6 +153,7 @@ impl<T: Transport> TracedPublisher<T> {
             topic,
             encoding: Encoding::default(),
             overwrite: OverwritePolicy::default(),
+            event_attributes: EventAttributes::default(),
             attributes: Arc::new(attributes::hyperfleet_resource),
             tracer: instrumentation::global_tracer(),
         }
@@ -349,7 +351,7 @@ impl<T: Transport> TracedPublisher<T> {
             }
             _ => None,
         };
-        let event_attributes = attributes::cloudevents(event);
+        let event_attributes = self.event_attributes.of(event);
         let hook_attributes = (self.attributes)(event);
         // Room for the ordering key and, when the publish ends, the message id.
         let mut span_attributes =

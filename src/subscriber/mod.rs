@@ -13,7 +13,7 @@ pub use policy::{AckPolicy, ParentMode};
 
 use crate::AttributeHook;
 use crate::attributes;
-use crate::attributes::HYPERFLEET_ADAPTER;
+use crate::attributes::{EventAttributes, HYPERFLEET_ADAPTER};
 use crate::instrumentation::{self, SharedTracer, SpanTemplate, TracerSource};
 use crate::naming::SpanNaming;
 use crate::transport::{Transport, TransportError};
@@ -71,6 +71,7 @@ pub(crate) struct Settings {
     ack_policy: AckPolicy,
     attributes: AttributeHook,
     googclient_fallback: bool,
+    event_attributes: EventAttributes,
     /// The CONSUMER span `{topic} receive`.
     receive_span: SpanTemplate,
     /// The handler's INTERNAL span (`adapter.process`).
@@ -183,6 +184,7 @@ impl<T: Transport> TracedSubscriber<T> {
             ack_policy: AckPolicy::default(),
             attributes: Arc::new(attributes::hyperfleet_resource),
             googclient_fallback: true,
+            event_attributes: EventAttributes::default(),
             receive_span: SpanTemplate::default(),
             process_span: SpanTemplate::default(),
         };

@@ -115,7 +115,7 @@ pub(super) async fn process<H: Handler>(
     let event_attributes =
         std::panic::catch_unwind(AssertUnwindSafe(|| (settings.attributes)(&event)))
             .unwrap_or_default();
-    let cloudevents_attributes = attributes::cloudevents(&event);
+    let cloudevents_attributes = settings.event_attributes.of(&event);
     // The event id's value is shared with the process span, as are the hook's values when
     // they are reference-counted.
     let event_id = cloudevents_attributes
