@@ -31,14 +31,15 @@ pub(crate) fn traceparent(value: &str) -> Option<&str> {
     let span_id = &bytes[36..52];
     let flags = &bytes[53..55];
     let separators_ok = bytes[2] == b'-' && bytes[35] == b'-' && bytes[52] == b'-';
+    // Non-short-circuiting `&` lets the byte checks run without a branch per byte: this runs
+    // for every message received.
     let fields_ok = is_lower_hex(version)
-        && version != b"ff"
-        && is_lower_hex(trace_id)
-        && !is_all_zero(trace_id)
-        && is_lower_hex(span_id)
-        && !is_all_zero(span_id)
-        && is_lower_hex(flags);
-    if !separators_ok || !fields_ok {
+        & is_lower_hex(trace_id)
+        & is_lower_hex(span_id)
+        & is_lower_hex(flags)
+        & !is_all_zero(trace_id)
+        & !is_all_zero(span_id);
+    if !separators_ok || !fields_ok || version == b"ff" {
         return None;
     }
     let tail_ok = if version == b"00" {
@@ -53,11 +54,25 @@ pub(crate) fn traceparent(value: &str) -> Option<&str> {
 /// Returns `value` when it is a `tracestate` within the W3C limits, `None` when it must be
 /// discarded (the W3C spec allows dropping a list that is over its limits).
 pub(crate) fn tracestate(value: &str) -> Option<&str> {
-    if value.trim().is_empty() || value.len() > TRACESTATE_MAX_LEN {
+    if value.len() > TRACESTATE_MAX_LEN {
         return None;
     }
-    let members = value.split(',').filter(|m| !m.trim().is_empty()).count();
-    (members <= TRACESTATE_MAX_MEMBERS).then_some(value)
+    // List members are separated by commas; empty ones (only spaces and tabs) do not count.
+    let (mut members, mut in_member) = (0, false);
+    for &b in value.as_bytes() {
+        match b {
+            b',' => {
+                members += usize::from(in_member);
+                in_member = false;
+            }
+            b' ' | b'\t' => {}
+            _ => in_member = true,
+        }
+    }
+    members += usize::from(in_member);
+    (1..=TRACESTATE_MAX_MEMBERS)
+        .contains(&members)
+        .then_some(value)
 }
 
 /// CloudEvents extension attribute names: lower-case `a`–`z` and `0`–`9`, at most 20
@@ -71,13 +86,13 @@ pub(crate) fn is_extension_name(name: &str) -> bool {
 }
 
 fn is_lower_hex(bytes: &[u8]) -> bool {
-    bytes
-        .iter()
-        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    bytes.iter().fold(true, |ok, &b| {
+        ok & ((b.wrapping_sub(b'0') < 10) | (b.wrapping_sub(b'a') < 6))
+    })
 }
 
 fn is_all_zero(bytes: &[u8]) -> bool {
-    bytes.iter().all(|&b| b == b'0')
+    bytes.iter().fold(0, |differs, &b| differs | (b ^ b'0')) == 0
 }
 
 #[cfg(test)]
@@ -133,6 +148,8 @@ mod tests {
     fn tracestate_limits() {
         assert_eq!(tracestate("a=1,b=2"), Some("a=1,b=2"));
         assert_eq!(tracestate(""), None);
+        assert_eq!(tracestate(" ,\t, "), None);
+        assert_eq!(tracestate(" a=1 ,, b=2 "), Some(" a=1 ,, b=2 "));
         let members: Vec<String> = (0..33).map(|i| format!("k{i}=v")).collect();
         assert_eq!(tracestate(&members.join(",")), None);
         assert!(tracestate(&members[..32].join(",")).is_some());
@@ -150,5 +167,45 @@ mod tests {
         assert!(!is_extension_name("abcdefghijklmnopqrstu"));
         assert!(!is_extension_name("id"));
         assert!(!is_extension_name("datacontenttype"));
+    }
+
+    /// The W3C layout, written plainly: the fast check must agree with it.
+    fn traceparent_reference(value: &str) -> Option<&str> {
+        let fields: Vec<&str> = value.splitn(5, '-').collect();
+        let hex = |f: &str, len: usize| {
+            f.len() == len
+                && f.bytes()
+                    .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        };
+        let [version, trace_id, span_id, flags, rest @ ..] = fields.as_slice() else {
+            return None;
+        };
+        let ok = hex(version, 2)
+            && *version != "ff"
+            && hex(trace_id, 32)
+            && trace_id.bytes().any(|b| b != b'0')
+            && hex(span_id, 16)
+            && span_id.bytes().any(|b| b != b'0')
+            && hex(flags, 2)
+            && (rest.is_empty() || *version != "00");
+        ok.then(|| &value[..TRACEPARENT_LEN])
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn traceparent_agrees_with_the_plain_reading(
+            value in "(00|01|cc|ff|0g)-[0-9a-fA-F]{31,33}-[0-9a-f]{15,17}-[0-9a-f]{2}(-[a-z]{0,3})?",
+            zero_trace in proptest::bool::weighted(0.1),
+            zero_span in proptest::bool::weighted(0.1),
+        ) {
+            let mut value = value;
+            if zero_trace && value.len() >= 35 {
+                value.replace_range(3..35, &"0".repeat(32));
+            }
+            if zero_span && value.len() >= 52 {
+                value.replace_range(36..52, &"0".repeat(16));
+            }
+            proptest::prop_assert_eq!(traceparent(&value), traceparent_reference(&value), "{}", value);
+        }
     }
 }
