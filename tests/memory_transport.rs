@@ -1,6 +1,6 @@
 //! The in-memory transport behaves like Pub/Sub: fan-out, competing consumers, leases and
 //! redelivery, ordering keys, dead-lettering, typed errors.
-//! Time is paused, so ack deadlines pass without real waiting.
+//! Time is paused, so ack deadlines and leases pass without real waiting.
 
 use futures::{FutureExt, StreamExt};
 use hyperfleet_tracing::transport::memory::{
@@ -13,7 +13,10 @@ use std::collections::HashSet;
 use std::time::Duration;
 
 fn transport_with(subscriptions: &[(&str, SubscriptionConfig)]) -> MemoryTransport {
-    let transport = MemoryTransport::new();
+    on(MemoryTransport::new(), subscriptions)
+}
+
+fn on(transport: MemoryTransport, subscriptions: &[(&str, SubscriptionConfig)]) -> MemoryTransport {
     transport.create_topic("t").unwrap();
     for (name, config) in subscriptions {
         transport
@@ -125,18 +128,20 @@ async fn nack_and_drop_redeliver_with_the_attempt_counted() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_expired_lease_is_redelivered_and_its_late_ack_ignored() {
+async fn a_held_lease_outlives_the_ack_deadline_until_the_max_lease_then_its_late_ack_is_ignored() {
+    let max_lease = Duration::from_secs(60);
     let config = SubscriptionConfig::default().ack_deadline(Duration::from_secs(10));
-    let transport = transport_with(&[("a", config)]);
+    let transport = on(MemoryTransport::with_max_lease(max_lease), &[("a", config)]);
     transport.publish("t", Message::new("m")).await.unwrap();
     let mut stream = transport.subscribe("a").await.unwrap();
     let slow = next(&mut stream).await;
     let started = tokio::time::Instant::now();
-    // The clock is paused: waiting for the next delivery advances it to the deadline.
+    // The clock is paused: waiting for the next delivery advances it to the lease's end.
     let again = next(&mut stream).await;
     assert!(
-        started.elapsed() >= Duration::from_secs(10),
-        "redelivered before the deadline"
+        started.elapsed() >= max_lease,
+        "redelivered after {:?}, before the maximum lease",
+        started.elapsed()
     );
     assert_eq!(again.delivery_attempt, Some(2));
     assert_eq!(again.message.id, slow.message.id);

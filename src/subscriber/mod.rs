@@ -272,10 +272,10 @@ impl<T: Transport> TracedSubscriber<T> {
     ///
     /// Handlers still running after the [shutdown timeout](Self::shutdown_timeout) are dropped
     /// and their messages nacked. A handler that runs past the subscription's ack deadline
-    /// keeps its message on Pub/Sub, whose client extends the lease (up to its maximum lease,
-    /// an hour by default); the memory transport does not extend leases, so there the message
-    /// is redelivered after the deadline and the late ack is ignored. Either way delivery is
-    /// at least once: handlers must be idempotent.
+    /// keeps its message: the transport extends the lease (the Pub/Sub client, and the memory
+    /// transport likewise) up to its maximum lease, an hour by default. A handler that runs
+    /// longer than that sees its message delivered again, and its late ack is ignored. Either
+    /// way delivery is at least once: handlers must be idempotent.
     pub async fn run<H, S>(self, handler: H, shutdown: S) -> Result<(), SubscribeError>
     where
         H: Handler,

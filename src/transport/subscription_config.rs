@@ -6,7 +6,9 @@ use std::time::Duration;
 /// How a subscription delivers messages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SubscriptionConfig {
-    /// Time a delivery may stay unsettled before it is delivered again (Pub/Sub default: 10 s).
+    /// Time a delivery may stay unsettled before it is delivered again (Pub/Sub default: 10 s),
+    /// unless the subscriber extends it: Google's clients extend the leases of the messages
+    /// they hold, and so does the memory transport, which therefore only checks this value.
     pub ack_deadline: Duration,
     /// Deliver messages that share an ordering key one at a time, in publish order.
     pub message_ordering: bool,

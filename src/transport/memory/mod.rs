@@ -5,8 +5,11 @@
 //!
 //! - every subscription of a topic gets every message published after it was created (fan-out);
 //!   streams on one subscription compete for its messages;
-//! - a delivery is leased for the subscription's ack deadline; a nack, an expired lease or a
-//!   dropped [`Delivery`] makes it deliverable again, with its delivery attempt counted;
+//! - a delivery stays leased while its [`Delivery`] (or the acknowledger taken from it) is held,
+//!   as a Pub/Sub client extends the leases of the messages it holds, up to a maximum lease
+//!   (60 minutes by default, as Google's clients; see [`MemoryTransport::with_max_lease`]); a
+//!   nack, a dropped delivery or a lease held past the maximum makes it deliverable again, with
+//!   its delivery attempt counted, and a late ack of an expired lease is ignored;
 //! - with message ordering on, messages sharing an ordering key are delivered one at a time in
 //!   publish order;
 //! - with a dead-letter policy, a message is forwarded to the dead-letter topic after its last
@@ -44,6 +47,7 @@ use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::time::Duration;
 use subscription::{DeadLetter, Pull, SubscriptionState};
 use tokio::time::Instant;
 
@@ -61,10 +65,24 @@ pub struct MemoryTransport {
     inner: Arc<Inner>,
 }
 
-#[derive(Debug, Default)]
+/// How long a delivery may be held by default: Google's Pub/Sub clients' maximum lease.
+pub const DEFAULT_MAX_LEASE: Duration = Duration::from_secs(60 * 60);
+
+#[derive(Debug)]
 struct Inner {
     registry: Mutex<Registry>,
     next_id: AtomicU64,
+    max_lease: Duration,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            registry: Mutex::default(),
+            next_id: AtomicU64::default(),
+            max_lease: DEFAULT_MAX_LEASE,
+        }
+    }
 }
 
 #[derive(Debug, Default)]
@@ -78,6 +96,18 @@ impl MemoryTransport {
     /// An empty transport: no topics, no subscriptions.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty transport whose deliveries may be held for at most `max_lease` (default
+    /// [`DEFAULT_MAX_LEASE`]), as a Pub/Sub client's maximum lease: a delivery held longer, by
+    /// a handler that hangs, is delivered again, and its late ack is ignored.
+    pub fn with_max_lease(max_lease: Duration) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                max_lease,
+                ..Inner::default()
+            }),
+        }
     }
 
     /// Creates a topic. Fails with `ALREADY_EXISTS` if it exists.
@@ -211,8 +241,8 @@ async fn next_delivery(state: &Arc<SubscriptionState>, inner: &Weak<Inner>) -> O
         tokio::pin!(notified);
         notified.as_mut().enable();
 
-        let (pull, dead) = state.pull(Instant::now());
         let transport = inner.upgrade()?;
+        let (pull, dead) = state.pull(Instant::now(), transport.max_lease);
         for letter in dead {
             transport.dead_letter(state, letter);
         }

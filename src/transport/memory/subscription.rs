@@ -3,6 +3,7 @@
 use crate::transport::{Message, SubscriptionConfig};
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
@@ -73,8 +74,10 @@ impl SubscriptionState {
         self.notify.notify_waiters();
     }
 
-    /// Leases the next deliverable message, after returning expired leases to the queue.
-    pub(super) fn pull(&self, now: Instant) -> (Pull, Vec<DeadLetter>) {
+    /// Leases the next deliverable message for at most `max_lease`, after returning expired
+    /// leases to the queue. A lease lasts while its delivery is held (a dropped delivery
+    /// nacks), as a client extends the leases of the messages it holds.
+    pub(super) fn pull(&self, now: Instant, max_lease: Duration) -> (Pull, Vec<DeadLetter>) {
         let mut queue = self.queue();
         let expired: Vec<u64> = queue
             .leased
@@ -105,7 +108,8 @@ impl SubscriptionState {
         }
         let ack_id = queue.next_ack_id;
         queue.next_ack_id += 1;
-        let deadline = now + self.config.ack_deadline;
+        // A lease too long for the clock to represent never expires.
+        let deadline = now.checked_add(max_lease).unwrap_or_else(far_future);
         queue.leased.insert(
             ack_id,
             Lease {
@@ -187,4 +191,9 @@ impl SubscriptionState {
     pub(super) fn outstanding(&self) -> usize {
         self.queue().leased.len()
     }
+}
+
+/// An instant no lease reaches: about thirty years from now.
+fn far_future() -> Instant {
+    Instant::now() + Duration::from_secs(30 * 365 * 24 * 60 * 60)
 }
