@@ -17,6 +17,8 @@ use opentelemetry::trace::{
 use opentelemetry::{Context, Value};
 use opentelemetry_sdk::trace::SpanData;
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 macro_rules! ensure {
@@ -44,6 +46,7 @@ pub(super) enum Case {
     OrderingKey,
     NoPayloadInAttributes,
     UndecodableMessage,
+    HeldPastAckDeadline,
 }
 
 pub(super) const ALL: &[(&str, Case)] = &[
@@ -71,6 +74,10 @@ pub(super) const ALL: &[(&str, Case)] = &[
     ("ordering_key", Case::OrderingKey),
     ("no_payload_in_attributes", Case::NoPayloadInAttributes),
     ("undecodable_message_is_nacked", Case::UndecodableMessage),
+    (
+        "held_message_outlives_its_ack_deadline",
+        Case::HeldPastAckDeadline,
+    ),
 ];
 
 pub(super) async fn dispatch<T: ConformanceTarget>(case: Case, target: &T) -> Result<(), String> {
@@ -90,6 +97,7 @@ pub(super) async fn dispatch<T: ConformanceTarget>(case: Case, target: &T) -> Re
         Case::OrderingKey => ordering_key(target).await,
         Case::NoPayloadInAttributes => no_payload(target).await,
         Case::UndecodableMessage => undecodable(target).await,
+        Case::HeldPastAckDeadline => held_past_ack_deadline(target).await,
     }
 }
 
@@ -801,5 +809,55 @@ async fn undecodable<T: ConformanceTarget>(target: &T) -> Result<(), String> {
             attribute_str(receive, ERROR_TYPE)
         );
     }
+    Ok(())
+}
+
+/// A handler that runs past the subscription's ack deadline keeps its message: the transport
+/// extends the lease while the delivery is held, as Google's clients do, so the message is not
+/// delivered again meanwhile.
+async fn held_past_ack_deadline<T: ConformanceTarget>(target: &T) -> Result<(), String> {
+    const ACK_DEADLINE: Duration = Duration::from_secs(10);
+    // The slow handler's own run time, the behaviour under test: past the deadline by more than
+    // a redelivery takes.
+    const HOLD: Duration = Duration::from_secs(15);
+    let h = Harness::new(target, "held_past_deadline").await?;
+    let sub = h
+        .subscription(
+            "a",
+            SubscriptionConfig::default().ack_deadline(ACK_DEADLINE),
+        )
+        .await?;
+    h.publisher()
+        .publish(reconcile_event("c1")?)
+        .await
+        .map_err(|e| e.to_string())?;
+    let calls = Arc::new(AtomicUsize::new(0));
+    let (finished, mut slow_done) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let counted = Arc::clone(&calls);
+    let handler = move |_: crate::subscriber::Received| {
+        let first = counted.fetch_add(1, Ordering::SeqCst) == 0;
+        let finished = finished.clone();
+        async move {
+            if first {
+                tokio::time::sleep(HOLD).await;
+                let _ = finished.send(());
+            }
+            Ok::<(), crate::subscriber::HandlerError>(())
+        }
+    };
+    let shutdown = async move {
+        slow_done.recv().await;
+    };
+    match tokio::time::timeout(HOLD * 4, h.subscriber(&sub).run(handler, shutdown)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(format!("subscriber failed: {e}")),
+        Err(_) => return Err("the slow handler never finished".to_owned()),
+    }
+    let calls = calls.load(Ordering::SeqCst);
+    ensure!(
+        calls == 1,
+        "the message was handled {calls} times while its first delivery was held for {HOLD:?}, \
+         past its {ACK_DEADLINE:?} ack deadline"
+    );
     Ok(())
 }
