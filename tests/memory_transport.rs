@@ -128,6 +128,27 @@ async fn nack_and_drop_redeliver_with_the_attempt_counted() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_max_lease_shorter_than_the_ack_deadline_counts_as_the_deadline() {
+    let ack_deadline = Duration::from_secs(10);
+    let config = SubscriptionConfig::default().ack_deadline(ack_deadline);
+    let transport = on(
+        MemoryTransport::with_max_lease(Duration::ZERO),
+        &[("a", config)],
+    );
+    transport.publish("t", Message::new("m")).await.unwrap();
+    let mut stream = transport.subscribe("a").await.unwrap();
+    let _held = next(&mut stream).await;
+    let started = tokio::time::Instant::now();
+    let again = next(&mut stream).await;
+    assert!(
+        started.elapsed() >= ack_deadline,
+        "redelivered after {:?}, before the ack deadline",
+        started.elapsed()
+    );
+    assert_eq!(again.delivery_attempt, Some(2));
+}
+
+#[tokio::test(start_paused = true)]
 async fn a_held_lease_outlives_the_ack_deadline_until_the_max_lease_then_its_late_ack_is_ignored() {
     let max_lease = Duration::from_secs(60);
     let config = SubscriptionConfig::default().ack_deadline(Duration::from_secs(10));

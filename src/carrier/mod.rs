@@ -182,12 +182,15 @@ pub fn set_propagator(propagator: impl TextMapPropagator + Send + Sync + 'static
 ///
 /// The global default is a no-op propagator with no fields; that is how we tell it apart.
 pub(crate) fn with_propagator<T>(mut f: impl FnMut(&dyn TextMapPropagator) -> T) -> T {
-    // Held for the call: it is only ever written when an application sets its propagator.
-    let chosen = PROPAGATOR.read().unwrap_or_else(PoisonError::into_inner);
-    if let Some(propagator) = chosen.as_deref() {
-        return f(propagator);
+    // Cloned out rather than used under the lock: a propagator that calls back into the
+    // carrier must not deadlock against a waiting `set_propagator`.
+    let chosen = PROPAGATOR
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    if let Some(propagator) = chosen {
+        return f(propagator.as_ref());
     }
-    drop(chosen);
     global::get_text_map_propagator(|p| {
         if p.fields().next().is_some() {
             f(p)

@@ -57,7 +57,8 @@ pub(crate) fn tracestate(value: &str) -> Option<&str> {
     if value.len() > TRACESTATE_MAX_LEN {
         return None;
     }
-    // List members are separated by commas; empty ones (only spaces and tabs) do not count.
+    // List members are separated by commas; empty ones (only spaces and tabs, the W3C's
+    // optional whitespace) do not count. Anything else is left to the propagator's parser.
     let (mut members, mut in_member) = (0, false);
     for &b in value.as_bytes() {
         match b {

@@ -3,7 +3,7 @@
 //! A backend proves it carries traces the way the standard asks by implementing
 //! [`ConformanceTarget`] (how to create topics and subscriptions) and running [`run`]:
 //!
-//! ```
+//! ```no_run
 //! use hyperfleet_tracing::testing::conformance;
 //! use hyperfleet_tracing::transport::memory::MemoryTransport;
 //!

@@ -100,7 +100,9 @@ impl MemoryTransport {
 
     /// An empty transport whose deliveries may be held for at most `max_lease` (default
     /// [`DEFAULT_MAX_LEASE`]), as a Pub/Sub client's maximum lease: a delivery held longer, by
-    /// a handler that hangs, is delivered again, and its late ack is ignored.
+    /// a handler that hangs, is delivered again, and its late ack is ignored. A maximum lease
+    /// shorter than a subscription's ack deadline counts as that deadline, as on Pub/Sub, where
+    /// the deadline runs even when the client stops extending.
     pub fn with_max_lease(max_lease: Duration) -> Self {
         Self {
             inner: Arc::new(Inner {

@@ -74,9 +74,9 @@ impl SubscriptionState {
         self.notify.notify_waiters();
     }
 
-    /// Leases the next deliverable message for at most `max_lease`, after returning expired
-    /// leases to the queue. A lease lasts while its delivery is held (a dropped delivery
-    /// nacks), as a client extends the leases of the messages it holds.
+    /// Leases the next deliverable message for `max_lease` (at least the ack deadline), after
+    /// returning expired leases to the queue. A lease lasts while its delivery is held (a
+    /// dropped delivery nacks), as a client extends the leases of the messages it holds.
     pub(super) fn pull(&self, now: Instant, max_lease: Duration) -> (Pull, Vec<DeadLetter>) {
         let mut queue = self.queue();
         let expired: Vec<u64> = queue
@@ -108,8 +108,10 @@ impl SubscriptionState {
         }
         let ack_id = queue.next_ack_id;
         queue.next_ack_id += 1;
-        // A lease too long for the clock to represent never expires.
-        let deadline = now.checked_add(max_lease).unwrap_or_else(far_future);
+        // Held deliveries are extended up to the maximum lease, but a lease never ends before
+        // the ack deadline the subscription promises; one too long for the clock never ends.
+        let lease = max_lease.max(self.config.ack_deadline);
+        let deadline = now.checked_add(lease).unwrap_or_else(|| far_future(now));
         queue.leased.insert(
             ack_id,
             Lease {
@@ -193,7 +195,12 @@ impl SubscriptionState {
     }
 }
 
-/// An instant no lease reaches: about thirty years from now.
-fn far_future() -> Instant {
-    Instant::now() + Duration::from_secs(30 * 365 * 24 * 60 * 60)
+/// An instant no lease reaches: about thirty years after `now`, or a day when the clock
+/// cannot represent that.
+fn far_future(now: Instant) -> Instant {
+    const YEARS: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
+    const DAY: Duration = Duration::from_secs(24 * 60 * 60);
+    now.checked_add(YEARS)
+        .or_else(|| now.checked_add(DAY))
+        .unwrap_or(now)
 }
