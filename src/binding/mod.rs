@@ -162,36 +162,37 @@ pub const CONTEXT_ATTRIBUTE_NAMES: [&str; 12] = [
 /// Fails when an extension name breaks the CloudEvents naming rule, since peers may drop or
 /// reject such events.
 pub fn encode(event: &Event, encoding: Encoding) -> Result<Message, BindingError> {
-    check_extension_names(event)?;
-    if encoding == Encoding::Binary {
-        check_binary_content_type(event)?;
-    }
+    check_encodable(event, encoding)?;
     match encoding {
         // Serializing reads the event; no copy needed unless its bytes must be typed.
-        Encoding::Structured if implied_content_type(event, encoding).is_some() => {
-            encode_owned(event.clone(), encoding)
-        }
-        Encoding::Structured => {
-            check_structured_data(event)?;
+        Encoding::Structured if implied_content_type(event, encoding).is_none() => {
             let json = serde_json::to_vec(event).map_err(|e| BindingError::Serialize(e.into()))?;
             StructuredSerializer::set_structured_event(MessageBuilder::default(), json)
                 .map_err(BindingError::Serialize)
         }
         // The SDK's binary serializer consumes the event.
-        Encoding::Binary => encode_owned(event.clone(), encoding),
+        _ => serialize_owned(event.clone(), encoding),
     }
 }
 
 /// [`encode`] for an event the caller no longer needs: binary mode then moves the attributes
 /// and data instead of copying them.
-pub fn encode_owned(mut event: Event, encoding: Encoding) -> Result<Message, BindingError> {
-    check_extension_names(&event)?;
-    if encoding == Encoding::Binary {
-        check_binary_content_type(&event)?;
+pub fn encode_owned(event: Event, encoding: Encoding) -> Result<Message, BindingError> {
+    check_encodable(&event, encoding)?;
+    serialize_owned(event, encoding)
+}
+
+/// Whether `event` has a faithful form in `encoding`.
+fn check_encodable(event: &Event, encoding: Encoding) -> Result<(), BindingError> {
+    check_extension_names(event)?;
+    match encoding {
+        Encoding::Binary => check_binary_content_type(event),
+        Encoding::Structured => check_structured_data(event),
     }
-    if encoding == Encoding::Structured {
-        check_structured_data(&event)?;
-    }
+}
+
+/// Serializes an event [`check_encodable`] accepted.
+fn serialize_owned(mut event: Event, encoding: Encoding) -> Result<Message, BindingError> {
     if let Some(content_type) = implied_content_type(&event, encoding) {
         event.set_datacontenttype(Some(content_type));
     }
