@@ -7,7 +7,7 @@ use hyperfleet_tracing::transport::memory::{
     DEAD_LETTER_SOURCE_DELIVERY_COUNT, DEAD_LETTER_SOURCE_SUBSCRIPTION, MemoryTransport,
 };
 use hyperfleet_tracing::transport::{
-    DeadLetterPolicy, DeliveryStream, ErrorCode, Message, SubscriptionConfig, Transport,
+    DeadLetterPolicy, Delivery, DeliveryStream, ErrorCode, Message, SubscriptionConfig, Transport,
 };
 use std::collections::HashSet;
 use std::time::Duration;
@@ -26,7 +26,7 @@ fn on(transport: MemoryTransport, subscriptions: &[(&str, SubscriptionConfig)]) 
     transport
 }
 
-async fn next(stream: &mut DeliveryStream) -> hyperfleet_tracing::transport::Delivery {
+async fn next(stream: &mut DeliveryStream) -> Delivery {
     stream
         .next()
         .await
@@ -127,45 +127,43 @@ async fn nack_and_drop_redeliver_with_the_attempt_counted() {
     assert_eq!(transport.backlog("a").unwrap(), 0);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_max_lease_shorter_than_the_ack_deadline_counts_as_the_deadline() {
-    let ack_deadline = Duration::from_secs(10);
-    let config = SubscriptionConfig::default().ack_deadline(ack_deadline);
-    let transport = on(
-        MemoryTransport::with_max_lease(Duration::ZERO),
-        &[("a", config)],
-    );
+const ACK_DEADLINE: Duration = Duration::from_secs(10);
+
+/// A transport with `max_lease` and a subscription `a` with a 10 s ack deadline, one message
+/// taken and held: the transport, the held delivery, its redelivery, and the time until it.
+async fn held_until_redelivered(
+    max_lease: Duration,
+) -> (MemoryTransport, Delivery, Delivery, Duration) {
+    let config = SubscriptionConfig::default().ack_deadline(ACK_DEADLINE);
+    let transport = on(MemoryTransport::with_max_lease(max_lease), &[("a", config)]);
     transport.publish("t", Message::new("m")).await.unwrap();
     let mut stream = transport.subscribe("a").await.unwrap();
-    let _held = next(&mut stream).await;
+    let held = next(&mut stream).await;
     let started = tokio::time::Instant::now();
+    // The clock is paused: waiting for the next delivery advances it to the lease's end.
     let again = next(&mut stream).await;
-    assert!(
-        started.elapsed() >= ack_deadline,
-        "redelivered after {:?}, before the ack deadline",
-        started.elapsed()
-    );
     assert_eq!(again.delivery_attempt, Some(2));
+    assert_eq!(again.message.id, held.message.id);
+    (transport, held, again, started.elapsed())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_max_lease_shorter_than_the_ack_deadline_counts_as_the_deadline() {
+    let (_, _held, _, waited) = held_until_redelivered(Duration::ZERO).await;
+    assert!(
+        waited >= ACK_DEADLINE,
+        "redelivered after {waited:?}, before the ack deadline"
+    );
 }
 
 #[tokio::test(start_paused = true)]
 async fn a_held_lease_outlives_the_ack_deadline_until_the_max_lease_then_its_late_ack_is_ignored() {
     let max_lease = Duration::from_secs(60);
-    let config = SubscriptionConfig::default().ack_deadline(Duration::from_secs(10));
-    let transport = on(MemoryTransport::with_max_lease(max_lease), &[("a", config)]);
-    transport.publish("t", Message::new("m")).await.unwrap();
-    let mut stream = transport.subscribe("a").await.unwrap();
-    let slow = next(&mut stream).await;
-    let started = tokio::time::Instant::now();
-    // The clock is paused: waiting for the next delivery advances it to the lease's end.
-    let again = next(&mut stream).await;
+    let (transport, slow, again, waited) = held_until_redelivered(max_lease).await;
     assert!(
-        started.elapsed() >= max_lease,
-        "redelivered after {:?}, before the maximum lease",
-        started.elapsed()
+        waited >= max_lease,
+        "redelivered after {waited:?}, before the maximum lease"
     );
-    assert_eq!(again.delivery_attempt, Some(2));
-    assert_eq!(again.message.id, slow.message.id);
     slow.ack().await.unwrap();
     assert_eq!(
         transport.backlog("a").unwrap(),
