@@ -66,10 +66,7 @@ pub struct EventInjector<'a>(pub &'a mut Event);
 impl Injector for EventInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
         let key = lowercase(key);
-        // The keys of the W3C propagators are valid names; only others need the check.
-        if !matches!(key.as_ref(), TRACEPARENT | TRACESTATE | BAGGAGE)
-            && !validate::is_extension_name(&key)
-        {
+        if !validate::is_extension_name(&key) {
             return;
         }
         if value.is_empty() {
