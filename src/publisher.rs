@@ -345,11 +345,8 @@ impl<T: Transport> TracedPublisher<T> {
         ordering_key: Option<&str>,
     ) -> (Context, SpanContext) {
         let preserved = match self.overwrite {
-            // An event without extensions carries no context: skip the propagator.
-            OverwritePolicy::Preserve if event.iter_extensions().next().is_some() => {
-                carrier::remote_span_context(event)
-            }
-            _ => None,
+            OverwritePolicy::Preserve => carrier::remote_span_context(event),
+            OverwritePolicy::Overwrite => None,
         };
         let event_attributes = self.event_attributes.of(event);
         let hook_attributes = (self.attributes)(event);

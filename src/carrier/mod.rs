@@ -155,6 +155,8 @@ pub fn extract_googclient(attributes: &std::collections::BTreeMap<String, String
 
 /// The valid remote span context `event` carries, if any.
 pub fn remote_span_context(event: &Event) -> Option<SpanContext> {
+    // Context travels in extensions only: without any, skip the propagator.
+    event.iter_extensions().next()?;
     let cx = extract(event);
     let span = cx.span();
     let sc = span.span_context();
