@@ -64,9 +64,11 @@ fn allocation_profile(provider: &impl TracerSource) -> (u64, u64) {
         .expect("runtime");
     runtime.block_on(async {
         let transport = transport();
-        let publisher = TracedPublisher::new(transport.clone(), "t").tracer_provider(provider);
+        let publisher = TracedPublisher::builder(transport.clone(), "t")
+            .tracer_provider(provider)
+            .build();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let subscriber = TracedSubscriber::new(transport, "t", "s")
+        let subscriber = TracedSubscriber::new(transport, "s", "t")
             .tracer_provider(provider)
             .concurrency(1);
         let warm_up = PROFILE_MESSAGES / 10;
@@ -155,7 +157,7 @@ fn main() {
     runtime.block_on(async {
         let transport = transport();
         let (progress, mut handled) = tokio::sync::watch::channel(0u64);
-        let subscriber = TracedSubscriber::new(transport.clone(), "t", "s")
+        let subscriber = TracedSubscriber::new(transport.clone(), "s", "t")
             .tracer_provider(&provider)
             .concurrency(8);
         let mut watch = handled.clone();
@@ -169,7 +171,9 @@ fn main() {
                 let _ = watch.wait_for(|n| *n >= total).await;
             },
         ));
-        let publisher = TracedPublisher::new(transport.clone(), "t").tracer_provider(&provider);
+        let publisher = TracedPublisher::builder(transport.clone(), "t")
+            .tracer_provider(&provider)
+            .build();
 
         let mut warm = None;
         let mut samples = Vec::new();

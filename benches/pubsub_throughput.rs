@@ -49,7 +49,9 @@ async fn round(
     let subscriber = TracedSubscriber::new(transport.clone(), name, name)
         .tracer_provider(provider)
         .concurrency(64);
-    let publisher = TracedPublisher::new(transport.clone(), name).tracer_provider(provider);
+    let publisher = TracedPublisher::builder(transport.clone(), name)
+        .tracer_provider(provider)
+        .build();
 
     let started = Instant::now();
     let receiving = tokio::spawn(subscriber.run(

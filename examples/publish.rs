@@ -44,7 +44,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .await?;
     }
     let transport = PubSubTransport::connect(config).await?;
-    let publisher = TracedPublisher::new(transport.clone(), &topic).encoding(encoding);
+    let publisher = TracedPublisher::builder(transport.clone(), &topic)
+        .encoding(encoding)
+        .build();
 
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?

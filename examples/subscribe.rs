@@ -81,7 +81,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             () = enough.notified() => {}
         }
     };
-    TracedSubscriber::new(transport, &topic, &subscription)
+    TracedSubscriber::new(transport, &subscription, &topic)
         .adapter("validation")
         .run(handler, shutdown)
         .await?;

@@ -13,6 +13,12 @@ pub use opentelemetry_semantic_conventions::attribute::{
 };
 use std::sync::{Arc, Mutex, PoisonError};
 
+/// `error.type` of a failure whose kind is not known (the semantic conventions' fallback).
+pub(crate) const OTHER_ERROR: &str = "_OTHER";
+
+/// A hook that derives span attributes from an event.
+pub(crate) type AttributeHook = Arc<dyn Fn(&Event) -> Vec<KeyValue> + Send + Sync>;
+
 /// `hyperfleet.cluster_id`: the cluster an operation concerns.
 pub const HYPERFLEET_CLUSTER_ID: &str = "hyperfleet.cluster_id";
 /// `hyperfleet.resource_type`: `clusters`, `nodepools`, …

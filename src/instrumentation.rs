@@ -6,8 +6,8 @@ use opentelemetry::global::{self, BoxedTracer};
 use opentelemetry::trace::{SpanBuilder, SpanKind, SpanRef, Status, Tracer, TracerProvider};
 use std::sync::Arc;
 
-use crate::attributes::ERROR_TYPE;
-use crate::naming;
+use crate::attributes::{self, ERROR_TYPE};
+use crate::naming::{self, SpanNaming};
 
 /// Instrumentation scope name of every span this crate starts.
 pub const SCOPE_NAME: &str = "hyperfleet-tracing";
@@ -53,6 +53,21 @@ pub(crate) fn record_failure(span: &SpanRef<'_>, error_type: &str, error: &dyn s
     span.set_status(Status::error(error.to_string()));
 }
 
+/// Where messaging spans point: the same for every span of one publisher or subscriber.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Destination<'a> {
+    /// `messaging.system`.
+    pub(crate) system: &'static str,
+    /// The topic (`messaging.destination.name`).
+    pub(crate) topic: &'a str,
+    /// The subscription, on the consumer side.
+    pub(crate) subscription: Option<&'a str>,
+    /// `server.address`, when the transport talks to a server.
+    pub(crate) server_address: Option<&'a str>,
+    /// The span-name order.
+    pub(crate) naming: SpanNaming,
+}
+
 /// What every span of one kind from a publisher or subscriber starts with: a name and the
 /// attributes that are the same for every message. Built once, so that a message's span
 /// clones reference-counted values instead of allocating them again.
@@ -61,31 +76,51 @@ pub(crate) struct SpanTemplate {
     name: &'static str,
     kind: SpanKind,
     attributes: Vec<KeyValue>,
-}
-
-impl Default for SpanTemplate {
-    fn default() -> Self {
-        Self {
-            name: "",
-            kind: SpanKind::Internal,
-            attributes: Vec::new(),
-        }
-    }
+    /// Attributes a span of this kind may gain after it starts (`error.type`, the message id).
+    set_later: usize,
 }
 
 impl SpanTemplate {
-    pub(crate) fn new(name: &str, kind: SpanKind, attributes: Vec<KeyValue>) -> Self {
+    /// The span of `operation` on `destination`, named `{destination} {operation}` (or the
+    /// other order), with the messaging attributes every such span starts with.
+    pub(crate) fn messaging(
+        destination: Destination<'_>,
+        operation: &'static str,
+        kind: SpanKind,
+        set_later: usize,
+    ) -> Self {
+        let attributes = attributes::messaging(
+            destination.system,
+            operation,
+            destination.topic,
+            destination.subscription,
+            destination.server_address,
+        );
         Self {
-            name: naming::intern(name),
+            name: naming::intern(&destination.naming.name(destination.topic, operation)),
             kind,
             attributes,
+            set_later,
         }
     }
 
-    /// The template's attributes, with room for `more` (those of the message, and those set
-    /// when the span ends) so that adding them does not reallocate.
-    pub(crate) fn attributes(&self, more: usize) -> Vec<KeyValue> {
-        let mut attributes = Vec::with_capacity(self.attributes.len() + more);
+    /// The same span under another name.
+    pub(crate) fn named(mut self, name: &str) -> Self {
+        self.name = naming::intern(name);
+        self
+    }
+
+    /// The same span with one more constant attribute.
+    pub(crate) fn with_attribute(mut self, attribute: KeyValue) -> Self {
+        self.attributes.push(attribute);
+        self
+    }
+
+    /// The template's attributes, with room for `per_message` more and for those set after the
+    /// span starts, so that adding them does not reallocate.
+    pub(crate) fn attributes(&self, per_message: usize) -> Vec<KeyValue> {
+        let mut attributes =
+            Vec::with_capacity(self.attributes.len() + per_message + self.set_later);
         attributes.extend_from_slice(&self.attributes);
         attributes
     }

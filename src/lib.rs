@@ -19,9 +19,12 @@
 pub mod attributes;
 pub mod binding;
 pub mod carrier;
+pub mod consume;
+mod event_names;
 #[cfg(feature = "http")]
 pub mod http;
 mod instrumentation;
+mod log_fields;
 pub mod naming;
 pub mod publisher;
 pub mod subscriber;
@@ -31,15 +34,14 @@ pub mod telemetry;
 pub mod testing;
 pub mod transport;
 
-pub use carrier::{EventExtractor, EventInjector, OverwritePolicy, extract, inject};
+pub use binding::Encoding;
+pub use carrier::{EventExtractor, EventInjector, OverwritePolicy, Propagation, extract, inject};
+pub use consume::{Handler, HandlerError, Received};
 pub use instrumentation::{SCOPE_NAME, TracerSource};
+pub use log_fields::MessageLogFields;
 pub use naming::SpanNaming;
-pub use publisher::{PublishError, PublishOptions, Published, TracedPublisher};
+pub use publisher::{PublishError, PublishOptions, Published, PublisherBuilder, TracedPublisher};
 pub use subscriber::{AckPolicy, ParentMode, SubscribeError, TracedSubscriber};
-
-/// A hook that derives span attributes from an event.
-pub type AttributeHook =
-    std::sync::Arc<dyn Fn(&cloudevents::Event) -> Vec<opentelemetry::KeyValue> + Send + Sync>;
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

@@ -1,17 +1,19 @@
 //! Traced publishing: the standard's `{topic} publish` span around a [`Transport`].
 
-use crate::AttributeHook;
 use crate::attributes::{
-    self, EventAttributes, MESSAGING_BATCH_MESSAGE_COUNT,
+    self, AttributeHook, EventAttributes, MESSAGING_BATCH_MESSAGE_COUNT,
     MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY, MESSAGING_MESSAGE_ID,
 };
 use crate::binding::{self, BindingError, Encoding};
-use crate::carrier::{self, OverwritePolicy};
-use crate::instrumentation::{self, SharedTracer, SpanTemplate, TracerSource, record_failure};
+use crate::carrier::{OverwritePolicy, Propagation};
+use crate::instrumentation::{
+    self, Destination, SharedTracer, SpanTemplate, TracerSource, record_failure,
+};
 use crate::naming::SpanNaming;
 use crate::transport::{Message, Transport, TransportError};
 use cloudevents::Event;
 use opentelemetry::context::FutureExt as _;
+use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use std::sync::Arc;
@@ -109,6 +111,20 @@ pub struct TracedPublisher<T> {
     event_attributes: EventAttributes,
     attributes: AttributeHook,
     tracer: SharedTracer,
+    propagation: Propagation,
+}
+
+/// Settings of a [`TracedPublisher`], as plain values; [`build`](Self::build) makes the
+/// publisher, with its span templates built once.
+pub struct PublisherBuilder<T> {
+    transport: T,
+    topic: String,
+    encoding: Encoding,
+    overwrite: OverwritePolicy,
+    naming: SpanNaming,
+    attributes: AttributeHook,
+    tracer: SharedTracer,
+    propagation: Propagation,
 }
 
 /// The spans a publisher starts, named and with their constant attributes.
@@ -122,50 +138,25 @@ struct PublisherSpans {
 }
 
 impl PublisherSpans {
-    fn new(transport: &impl Transport, topic: &str, naming: SpanNaming) -> Self {
-        let template = |operation, kind| {
-            let attributes = attributes::messaging(
-                transport.system(),
-                operation,
-                topic,
-                None,
-                transport.server_address(),
-            );
-            SpanTemplate::new(&naming.name(topic, operation), kind, attributes)
-        };
+    fn new(destination: Destination<'_>) -> Self {
+        // A message's span gains its message id, or `error.type`, when it ends.
         Self {
-            publish: template("publish", SpanKind::Producer),
-            create: template("create", SpanKind::Producer),
-            batch_send: template("publish", SpanKind::Client),
+            publish: SpanTemplate::messaging(destination, "publish", SpanKind::Producer, 1),
+            create: SpanTemplate::messaging(destination, "create", SpanKind::Producer, 1),
+            batch_send: SpanTemplate::messaging(destination, "publish", SpanKind::Client, 1),
         }
     }
 }
 
-impl<T: Transport> TracedPublisher<T> {
-    /// A publisher to `topic` with the defaults: structured encoding, [`OverwritePolicy::Preserve`],
-    /// `{destination} {operation}` names, [`attributes::hyperfleet_resource`] as extra
-    /// attributes, and the global tracer provider.
-    pub fn new(transport: T, topic: impl Into<String>) -> Self {
-        let topic = topic.into();
-        Self {
-            spans: PublisherSpans::new(&transport, &topic, SpanNaming::default()),
-            transport,
-            topic,
-            encoding: Encoding::default(),
-            overwrite: OverwritePolicy::default(),
-            event_attributes: EventAttributes::default(),
-            attributes: Arc::new(attributes::hyperfleet_resource),
-            tracer: instrumentation::global_tracer(),
-        }
-    }
-
-    /// Sets the message encoding.
+impl<T: Transport> PublisherBuilder<T> {
+    /// Sets the message encoding (default structured).
     pub fn encoding(mut self, encoding: Encoding) -> Self {
         self.encoding = encoding;
         self
     }
 
-    /// Sets what happens to trace context the event already carries.
+    /// Sets what happens to trace context the event already carries (default
+    /// [`OverwritePolicy::Preserve`]).
     pub fn overwrite_policy(mut self, policy: OverwritePolicy) -> Self {
         self.overwrite = policy;
         self
@@ -173,7 +164,7 @@ impl<T: Transport> TracedPublisher<T> {
 
     /// Sets the span-name order.
     pub fn span_naming(mut self, naming: SpanNaming) -> Self {
-        self.spans = PublisherSpans::new(&self.transport, &self.topic, naming);
+        self.naming = naming;
         self
     }
 
@@ -191,6 +182,64 @@ impl<T: Transport> TracedPublisher<T> {
     pub fn tracer_provider(mut self, provider: &impl TracerSource) -> Self {
         self.tracer = provider.shared_tracer();
         self
+    }
+
+    /// Writes and reads the events' trace context with `propagator` instead of the global one
+    /// (for instance the telemetry bootstrap's [`Telemetry::propagator`]).
+    ///
+    /// [`Telemetry::propagator`]: crate::telemetry::Telemetry::propagator
+    pub fn propagator(
+        mut self,
+        propagator: impl TextMapPropagator + Send + Sync + 'static,
+    ) -> Self {
+        self.propagation = Propagation::new(propagator);
+        self
+    }
+
+    /// The publisher.
+    pub fn build(self) -> TracedPublisher<T> {
+        let spans = PublisherSpans::new(Destination {
+            system: self.transport.system(),
+            topic: &self.topic,
+            subscription: None,
+            server_address: self.transport.server_address(),
+            naming: self.naming,
+        });
+        TracedPublisher {
+            transport: self.transport,
+            topic: self.topic,
+            encoding: self.encoding,
+            overwrite: self.overwrite,
+            spans,
+            event_attributes: EventAttributes::default(),
+            attributes: self.attributes,
+            tracer: self.tracer,
+            propagation: self.propagation,
+        }
+    }
+}
+
+impl<T: Transport> TracedPublisher<T> {
+    /// A publisher to `topic` with the defaults: structured encoding, [`OverwritePolicy::Preserve`],
+    /// `{destination} {operation}` names,
+    /// [`attributes::hyperfleet_resource`](crate::attributes::hyperfleet_resource) as extra
+    /// attributes, the global tracer provider and propagator.
+    pub fn new(transport: T, topic: impl Into<String>) -> Self {
+        Self::builder(transport, topic).build()
+    }
+
+    /// A builder, starting from the defaults of [`new`](Self::new).
+    pub fn builder(transport: T, topic: impl Into<String>) -> PublisherBuilder<T> {
+        PublisherBuilder {
+            transport,
+            topic: topic.into(),
+            encoding: Encoding::default(),
+            overwrite: OverwritePolicy::default(),
+            naming: SpanNaming::default(),
+            attributes: Arc::new(attributes::hyperfleet_resource),
+            tracer: instrumentation::global_tracer(),
+            propagation: Propagation::global(),
+        }
     }
 
     /// The topic this publisher sends to.
@@ -345,21 +394,18 @@ impl<T: Transport> TracedPublisher<T> {
         ordering_key: Option<&str>,
     ) -> (Context, SpanContext) {
         let preserved = match self.overwrite {
-            OverwritePolicy::Preserve => carrier::remote_span_context(event),
+            OverwritePolicy::Preserve => self.propagation.remote_span_context(event),
             OverwritePolicy::Overwrite => None,
         };
         let event_attributes = self.event_attributes.of(event);
         let hook_attributes = (self.attributes)(event);
-        // Room for the ordering key and, when the publish ends, the message id.
-        let mut span_attributes =
-            template.attributes(event_attributes.len() + hook_attributes.len() + 2);
+        let ordering_key_attribute = ordering_key
+            .map(|key| KeyValue::new(MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY, key.to_owned()));
+        let mut span_attributes = template.attributes(
+            event_attributes.len() + hook_attributes.len() + usize::from(ordering_key.is_some()),
+        );
         span_attributes.extend(event_attributes);
-        if let Some(key) = ordering_key {
-            span_attributes.push(KeyValue::new(
-                MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY,
-                key.to_owned(),
-            ));
-        }
+        span_attributes.extend(ordering_key_attribute);
         span_attributes.extend(hook_attributes);
         let mut builder = template.builder(&self.tracer, span_attributes);
         if let Some(existing) = &preserved {
@@ -370,9 +416,7 @@ impl<T: Transport> TracedPublisher<T> {
             Some(existing) => existing,
             None => {
                 // Whatever the event carried goes: it is not the context of this publish.
-                event.remove_extension(carrier::TRACEPARENT);
-                event.remove_extension(carrier::TRACESTATE);
-                carrier::inject(&cx, event);
+                self.propagation.replace(&cx, event);
                 cx.span().span_context().clone()
             }
         };

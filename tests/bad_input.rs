@@ -183,7 +183,7 @@ async fn every_bad_message_is_handled_or_dead_lettered_and_none_is_lost() {
 
     let handled = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&handled);
-    TracedSubscriber::new(transport.clone(), TOPIC, SUBSCRIPTION)
+    TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
         .tracer_provider(&telemetry.provider)
         .concurrency(4)
         .run(

@@ -32,7 +32,7 @@ async fn flow(
     let handled = Arc::new(AtomicUsize::new(0));
     let (done, mut progress) = tokio::sync::watch::channel(0usize);
     let counter = Arc::clone(&handled);
-    let subscriber = TracedSubscriber::new(transport.clone(), TOPIC, "validation")
+    let subscriber = TracedSubscriber::new(transport.clone(), "validation", TOPIC)
         .tracer_provider(provider)
         .concurrency(8);
     let running = tokio::spawn(subscriber.run(
@@ -45,7 +45,9 @@ async fn flow(
             let _ = progress.wait_for(|n| *n >= count).await;
         },
     ));
-    let publisher = TracedPublisher::new(transport.clone(), TOPIC).tracer_provider(provider);
+    let publisher = TracedPublisher::builder(transport.clone(), TOPIC)
+        .tracer_provider(provider)
+        .build();
     for i in from..from + count {
         publisher
             .publish(support::events::reconcile_event(&format!("c{i}")))

@@ -33,8 +33,9 @@ async fn setup() -> (MemoryTransport, TestTelemetry) {
         )
         .unwrap();
     let telemetry = TestTelemetry::new();
-    TracedPublisher::new(transport.clone(), TOPIC)
+    TracedPublisher::builder(transport.clone(), TOPIC)
         .tracer_provider(&telemetry.provider)
+        .build()
         .publish(support::events::reconcile_event("c1"))
         .await
         .unwrap();
@@ -59,7 +60,7 @@ async fn a_handler_past_its_maximum_lease_sees_its_message_again_and_its_late_ac
     let (tx, shutdown) = after(2);
     let (seen, gate) = (Arc::clone(&calls), Arc::clone(&release));
     let started = Instant::now();
-    TracedSubscriber::new(transport.clone(), TOPIC, SUBSCRIPTION)
+    TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
         .tracer_provider(&telemetry.provider)
         .run(
             move |received: Received| {
@@ -110,7 +111,7 @@ async fn shutdown_drops_a_hung_handler_after_its_timeout_and_the_message_comes_b
     let (tx, shutdown) = after(1);
     let timeout = Duration::from_secs(5);
     let started = Instant::now();
-    TracedSubscriber::new(transport.clone(), TOPIC, SUBSCRIPTION)
+    TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
         .tracer_provider(&telemetry.provider)
         .shutdown_timeout(timeout)
         .run(
@@ -149,7 +150,7 @@ async fn shutdown_waits_for_a_slow_handler_within_its_timeout() {
     let (transport, telemetry) = setup().await;
     let (tx, shutdown) = after(1);
     let work = Duration::from_secs(3);
-    TracedSubscriber::new(transport.clone(), TOPIC, SUBSCRIPTION)
+    TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
         .tracer_provider(&telemetry.provider)
         .shutdown_timeout(Duration::from_secs(5))
         .run(

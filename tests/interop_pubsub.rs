@@ -99,7 +99,7 @@ impl Setup {
         subscription: &str,
     ) -> opentelemetry_sdk::trace::SpanData {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-        let run = TracedSubscriber::new(self.transport.clone(), topic, subscription)
+        let run = TracedSubscriber::new(self.transport.clone(), subscription, topic)
             .tracer_provider(&self.telemetry.provider)
             .run(
                 move |_: Received| {
@@ -209,9 +209,10 @@ async fn the_cloudevents_python_sdk_reads_what_we_publish_in_both_encodings() {
         (Encoding::Structured, "structured-1"),
         (Encoding::Binary, "binary-1"),
     ] {
-        TracedPublisher::new(s.transport.clone(), &topic)
+        TracedPublisher::builder(s.transport.clone(), &topic)
             .tracer_provider(&s.telemetry.provider)
             .encoding(encoding)
+            .build()
             .publish_with(
                 support::events::reconcile_event(id),
                 PublishOptions::new().parent(root.clone()),

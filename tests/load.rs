@@ -191,7 +191,7 @@ async fn run_load<T: Transport + Clone>(transport: T, count: usize) -> Outcome {
                 Ok::<(), HandlerError>(())
             }
         };
-        let subscriber = TracedSubscriber::new(checked, TOPIC, subscription)
+        let subscriber = TracedSubscriber::new(checked, subscription, TOPIC)
             .tracer_provider(&provider)
             .concurrency(CONCURRENCY);
         loops.push(tokio::spawn(subscriber.run(handler, async move {
@@ -200,7 +200,9 @@ async fn run_load<T: Transport + Clone>(transport: T, count: usize) -> Outcome {
         tallies.push((subscription, tally));
     }
 
-    let publisher = TracedPublisher::new(transport, TOPIC).tracer_provider(&provider);
+    let publisher = TracedPublisher::builder(transport, TOPIC)
+        .tracer_provider(&provider)
+        .build();
     for i in 0..count {
         publisher
             .publish(support::events::reconcile_event(&format!("cluster-{i}")))

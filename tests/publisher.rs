@@ -27,8 +27,9 @@ async fn a_batch_has_one_create_span_per_message_and_a_send_span_linking_them() 
     transport
         .create_subscription("a", "hyperfleet-clusters", SubscriptionConfig::default())
         .unwrap();
-    let publisher = TracedPublisher::new(transport.clone(), "hyperfleet-clusters")
-        .tracer_provider(&telemetry.provider);
+    let publisher = TracedPublisher::builder(transport.clone(), "hyperfleet-clusters")
+        .tracer_provider(&telemetry.provider)
+        .build();
     let mut bad = event("bad");
     bad.set_extension("Bad-Name", "x");
     let results = publisher
@@ -89,8 +90,9 @@ async fn a_batch_has_one_create_span_per_message_and_a_send_span_linking_them() 
 #[tokio::test]
 async fn a_transport_error_is_returned_and_recorded_with_its_grpc_code() {
     let telemetry = TestTelemetry::new();
-    let publisher = TracedPublisher::new(MemoryTransport::new(), "missing-topic")
-        .tracer_provider(&telemetry.provider);
+    let publisher = TracedPublisher::builder(MemoryTransport::new(), "missing-topic")
+        .tracer_provider(&telemetry.provider)
+        .build();
     let error = publisher.publish(event("e1")).await.unwrap_err();
     assert!(matches!(&error, PublishError::Transport(e) if e.code() == ErrorCode::NotFound));
     assert_eq!(error.error_type(), "NOT_FOUND");
@@ -114,9 +116,10 @@ async fn overwrite_removes_a_stale_context_even_when_there_is_none_to_write() {
         .create_subscription("s", "t", SubscriptionConfig::default())
         .unwrap();
     // No tracer provider: the publish span is invalid and nothing is injected.
-    let publisher = TracedPublisher::new(transport.clone(), "t")
+    let publisher = TracedPublisher::builder(transport.clone(), "t")
         .tracer_provider(&opentelemetry::trace::noop::NoopTracerProvider::new())
-        .overwrite_policy(hyperfleet_tracing::OverwritePolicy::Overwrite);
+        .overwrite_policy(hyperfleet_tracing::OverwritePolicy::Overwrite)
+        .build();
     let mut stale = event("e1");
     stale.set_extension(
         "traceparent",

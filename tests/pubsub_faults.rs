@@ -84,7 +84,9 @@ async fn publishing_while_the_emulator_is_down_fails_with_an_error_span_and_reco
     create(&admin).await;
     let transport = PubSubTransport::connect(config).await.unwrap();
     let telemetry = TestTelemetry::new();
-    let publisher = TracedPublisher::new(transport, "faults").tracer_provider(&telemetry.provider);
+    let publisher = TracedPublisher::builder(transport, "faults")
+        .tracer_provider(&telemetry.provider)
+        .build();
     publisher.publish(reconcile_event("before")).await.unwrap();
 
     tokio::task::spawn_blocking(move || emulator.stop())
@@ -136,7 +138,7 @@ async fn the_subscriber_reconnects_after_the_connection_is_cut() {
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let record = Arc::clone(&handled);
     let run = tokio::spawn(
-        TracedSubscriber::new(transport, "faults", "faults-sub")
+        TracedSubscriber::new(transport, "faults-sub", "faults")
             .tracer_provider(&telemetry.provider)
             .run(
                 move |received: Received| {

@@ -9,7 +9,9 @@ use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::{attribute_str, is_root, single};
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::transport::{Message, SubscriptionConfig, Transport};
-use hyperfleet_tracing::{AckPolicy, ParentMode, SpanNaming, TracedPublisher, TracedSubscriber};
+use hyperfleet_tracing::{
+    AckPolicy, ParentMode, PublisherBuilder, SpanNaming, TracedPublisher, TracedSubscriber,
+};
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -37,7 +39,14 @@ fn publisher(
     transport: &MemoryTransport,
     telemetry: &TestTelemetry,
 ) -> TracedPublisher<MemoryTransport> {
-    TracedPublisher::new(transport.clone(), "hyperfleet-clusters")
+    publisher_builder(transport, telemetry).build()
+}
+
+fn publisher_builder(
+    transport: &MemoryTransport,
+    telemetry: &TestTelemetry,
+) -> PublisherBuilder<MemoryTransport> {
+    TracedPublisher::builder(transport.clone(), "hyperfleet-clusters")
         .tracer_provider(&telemetry.provider)
 }
 
@@ -45,7 +54,7 @@ fn subscriber(
     transport: &MemoryTransport,
     telemetry: &TestTelemetry,
 ) -> TracedSubscriber<MemoryTransport> {
-    TracedSubscriber::new(transport.clone(), "hyperfleet-clusters", "validation")
+    TracedSubscriber::new(transport.clone(), "validation", "hyperfleet-clusters")
         .tracer_provider(&telemetry.provider)
 }
 
@@ -243,8 +252,9 @@ async fn link_mode_starts_a_new_trace_linked_to_the_producer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn span_names_follow_the_options() {
     let (transport, telemetry) = setup();
-    publisher(&transport, &telemetry)
+    publisher_builder(&transport, &telemetry)
         .span_naming(SpanNaming::OperationDestination)
+        .build()
         .publish(event("c1"))
         .await
         .unwrap();
@@ -291,8 +301,9 @@ async fn the_handlers_own_spans_and_events_join_the_trace() {
         .await
         .unwrap();
     let downstream = Arc::new(
-        TracedPublisher::new(transport.clone(), "hyperfleet-status")
-            .tracer_provider(&telemetry.provider),
+        TracedPublisher::builder(transport.clone(), "hyperfleet-status")
+            .tracer_provider(&telemetry.provider)
+            .build(),
     );
     let provider = telemetry.provider.clone();
     let (tx, shutdown) = after_calls(1);
@@ -385,7 +396,7 @@ async fn an_undecodable_message_is_recorded_and_nacked_and_the_loop_goes_on() {
 #[tokio::test]
 async fn subscribing_to_a_missing_subscription_is_an_error() {
     let (transport, telemetry) = setup();
-    let result = TracedSubscriber::new(transport, "hyperfleet-clusters", "nope")
+    let result = TracedSubscriber::new(transport, "nope", "hyperfleet-clusters")
         .tracer_provider(&telemetry.provider)
         .run(
             |_: Received| async { Ok::<(), HandlerError>(()) },

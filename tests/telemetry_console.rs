@@ -73,8 +73,9 @@ fn child() {
             .ty("t")
             .build()
             .unwrap();
-        TracedPublisher::new(transport, "hyperfleet-clusters")
+        TracedPublisher::builder(transport, "hyperfleet-clusters")
             .tracer_provider(&provider)
+            .build()
             .publish(event)
             .await
             .unwrap();

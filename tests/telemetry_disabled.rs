@@ -62,7 +62,7 @@ async fn disabled_tracing_keeps_the_chain() {
 
     let downstream = Arc::new(TracedPublisher::new(transport.clone(), "out"));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    TracedSubscriber::new(transport.clone(), "in", "in-sub")
+    TracedSubscriber::new(transport.clone(), "in-sub", "in")
         .run(
             move |received: Received| {
                 let downstream = Arc::clone(&downstream);

@@ -52,8 +52,9 @@ async fn run_flow(vars: &[(&str, String)], shutdown_by_drop: bool) {
             SubscriptionConfig::default(),
         )
         .unwrap();
-    let publisher =
-        TracedPublisher::new(transport.clone(), "hyperfleet-clusters").tracer_provider(&provider);
+    let publisher = TracedPublisher::builder(transport.clone(), "hyperfleet-clusters")
+        .tracer_provider(&provider)
+        .build();
     let poll = Context::new().with_span(provider.tracer("sentinel").start("sentinel.poll"));
     publisher
         .publish_with(event("c1"), PublishOptions::new().parent(poll.clone()))
@@ -68,7 +69,7 @@ async fn run_flow(vars: &[(&str, String)], shutdown_by_drop: bool) {
     poll.span().end();
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    TracedSubscriber::new(transport, "hyperfleet-clusters", "validation")
+    TracedSubscriber::new(transport, "validation", "hyperfleet-clusters")
         .tracer_provider(&provider)
         .adapter("validation")
         .run(

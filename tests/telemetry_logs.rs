@@ -47,8 +47,8 @@ async fn publish_and_handle(
             SubscriptionConfig::default(),
         )
         .unwrap();
-    let mut publisher = TracedPublisher::new(transport.clone(), "hyperfleet-clusters");
-    let mut subscriber = TracedSubscriber::new(transport, "hyperfleet-clusters", "validation-sub")
+    let mut publisher = TracedPublisher::builder(transport.clone(), "hyperfleet-clusters");
+    let mut subscriber = TracedSubscriber::new(transport, "validation-sub", "hyperfleet-clusters")
         .adapter("validation");
     if let Some(provider) = provider {
         publisher = publisher.tracer_provider(provider);
@@ -64,7 +64,7 @@ async fn publish_and_handle(
         )
         .build()
         .unwrap();
-    publisher.publish(event).await.unwrap();
+    publisher.build().publish(event).await.unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     subscriber
         .run(

@@ -26,13 +26,15 @@ fn provider(sampler: Sampler) -> SdkTracerProvider {
 /// `n` messages through the traced publisher and subscriber (concurrency 1).
 async fn traced(n: u64, provider: &impl TracerSource) -> Duration {
     let transport = transport();
-    let publisher = TracedPublisher::new(transport.clone(), "t").tracer_provider(provider);
+    let publisher = TracedPublisher::builder(transport.clone(), "t")
+        .tracer_provider(provider)
+        .build();
     let started = Instant::now();
     for i in 0..n {
         publisher.publish(event(i)).await.expect("published");
     }
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    TracedSubscriber::new(transport, "t", "s")
+    TracedSubscriber::new(transport, "s", "t")
         .tracer_provider(provider)
         .concurrency(1)
         .run(

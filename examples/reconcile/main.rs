@@ -176,8 +176,9 @@ async fn sentinel_poll<T: Transport + Clone>(
     sentinel: &Part,
 ) -> Result<usize, Error> {
     let tracer = sentinel.provider.tracer("hyperfleet-sentinel");
-    let publisher =
-        TracedPublisher::new(transport.clone(), TOPIC).tracer_provider(&sentinel.provider);
+    let publisher = TracedPublisher::builder(transport.clone(), TOPIC)
+        .tracer_provider(&sentinel.provider)
+        .build();
     let http = HttpClientTracing::new().tracer_provider(&sentinel.provider);
     let client = reqwest::Client::new();
     let poll = Context::new().with_span(tracer.start("sentinel.poll"));
@@ -288,7 +289,7 @@ async fn adapter<T: Transport + Clone>(
             Ok(())
         }
     };
-    TracedSubscriber::new(transport.clone(), TOPIC, subscription(name))
+    TracedSubscriber::new(transport.clone(), subscription(name), TOPIC)
         .adapter(name)
         .tracer_provider(&part.provider)
         .run(handler, async move {

@@ -45,7 +45,7 @@
 mod deserializer;
 mod serializer;
 
-use crate::carrier::validate;
+use crate::event_names;
 use crate::transport::Message;
 use cloudevents::event::{Data, SpecVersion};
 use cloudevents::message::{BinaryDeserializer, StructuredDeserializer, StructuredSerializer};
@@ -140,22 +140,7 @@ impl BindingError {
     }
 }
 
-/// Names of the context attributes (1.0 and 0.3) and of the data members. No extension may
-/// take one: it would collide with the attribute in either encoding.
-pub const CONTEXT_ATTRIBUTE_NAMES: [&str; 12] = [
-    "specversion",
-    "id",
-    "source",
-    "type",
-    "datacontenttype",
-    "dataschema",
-    "subject",
-    "time",
-    "data",
-    "schemaurl",
-    "datacontentencoding",
-    "data_base64",
-];
+pub use crate::event_names::CONTEXT_ATTRIBUTE_NAMES;
 
 /// Encodes `event` as a Pub/Sub message in the given mode.
 ///
@@ -251,7 +236,7 @@ fn check_binary_content_type(event: &Event) -> Result<(), BindingError> {
 fn check_extension_names(event: &Event) -> Result<(), BindingError> {
     match event
         .iter_extensions()
-        .find(|(name, _)| !validate::is_extension_name(name))
+        .find(|(name, _)| !event_names::is_extension_name(name))
     {
         Some((name, _)) => Err(BindingError::ExtensionName(name.to_owned())),
         None => Ok(()),

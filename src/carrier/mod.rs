@@ -33,20 +33,20 @@
 
 mod googclient;
 mod policy;
-pub(crate) mod validate;
+mod propagation;
+mod validate;
 
 pub use googclient::{GOOGCLIENT_TRACEPARENT, GOOGCLIENT_TRACESTATE, GoogclientExtractor};
 pub use policy::OverwritePolicy;
+pub use propagation::{NoPropagation, Propagation};
 
 use cloudevents::Event;
 use cloudevents::event::ExtensionValue;
 use opentelemetry::Context;
-use opentelemetry::global;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
 use std::borrow::Cow;
-use std::sync::{Arc, PoisonError, RwLock};
 
 /// Extension attribute carrying the W3C `traceparent`.
 pub const TRACEPARENT: &str = "traceparent";
@@ -66,7 +66,7 @@ pub struct EventInjector<'a>(pub &'a mut Event);
 impl Injector for EventInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
         let key = lowercase(key);
-        if !validate::is_extension_name(&key) {
+        if !crate::event_names::is_extension_name(&key) {
             return;
         }
         if value.is_empty() {
@@ -125,14 +125,14 @@ fn lowercase(key: &str) -> Cow<'_, str> {
 /// Uses the global propagator when the application has configured one (for instance through
 /// `opentelemetry::global::set_text_map_propagator`), otherwise a W3C TraceContext propagator.
 pub fn inject(cx: &Context, event: &mut Event) {
-    with_propagator(|p| inject_with(p, cx, event));
+    Propagation::global().inject(cx, event);
 }
 
 /// Extracts the trace context carried by `event` with the application's propagator.
 ///
 /// Returns a context without a remote span when the event carries none, or an invalid one.
 pub fn extract(event: &Event) -> Context {
-    with_propagator(|p| extract_with(p, event))
+    Propagation::global().extract_event(event)
 }
 
 /// Injects `cx` into `event` with an explicit propagator.
@@ -153,48 +153,38 @@ pub fn extract_googclient(attributes: &std::collections::BTreeMap<String, String
         .extract_with_context(&Context::new(), &GoogclientExtractor(attributes))
 }
 
-/// The valid remote span context `event` carries, if any.
+/// The valid remote span context `event` carries, if any, read with the application's
+/// propagator.
 pub fn remote_span_context(event: &Event) -> Option<SpanContext> {
-    // Context travels in extensions only: without any, skip the propagator.
-    event.iter_extensions().next()?;
-    let cx = extract(event);
-    let span = cx.span();
-    let sc = span.span_context();
-    (sc.is_valid() && sc.is_remote()).then(|| sc.clone())
+    Propagation::global().remote_span_context(event)
 }
 
-/// A propagator for the carrier alone, set by the application (or the telemetry bootstrap);
-/// it takes precedence over the global one.
-static PROPAGATOR: RwLock<Option<Arc<dyn TextMapPropagator + Send + Sync>>> = RwLock::new(None);
-
-/// Makes [`inject`] and [`extract`] use `propagator`, whatever the global propagator is.
-///
-/// The telemetry bootstrap calls it with the propagators of `OTEL_PROPAGATORS`, so that `none`
-/// really turns propagation through events off.
-pub fn set_propagator(propagator: impl TextMapPropagator + Send + Sync + 'static) {
-    let mut slot = PROPAGATOR.write().unwrap_or_else(PoisonError::into_inner);
-    *slot = Some(Arc::new(propagator));
-}
-
-/// Runs `f` with the carrier's propagator if one was set, else the global propagator when
-/// one is configured, else W3C TraceContext.
-///
-/// The global default is a no-op propagator with no fields; that is how we tell it apart.
-pub(crate) fn with_propagator<T>(mut f: impl FnMut(&dyn TextMapPropagator) -> T) -> T {
-    // Cloned out rather than used under the lock: a propagator that calls back into the
-    // carrier must not deadlock against a waiting `set_propagator`.
-    let chosen = PROPAGATOR
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .clone();
-    if let Some(propagator) = chosen {
-        return f(propagator.as_ref());
+impl Propagation {
+    /// Injects `cx` into `event`.
+    pub fn inject(&self, cx: &Context, event: &mut Event) {
+        self.with(|p| inject_with(p, cx, event));
     }
-    global::get_text_map_propagator(|p| {
-        if p.fields().next().is_some() {
-            f(p)
-        } else {
-            f(&TraceContextPropagator::new())
-        }
-    })
+
+    /// Extracts the trace context `event` carries.
+    pub fn extract_event(&self, event: &Event) -> Context {
+        self.with(|p| extract_with(p, event))
+    }
+
+    /// Replaces whatever trace context `event` carries with `cx`: the old `traceparent` and
+    /// `tracestate` go even when the propagator writes neither.
+    pub fn replace(&self, cx: &Context, event: &mut Event) {
+        event.remove_extension(TRACEPARENT);
+        event.remove_extension(TRACESTATE);
+        self.inject(cx, event);
+    }
+
+    /// The valid remote span context `event` carries, if any.
+    pub fn remote_span_context(&self, event: &Event) -> Option<SpanContext> {
+        // Context travels in extensions only: without any, skip the propagator.
+        event.iter_extensions().next()?;
+        let cx = self.extract_event(event);
+        let span = cx.span();
+        let sc = span.span_context();
+        (sc.is_valid() && sc.is_remote()).then(|| sc.clone())
+    }
 }

@@ -76,16 +76,6 @@ pub(crate) fn tracestate(value: &str) -> Option<&str> {
         .then_some(value)
 }
 
-/// CloudEvents extension attribute names: lower-case `a`–`z` and `0`–`9`, at most 20
-/// characters, and not the name of a context attribute.
-pub(crate) fn is_extension_name(name: &str) -> bool {
-    (1..=20).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
-        && !crate::binding::CONTEXT_ATTRIBUTE_NAMES.contains(&name)
-}
-
 fn is_lower_hex(bytes: &[u8]) -> bool {
     bytes.iter().fold(true, |ok, &b| {
         ok & ((b.wrapping_sub(b'0') < 10) | (b.wrapping_sub(b'a') < 6))
@@ -156,18 +146,6 @@ mod tests {
         assert!(tracestate(&members[..32].join(",")).is_some());
         let long = format!("k={}", "v".repeat(TRACESTATE_MAX_LEN));
         assert_eq!(tracestate(&long), None);
-    }
-
-    #[test]
-    fn extension_names() {
-        assert!(is_extension_name("traceparent"));
-        assert!(is_extension_name("a1"));
-        assert!(!is_extension_name(""));
-        assert!(!is_extension_name("TraceParent"));
-        assert!(!is_extension_name("uber-trace-id"));
-        assert!(!is_extension_name("abcdefghijklmnopqrstu"));
-        assert!(!is_extension_name("id"));
-        assert!(!is_extension_name("datacontenttype"));
     }
 
     /// The W3C layout, written plainly: the fast check must agree with it.

@@ -1,7 +1,7 @@
 //! The CLIENT span of an outgoing HTTP call, with the context injected into its headers.
 
 use crate::attributes::{ERROR_TYPE, SERVER_ADDRESS};
-use crate::carrier;
+use crate::carrier::Propagation;
 use crate::instrumentation::{self, SharedTracer, TracerSource, record_failure};
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
@@ -22,6 +22,7 @@ use opentelemetry_http::HeaderInjector;
 #[derive(Clone)]
 pub struct HttpClientTracing {
     tracer: SharedTracer,
+    propagation: Propagation,
 }
 
 impl Default for HttpClientTracing {
@@ -35,7 +36,18 @@ impl HttpClientTracing {
     pub fn new() -> Self {
         Self {
             tracer: instrumentation::global_tracer(),
+            propagation: Propagation::global(),
         }
+    }
+
+    /// Moves the context with `propagator` instead of the global one (for instance the
+    /// telemetry bootstrap's `Telemetry::propagator`).
+    pub fn propagator(
+        mut self,
+        propagator: impl opentelemetry::propagation::TextMapPropagator + Send + Sync + 'static,
+    ) -> Self {
+        self.propagation = Propagation::new(propagator);
+        self
     }
 
     /// Spans from `provider`.
@@ -75,9 +87,8 @@ impl HttpClientTracing {
             .with_attributes(attributes)
             .start_with_context(self.tracer.as_ref(), &parent);
         let cx = parent.with_span(span);
-        carrier::with_propagator(|p| {
-            p.inject_context(&cx, &mut HeaderInjector(request.headers_mut()))
-        });
+        self.propagation
+            .with(|p| p.inject_context(&cx, &mut HeaderInjector(request.headers_mut())));
         let result = client.execute(request).await;
         let span = cx.span();
         match &result {

@@ -1,15 +1,15 @@
 //! The SERVER span of an axum route, continuing the caller's trace.
 
 use crate::attributes::{ERROR_TYPE, SERVER_ADDRESS};
-use crate::carrier;
+use crate::carrier::Propagation;
 use crate::instrumentation::{self, SharedTracer, TracerSource};
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
+use opentelemetry::KeyValue;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
-use opentelemetry::{Context, KeyValue};
 use opentelemetry_http::HeaderExtractor;
 
 /// Traces the routes of an axum router: one SERVER span `{method} {route}` per request, a
@@ -26,6 +26,7 @@ use opentelemetry_http::HeaderExtractor;
 #[derive(Clone)]
 pub struct HttpServerTracing {
     tracer: SharedTracer,
+    propagation: Propagation,
     server_address: Option<String>,
 }
 
@@ -40,8 +41,19 @@ impl HttpServerTracing {
     pub fn new() -> Self {
         Self {
             tracer: instrumentation::global_tracer(),
+            propagation: Propagation::global(),
             server_address: None,
         }
+    }
+
+    /// Moves the context with `propagator` instead of the global one (for instance the
+    /// telemetry bootstrap's `Telemetry::propagator`).
+    pub fn propagator(
+        mut self,
+        propagator: impl opentelemetry::propagation::TextMapPropagator + Send + Sync + 'static,
+    ) -> Self {
+        self.propagation = Propagation::new(propagator);
+        self
     }
 
     /// Spans from `provider` (e.g. one per service in a process that hosts several).
@@ -69,9 +81,9 @@ async fn trace_request(
     request: Request,
     next: Next,
 ) -> Response {
-    let parent = carrier::with_propagator(|p| {
-        p.extract_with_context(&Context::new(), &HeaderExtractor(request.headers()))
-    });
+    let parent = tracing
+        .propagation
+        .extract(&HeaderExtractor(request.headers()));
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
     let route = matched.map_or_else(|| path.clone(), |m| m.as_str().to_owned());

@@ -6,18 +6,35 @@
 //! waiting deliveries are nacked too, right after the failed one and before anything more is
 //! pulled: Pub/Sub redelivers the failed message and those after it, in order.
 
-use super::process::{self, Processed};
-use super::{Handler, Settings};
-use crate::transport::Delivery;
+use crate::consume::{Consumed, Consumer, DeliveryFacts, Handler, Verdict};
+use crate::transport::{Acknowledger, Delivery};
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use tokio::task::{Id, JoinSet};
 use tracing::instrument::WithSubscriber;
 
+/// Who nacks a delivery whose handler failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NackBy {
+    /// The handler's task, at once.
+    Task,
+    /// The dispatcher, which orders it before the nacks of the deliveries waiting behind it
+    /// on the same ordering key.
+    Dispatcher,
+}
+
+/// How a handler's task ended.
+enum TaskEnd {
+    /// Acked or nacked by the task.
+    Settled { acked: bool },
+    /// Not handled; the dispatcher nacks it (see [`NackBy::Dispatcher`]).
+    NackPending(Consumed, Box<dyn Acknowledger>),
+}
+
 pub(super) struct Dispatcher<H> {
-    settings: Arc<Settings>,
+    consumer: Arc<Consumer>,
     handler: Arc<H>,
-    in_flight: JoinSet<Processed>,
+    in_flight: JoinSet<TaskEnd>,
     /// Ordering key of each running task that has one.
     running_keys: HashMap<Id, String>,
     /// Deliveries waiting for their key's running handler, per key. A key is present while a
@@ -27,9 +44,9 @@ pub(super) struct Dispatcher<H> {
 }
 
 impl<H: Handler> Dispatcher<H> {
-    pub(super) fn new(settings: Arc<Settings>, handler: Arc<H>) -> Self {
+    pub(super) fn new(consumer: Arc<Consumer>, handler: Arc<H>) -> Self {
         Self {
-            settings,
+            consumer,
             handler,
             in_flight: JoinSet::new(),
             running_keys: HashMap::new(),
@@ -49,41 +66,52 @@ impl<H: Handler> Dispatcher<H> {
     }
 
     pub(super) fn submit(&mut self, delivery: Delivery) {
-        match delivery
+        let key = delivery
             .message
             .ordering_key
             .clone()
-            .filter(|k| !k.is_empty())
-        {
-            Some(key) => match self.waiting.get_mut(&key) {
-                Some(queue) => {
-                    queue.push_back(delivery);
-                    self.queued += 1;
-                }
-                None => {
-                    self.waiting.insert(key.clone(), VecDeque::new());
-                    let id = self.spawn(delivery, true);
-                    self.running_keys.insert(id, key);
-                }
-            },
+            .filter(|k| !k.is_empty());
+        let Some(key) = key else {
+            self.spawn(delivery, NackBy::Task);
+            return;
+        };
+        match self.waiting.get_mut(&key) {
+            Some(queue) => {
+                queue.push_back(delivery);
+                self.queued += 1;
+            }
             None => {
-                self.spawn(delivery, false);
+                self.waiting.insert(key.clone(), VecDeque::new());
+                self.spawn_keyed(delivery, key);
             }
         }
     }
 
-    /// Starts a handler. A keyed delivery's nack is left to [`Self::complete_one`], which
-    /// orders it before the nacks of the deliveries waiting behind it.
-    fn spawn(&mut self, delivery: Delivery, keyed: bool) -> Id {
-        let settings = Arc::clone(&self.settings);
+    fn spawn_keyed(&mut self, delivery: Delivery, key: String) {
+        let id = self.spawn(delivery, NackBy::Dispatcher);
+        self.running_keys.insert(id, key);
+    }
+
+    /// Starts a handler's task: consume, then settle unless the nack is the dispatcher's.
+    fn spawn(&mut self, delivery: Delivery, nack_by: NackBy) -> Id {
+        let consumer = Arc::clone(&self.consumer);
         let handler = Arc::clone(&self.handler);
+        let task = async move {
+            let (message, delivery_attempt, acker) = delivery.into_parts();
+            let facts = DeliveryFacts {
+                delivery_attempt,
+                ..DeliveryFacts::default()
+            };
+            let consumed = consumer.consume(handler.as_ref(), message, facts).await;
+            let acked = consumed.verdict() == Verdict::Ack;
+            if !acked && nack_by == NackBy::Dispatcher {
+                return TaskEnd::NackPending(consumed, acker);
+            }
+            consumed.settle(acker).await;
+            TaskEnd::Settled { acked }
+        };
         // Handlers log through the caller's `tracing` subscriber.
-        self.in_flight
-            .spawn(
-                async move { process::process(&settings, handler.as_ref(), delivery, keyed).await }
-                    .with_current_subscriber(),
-            )
-            .id()
+        self.in_flight.spawn(task.with_current_subscriber()).id()
     }
 
     /// Waits for one handler to finish and starts its key's next delivery. `false` when
@@ -93,38 +121,38 @@ impl<H: Handler> Dispatcher<H> {
             return false;
         };
         let (id, acked) = match finished {
-            Ok((id, Processed::Settled { acked })) => (id, acked),
-            Ok((id, Processed::NackPending(pending))) => {
-                pending.nack().await;
+            Ok((id, TaskEnd::Settled { acked })) => (id, acked),
+            Ok((id, TaskEnd::NackPending(consumed, acker))) => {
+                consumed.settle(acker).await;
                 (id, false)
             }
             // The task's delivery was dropped unsettled, which nacks it.
             Err(error) => (error.id(), false),
         };
         if let Some(key) = self.running_keys.remove(&id) {
-            if !acked {
-                // Keep the key's order: what waited behind the failure goes back too.
-                let behind = self.waiting.remove(&key).unwrap_or_default();
-                self.queued -= behind.len();
-                for delivery in behind {
-                    // A nack that fails leaves the message to its ack deadline.
-                    let _ = delivery.nack().await;
-                }
-                return true;
-            }
-            let next = self.waiting.get_mut(&key).and_then(VecDeque::pop_front);
-            match next {
-                Some(delivery) => {
-                    self.queued -= 1;
-                    let id = self.spawn(delivery, true);
-                    self.running_keys.insert(id, key);
-                }
-                None => {
-                    self.waiting.remove(&key);
-                }
-            }
+            self.next_of_key(key, acked).await;
         }
         true
+    }
+
+    /// After a key's handler finished: start the key's next delivery, or, when it failed,
+    /// send back everything that waited behind it, to keep the key's order.
+    async fn next_of_key(&mut self, key: String, acked: bool) {
+        if !acked {
+            let behind = self.waiting.remove(&key).unwrap_or_default();
+            self.queued -= behind.len();
+            nack_all(behind).await;
+            return;
+        }
+        match self.waiting.get_mut(&key).and_then(VecDeque::pop_front) {
+            Some(delivery) => {
+                self.queued -= 1;
+                self.spawn_keyed(delivery, key);
+            }
+            None => {
+                self.waiting.remove(&key);
+            }
+        }
     }
 
     /// Runs everything submitted to the end.
@@ -138,17 +166,21 @@ impl<H: Handler> Dispatcher<H> {
         self.in_flight.abort_all();
         while let Some(finished) = self.in_flight.join_next().await {
             // A handler may have finished before the abort reached it.
-            if let Ok(Processed::NackPending(pending)) = finished {
-                pending.nack().await;
+            if let Ok(TaskEnd::NackPending(consumed, acker)) = finished {
+                consumed.settle(acker).await;
             }
         }
         self.running_keys.clear();
         for (_, behind) in self.waiting.drain() {
-            for delivery in behind {
-                // A nack that fails leaves the message to its ack deadline.
-                let _ = delivery.nack().await;
-            }
+            nack_all(behind).await;
         }
         self.queued = 0;
+    }
+}
+
+async fn nack_all(deliveries: VecDeque<Delivery>) {
+    for delivery in deliveries {
+        // A nack that fails leaves the message to its ack deadline.
+        let _ = delivery.nack().await;
     }
 }

@@ -1,28 +1,21 @@
-//! Traced receiving: a handler loop over a subscription that produces the standard's
-//! `{topic} receive` and `adapter.process` spans.
+//! Traced receiving: the pull loop over a subscription, which schedules deliveries through the
+//! [consume pipeline](crate::consume) and settles them with the transport.
 
 mod dispatch;
-mod handler;
-mod log_context;
-mod policy;
-mod process;
 
-pub use handler::{Handler, HandlerError, Received};
-pub use log_context::MessageLogFields;
-pub use policy::{AckPolicy, ParentMode};
+pub use crate::consume::{AckPolicy, Handler, HandlerError, ParentMode, Received};
+pub use crate::log_fields::MessageLogFields;
 
-use crate::AttributeHook;
-use crate::attributes;
-use crate::attributes::{EventAttributes, HYPERFLEET_ADAPTER};
-use crate::instrumentation::{self, SharedTracer, SpanTemplate, TracerSource};
+use crate::carrier::Propagation;
+use crate::consume::{Consumer, ConsumerConfig};
+use crate::instrumentation::TracerSource;
 use crate::naming::SpanNaming;
 use crate::transport::{Transport, TransportError};
 use cloudevents::Event;
 use dispatch::Dispatcher;
 use futures::StreamExt;
 use opentelemetry::KeyValue;
-use opentelemetry::trace::SpanKind;
-
+use opentelemetry::propagation::TextMapPropagator;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +25,8 @@ const MAX_WAITING: usize = 1000;
 /// How long shutdown waits for handlers in flight by default: inside Kubernetes' default
 /// 30-second termination grace period.
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
+/// Handlers running at once by default.
+const DEFAULT_CONCURRENCY: usize = 16;
 
 /// Why a subscriber loop stopped with an error.
 #[derive(Debug, thiserror::Error)]
@@ -57,55 +52,6 @@ pub enum SubscribeError {
     },
 }
 
-/// Everything a delivery needs, shared by the in-flight handler tasks.
-pub(crate) struct Settings {
-    tracer: SharedTracer,
-    system: &'static str,
-    server_address: Option<String>,
-    topic: String,
-    subscription: String,
-    adapter: Option<String>,
-    process_span_name: String,
-    naming: SpanNaming,
-    parent_mode: ParentMode,
-    ack_policy: AckPolicy,
-    attributes: AttributeHook,
-    googclient_fallback: bool,
-    event_attributes: EventAttributes,
-    /// The CONSUMER span `{topic} receive`.
-    receive_span: SpanTemplate,
-    /// The handler's INTERNAL span (`adapter.process`).
-    process_span: SpanTemplate,
-}
-
-impl Settings {
-    /// Builds the span templates again after a setting they depend on changed.
-    fn refresh_spans(&mut self) {
-        let messaging = |operation| {
-            attributes::messaging(
-                self.system,
-                operation,
-                &self.topic,
-                Some(&self.subscription),
-                self.server_address.as_deref(),
-            )
-        };
-        self.receive_span = SpanTemplate::new(
-            &self.naming.name(&self.topic, "receive"),
-            SpanKind::Consumer,
-            messaging("receive"),
-        );
-        let mut process = messaging("process");
-        if let Some(adapter) = &self.adapter {
-            process.push(KeyValue::new(
-                HYPERFLEET_ADAPTER,
-                Arc::<str>::from(adapter.as_str()),
-            ));
-        }
-        self.process_span = SpanTemplate::new(&self.process_span_name, SpanKind::Internal, process);
-    }
-}
-
 /// Runs a handler over a subscription, each event inside the standard's spans.
 ///
 /// For each delivery: decode the event, extract its creation context, start a CONSUMER span
@@ -119,10 +65,9 @@ impl Settings {
 ///
 /// ```
 /// use cloudevents::{AttributesReader, EventBuilder, EventBuilderV10};
-/// use hyperfleet_tracing::subscriber::{HandlerError, Received};
-/// use hyperfleet_tracing::transport::memory::MemoryTransport;
+/// /// use hyperfleet_tracing::transport::memory::MemoryTransport;
 /// use hyperfleet_tracing::transport::SubscriptionConfig;
-/// use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
+/// use hyperfleet_tracing::{HandlerError, Received, TracedPublisher, TracedSubscriber};
 ///
 /// # tokio::runtime::Runtime::new()?.block_on(async {
 /// let transport = MemoryTransport::new();
@@ -136,7 +81,7 @@ impl Settings {
 ///
 /// let (done, stop) = tokio::sync::oneshot::channel::<()>();
 /// let done = std::sync::Mutex::new(Some(done));
-/// let subscriber = TracedSubscriber::new(transport, "hyperfleet-clusters", "validation")
+/// let subscriber = TracedSubscriber::new(transport, "validation", "hyperfleet-clusters")
 ///     .adapter("validation");
 /// subscriber
 ///     .run(
@@ -157,7 +102,7 @@ impl Settings {
 /// ```
 pub struct TracedSubscriber<T> {
     transport: Arc<T>,
-    settings: Settings,
+    config: ConsumerConfig,
     concurrency: usize,
     shutdown_timeout: Duration,
 }
@@ -167,66 +112,44 @@ impl<T: Transport> TracedSubscriber<T> {
     ///
     /// Defaults: process span `adapter.process`, [`ParentMode::Child`],
     /// [`AckPolicy::NackOnError`], 16 concurrent handlers, `{destination} {operation}` names,
-    /// [`attributes::hyperfleet_resource`] as extra attributes, the global tracer provider.
-    pub fn new(transport: T, topic: impl Into<String>, subscription: impl Into<String>) -> Self {
-        let system = transport.system();
-        let server_address = transport.server_address().map(str::to_owned);
-        let mut settings = Settings {
-            tracer: instrumentation::global_tracer(),
-            system,
-            server_address,
-            topic: topic.into(),
-            subscription: subscription.into(),
-            adapter: None,
-            process_span_name: "adapter.process".to_owned(),
-            naming: SpanNaming::default(),
-            parent_mode: ParentMode::default(),
-            ack_policy: AckPolicy::default(),
-            attributes: Arc::new(attributes::hyperfleet_resource),
-            googclient_fallback: true,
-            event_attributes: EventAttributes::default(),
-            receive_span: SpanTemplate::default(),
-            process_span: SpanTemplate::default(),
-        };
-        settings.refresh_spans();
+    /// [`attributes::hyperfleet_resource`](crate::attributes::hyperfleet_resource) as extra
+    /// attributes, the global tracer provider and propagator.
+    pub fn new(transport: T, subscription: impl Into<String>, topic: impl Into<String>) -> Self {
         Self {
             transport: Arc::new(transport),
-            settings,
-            concurrency: 16,
+            config: ConsumerConfig::new(subscription.into(), topic.into()),
+            concurrency: DEFAULT_CONCURRENCY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
 
     /// Names the adapter (`hyperfleet.adapter` on the process span).
     pub fn adapter(mut self, adapter: impl Into<String>) -> Self {
-        self.settings.adapter = Some(adapter.into());
-        self.settings.refresh_spans();
+        self.config.adapter = Some(adapter.into());
         self
     }
 
     /// Sets the process span's name (default `adapter.process`).
     pub fn process_span_name(mut self, name: impl Into<String>) -> Self {
-        self.settings.process_span_name = name.into();
-        self.settings.refresh_spans();
+        self.config.process_span_name = name.into();
         self
     }
 
     /// Sets the span-name order.
     pub fn span_naming(mut self, naming: SpanNaming) -> Self {
-        self.settings.naming = naming;
-        self.settings.refresh_spans();
+        self.config.naming = naming;
         self
     }
 
     /// Sets how the receive span relates to the event's creation context.
     pub fn parent_mode(mut self, mode: ParentMode) -> Self {
-        self.settings.parent_mode = mode;
+        self.config.parent_mode = mode;
         self
     }
 
     /// Sets what happens to a message whose handler fails.
     pub fn ack_policy(mut self, policy: AckPolicy) -> Self {
-        self.settings.ack_policy = policy;
+        self.config.ack_policy = policy;
         self
     }
 
@@ -234,7 +157,7 @@ impl<T: Transport> TracedSubscriber<T> {
     /// Pub/Sub client left in its `googclient_traceparent` attribute (default on). When both
     /// exist, the event's own context wins.
     pub fn googclient_fallback(mut self, on: bool) -> Self {
-        self.settings.googclient_fallback = on;
+        self.config.googclient_fallback = on;
         self
     }
 
@@ -257,13 +180,25 @@ impl<T: Transport> TracedSubscriber<T> {
     where
         F: Fn(&Event) -> Vec<KeyValue> + Send + Sync + 'static,
     {
-        self.settings.attributes = Arc::new(hook);
+        self.config.attributes = Arc::new(hook);
         self
     }
 
     /// Takes spans from `provider` instead of the global provider.
     pub fn tracer_provider(mut self, provider: &impl TracerSource) -> Self {
-        self.settings.tracer = provider.shared_tracer();
+        self.config.tracer = provider.shared_tracer();
+        self
+    }
+
+    /// Reads the events' trace context with `propagator` instead of the global one (for
+    /// instance the telemetry bootstrap's [`Telemetry::propagator`]).
+    ///
+    /// [`Telemetry::propagator`]: crate::telemetry::Telemetry::propagator
+    pub fn propagator(
+        mut self,
+        propagator: impl TextMapPropagator + Send + Sync + 'static,
+    ) -> Self {
+        self.config.propagation = Propagation::new(propagator);
         self
     }
 
@@ -281,7 +216,7 @@ impl<T: Transport> TracedSubscriber<T> {
         H: Handler,
         S: Future<Output = ()> + Send,
     {
-        let subscription = self.settings.subscription.clone();
+        let subscription = self.config.subscription.clone();
         let mut deliveries = self
             .transport
             .subscribe(&subscription)
@@ -290,7 +225,12 @@ impl<T: Transport> TracedSubscriber<T> {
                 subscription: subscription.clone(),
                 source,
             })?;
-        let mut dispatcher = Dispatcher::new(Arc::new(self.settings), Arc::new(handler));
+        let consumer = Consumer::new(
+            self.config,
+            self.transport.system(),
+            self.transport.server_address(),
+        );
+        let mut dispatcher = Dispatcher::new(Arc::new(consumer), Arc::new(handler));
         tokio::pin!(shutdown);
 
         let outcome = loop {

@@ -11,7 +11,7 @@
 //! bridged by `tracing-opentelemetry`, which activates their context on entry.
 
 use super::config::LogFormat;
-use crate::subscriber::MessageLogFields;
+use crate::log_fields::{self, MessageLogFields};
 use opentelemetry::trace::TraceContextExt;
 use serde_json::{Map, Value};
 use std::fmt::Write as _;
@@ -96,10 +96,13 @@ impl LogLayer {
             line.insert("span_id".into(), span_context.span_id().to_string().into());
         }
         if let Some(message) = cx.get::<MessageLogFields>() {
-            line.insert("event_id".into(), message.event_id.clone().into());
-            line.insert("subscription".into(), message.subscription.clone().into());
+            line.insert(log_fields::EVENT_ID.into(), message.event_id.clone().into());
+            line.insert(
+                log_fields::SUBSCRIPTION.into(),
+                message.subscription.clone().into(),
+            );
             if let Some(adapter) = &message.adapter {
-                line.insert("adapter".into(), adapter.clone().into());
+                line.insert(log_fields::ADAPTER.into(), adapter.clone().into());
             }
         }
         // The event's own fields win over the message context's, never over the standard keys.

@@ -47,7 +47,7 @@ pub mod sampling;
 
 pub use config::{Config, ConfigError};
 
-use crate::carrier;
+use crate::carrier::{NoPropagation, Propagation};
 use config::{ExporterKind, LogLevel, LogOutput, PropagatorKind, Protocol, SamplerConfig};
 use logs::LogLayer;
 use opentelemetry::KeyValue;
@@ -267,7 +267,7 @@ impl TelemetryBuilder {
         })
     }
 
-    /// Builds and installs globally: tracer provider, propagators (global and the carrier's),
+    /// Builds and installs globally: tracer provider, propagator,
     /// and the `tracing` subscriber with the log layer and the OpenTelemetry bridge.
     pub fn install(self) -> Result<TelemetryGuard, TelemetryError> {
         self.build()?.install()
@@ -302,8 +302,12 @@ impl Telemetry {
         self.provider.as_ref()
     }
 
-    /// The propagator `OTEL_PROPAGATORS` names (none of them: a propagator that does nothing).
-    pub fn propagator(&self) -> TextMapCompositePropagator {
+    /// The propagator `OTEL_PROPAGATORS` names ([`NoPropagation`] for `none`): hand it to
+    /// publishers, subscribers and the HTTP glue with `.propagator(...)`. [`install`] also
+    /// makes it the global propagator, which they use by default.
+    ///
+    /// [`install`]: Self::install
+    pub fn propagator(&self) -> Propagation {
         let propagators: Vec<Box<dyn TextMapPropagator + Send + Sync>> = self
             .config
             .tracing
@@ -316,7 +320,11 @@ impl Telemetry {
                 }
             })
             .collect();
-        TextMapCompositePropagator::new(propagators)
+        if propagators.is_empty() {
+            Propagation::new(NoPropagation)
+        } else {
+            Propagation::new(TextMapCompositePropagator::new(propagators))
+        }
     }
 
     /// The `tracing` subscriber: the log layer at `HYPERFLEET_LOG_LEVEL`, plus the
@@ -353,15 +361,14 @@ impl Telemetry {
 
     /// Installs everything globally and returns the guard.
     pub fn install(self) -> Result<TelemetryGuard, TelemetryError> {
-        let (global_propagator, carrier_propagator) = (self.propagator(), self.propagator());
+        let propagator = self.propagator();
         let provider = self.provider.clone();
         let (dispatch, guard) = self.into_subscriber();
         // The subscriber first: if it fails, nothing global has changed.
         dispatch
             .try_init()
             .map_err(|e| TelemetryError::SubscriberAlreadySet(e.to_string()))?;
-        opentelemetry::global::set_text_map_propagator(global_propagator);
-        carrier::set_propagator(carrier_propagator);
+        opentelemetry::global::set_text_map_propagator(propagator);
         if let Some(provider) = provider {
             opentelemetry::global::set_tracer_provider(provider);
         }

@@ -379,8 +379,9 @@ async fn existing_traceparent<T: ConformanceTarget>(
     let mut event = reconcile_event("c1")?;
     event.set_extension("traceparent", EXISTING_TRACEPARENT);
     let published = h
-        .publisher()
+        .publisher_builder()
         .overwrite_policy(policy)
+        .build()
         .publish_with(event, under(&root))
         .await
         .map_err(|e| e.to_string())?;
@@ -433,8 +434,9 @@ async fn encoding<T: ConformanceTarget>(target: &T, encoding: Encoding) -> Resul
     let sub = h.subscription("a", SubscriptionConfig::default()).await?;
     let root = h.root();
     let event = reconcile_event("c1")?;
-    h.publisher()
+    h.publisher_builder()
         .encoding(encoding)
+        .build()
         .publish_with(event.clone(), under(&root))
         .await
         .map_err(|e| e.to_string())?;

@@ -5,7 +5,7 @@ use super::ConformanceTarget;
 use crate::subscriber::{HandlerError, Received};
 use crate::testing::TestTelemetry;
 use crate::transport::SubscriptionConfig;
-use crate::{TracedPublisher, TracedSubscriber};
+use crate::{PublisherBuilder, TracedPublisher, TracedSubscriber};
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanContext, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry_sdk::trace::SpanData;
@@ -68,12 +68,16 @@ impl<'t, T: ConformanceTarget> Harness<'t, T> {
     }
 
     pub(super) fn publisher(&self) -> TracedPublisher<T::Transport> {
-        TracedPublisher::new(self.target.transport(), self.topic.clone())
+        self.publisher_builder().build()
+    }
+
+    pub(super) fn publisher_builder(&self) -> PublisherBuilder<T::Transport> {
+        TracedPublisher::builder(self.target.transport(), self.topic.clone())
             .tracer_provider(&self.telemetry.provider)
     }
 
     pub(super) fn subscriber(&self, subscription: &str) -> TracedSubscriber<T::Transport> {
-        TracedSubscriber::new(self.target.transport(), self.topic.clone(), subscription)
+        TracedSubscriber::new(self.target.transport(), subscription, self.topic.clone())
             .tracer_provider(&self.telemetry.provider)
     }
 

@@ -26,7 +26,7 @@
 //!
 //! let transport = PubSubTransport::connect(config).await?;
 //! TracedPublisher::new(transport.clone(), "hyperfleet-clusters").publish(event).await?;
-//! TracedSubscriber::new(transport, "hyperfleet-clusters", subscription)
+//! TracedSubscriber::new(transport, subscription, "hyperfleet-clusters")
 //!     .run(
 //!         |_received| async { Ok::<(), hyperfleet_tracing::subscriber::HandlerError>(()) },
 //!         async { let _ = tokio::signal::ctrl_c().await; },

@@ -1,6 +1,5 @@
-//! What the application plugs into a subscriber.
+//! What the application plugs into the consume pipeline.
 
-use async_trait::async_trait;
 use cloudevents::Event;
 use opentelemetry::Context;
 use std::future::Future;
@@ -28,19 +27,17 @@ pub struct Received {
 /// under the default [`AckPolicy`](super::AckPolicy), nacks it.
 ///
 /// Any `Fn(Received) -> impl Future<Output = Result<(), HandlerError>>` is a handler.
-#[async_trait]
 pub trait Handler: Send + Sync + 'static {
     /// Handles one event.
-    async fn handle(&self, received: Received) -> Result<(), HandlerError>;
+    fn handle(&self, received: Received) -> impl Future<Output = Result<(), HandlerError>> + Send;
 }
 
-#[async_trait]
 impl<F, Fut> Handler for F
 where
     F: Fn(Received) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = Result<(), HandlerError>> + Send + 'static,
 {
-    async fn handle(&self, received: Received) -> Result<(), HandlerError> {
-        self(received).await
+    fn handle(&self, received: Received) -> impl Future<Output = Result<(), HandlerError>> + Send {
+        self(received)
     }
 }

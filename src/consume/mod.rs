@@ -1,0 +1,195 @@
+//! The consume pipeline that every way in shares.
+//!
+//! Given a received [`Message`] and its [`DeliveryFacts`], a [`Consumer`] decodes the event
+//! ([`binding`](crate::binding)), resolves its creation context (the CloudEvent's extension,
+//! then a Google client's `googclient_*` attributes, as the [`ParentMode`] says), starts the
+//! `{topic} receive` and process spans, runs the [`Handler`] inside the process span's context
+//! with the message's log fields, catches its panics, and returns a [`Consumed`]: the verdict
+//! (ack or nack) and the receive span, which stays open until the way in has settled.
+//!
+//! The way in only schedules and settles: the pull loop of
+//! [`TracedSubscriber`](crate::TracedSubscriber) settles through the transport's
+//! acknowledger.
+
+mod config;
+mod handler;
+mod outcome;
+mod parent;
+mod policy;
+mod run;
+mod spans;
+
+pub use handler::{Handler, HandlerError, Received};
+pub use policy::{AckPolicy, ParentMode};
+
+pub(crate) use config::ConsumerConfig;
+pub(crate) use outcome::{Consumed, Verdict};
+
+use crate::attributes::{self, AttributeHook, CLOUDEVENTS_EVENT_ID, EventAttributes};
+use crate::binding::{self, BindingError};
+use crate::carrier::Propagation;
+use crate::instrumentation::{Destination, SharedTracer, record_failure};
+use crate::log_fields::MessageLogFields;
+use crate::transport::Message;
+use cloudevents::{AttributesReader, Event};
+use opentelemetry::trace::TraceContextExt;
+use opentelemetry::{Context, KeyValue};
+use run::HandlerOutcome;
+use spans::{ConsumeSpans, ReceiveAttributes};
+use std::panic::AssertUnwindSafe;
+
+/// What the way in knows of a delivery besides the message itself (whose id and ordering key
+/// the message carries).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DeliveryFacts {
+    /// 1 for the first delivery, …; `None` when the backend does not count.
+    pub(crate) delivery_attempt: Option<u32>,
+    /// The transport's own attributes of this delivery, added to the receive span.
+    pub(crate) attributes: Vec<KeyValue>,
+}
+
+/// The consume pipeline of one subscription, with its span templates built.
+pub(crate) struct Consumer {
+    tracer: SharedTracer,
+    propagation: Propagation,
+    subscription: String,
+    adapter: Option<String>,
+    parent_mode: ParentMode,
+    ack_policy: AckPolicy,
+    attributes: AttributeHook,
+    googclient_fallback: bool,
+    event_attributes: EventAttributes,
+    spans: ConsumeSpans,
+}
+
+impl Consumer {
+    /// Builds the pipeline `config` describes, for a transport of `system` at `server_address`.
+    pub(crate) fn new(
+        config: ConsumerConfig,
+        system: &'static str,
+        server_address: Option<&str>,
+    ) -> Self {
+        let destination = Destination {
+            system,
+            topic: &config.topic,
+            subscription: Some(&config.subscription),
+            server_address,
+            naming: config.naming,
+        };
+        let spans = ConsumeSpans::new(
+            destination,
+            &config.process_span_name,
+            config.adapter.as_deref(),
+        );
+        Self {
+            tracer: config.tracer,
+            propagation: config.propagation,
+            subscription: config.subscription,
+            adapter: config.adapter,
+            parent_mode: config.parent_mode,
+            ack_policy: config.ack_policy,
+            attributes: config.attributes,
+            googclient_fallback: config.googclient_fallback,
+            event_attributes: EventAttributes::default(),
+            spans,
+        }
+    }
+
+    /// Consumes one delivery: everything but the settlement.
+    pub(crate) async fn consume<H: Handler>(
+        &self,
+        handler: &H,
+        message: Message,
+        facts: DeliveryFacts,
+    ) -> Consumed {
+        let attempt = facts.delivery_attempt;
+        let delivery = spans::delivery_attributes(&message, facts);
+        let event = match binding::decode(&message) {
+            Ok(event) => event,
+            Err(error) => return self.undecodable(delivery, &error),
+        };
+        let creation = parent::creation_context(
+            &self.propagation,
+            &event,
+            &message.attributes,
+            self.googclient_fallback,
+        );
+        let (parent, links) = parent::parent_and_links(creation, self.parent_mode);
+        let hook = self.hook_attributes(&event);
+        let cloudevents = self.event_attributes.of(&event);
+        // The event id's value is shared with the process span.
+        let event_id = cloudevents
+            .iter()
+            .find(|kv| kv.key.as_str() == CLOUDEVENTS_EVENT_ID)
+            .cloned();
+        let start = ReceiveAttributes {
+            delivery,
+            cloudevents,
+            hook: hook.clone(),
+        };
+        let receive = self
+            .spans
+            .start_receive(&self.tracer, &parent, links, start);
+        let process = self
+            .spans
+            .start_process(&self.tracer, &receive, event_id, hook)
+            .with_value(self.log_fields(&event));
+        let received = Received {
+            event,
+            message_id: message.id,
+            delivery_attempt: attempt,
+            subscription: self.subscription.clone(),
+            context: process.clone(),
+        };
+        let outcome = run::run_handler(handler, received, process.clone()).await;
+        self.conclude(outcome, &process, receive)
+    }
+
+    /// Nothing to continue: a root receive span records why, and the nack lets a dead-letter
+    /// policy take the message.
+    fn undecodable(&self, delivery: Vec<KeyValue>, error: &BindingError) -> Consumed {
+        let start = ReceiveAttributes {
+            delivery,
+            cloudevents: Vec::new(),
+            hook: Vec::new(),
+        };
+        let receive = self
+            .spans
+            .start_receive(&self.tracer, &Context::new(), Vec::new(), start);
+        record_failure(&receive.span(), error.error_type(), error);
+        Consumed::new(Verdict::Nack, receive)
+    }
+
+    /// The hook's attributes; a panicking hook must not take the delivery down with it, so
+    /// it adds none then.
+    fn hook_attributes(&self, event: &Event) -> Vec<KeyValue> {
+        std::panic::catch_unwind(AssertUnwindSafe(|| (self.attributes)(event))).unwrap_or_default()
+    }
+
+    fn log_fields(&self, event: &Event) -> MessageLogFields {
+        MessageLogFields {
+            event_id: attributes::bounded(event.id()),
+            subscription: self.subscription.clone(),
+            adapter: self.adapter.clone(),
+        }
+    }
+
+    /// Records the handler's failure on both spans, ends the process span and gives the
+    /// verdict.
+    fn conclude(&self, outcome: HandlerOutcome, process: &Context, receive: Context) -> Consumed {
+        let process = process.span();
+        let verdict = match &outcome {
+            HandlerOutcome::Handled => Verdict::Ack,
+            HandlerOutcome::Failed(error_type, error) => {
+                record_failure(&process, error_type, error.as_ref());
+                record_failure(&receive.span(), error_type, error.as_ref());
+                match self.ack_policy {
+                    AckPolicy::AlwaysAck => Verdict::Ack,
+                    AckPolicy::NackOnError => Verdict::Nack,
+                }
+            }
+        };
+        process.end();
+        Consumed::new(verdict, receive)
+    }
+}

@@ -1,0 +1,52 @@
+//! What the pipeline hands back: the verdict to settle, and the receive span that the
+//! settlement is recorded on.
+
+use crate::instrumentation::record_failure;
+use crate::transport::{Acknowledger, TransportError};
+use opentelemetry::Context;
+use opentelemetry::trace::TraceContextExt;
+
+/// Whether a delivery should be acked or nacked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    /// Handled (or failed under [`AckPolicy::AlwaysAck`](super::AckPolicy::AlwaysAck)).
+    Ack,
+    /// Not handled: redeliver it, or let a dead-letter policy take it.
+    Nack,
+}
+
+/// One consumed delivery, still to be settled. Its receive span stays open until then, so a
+/// failed settlement is recorded on it.
+pub(crate) struct Consumed {
+    verdict: Verdict,
+    receive: Context,
+}
+
+impl Consumed {
+    pub(super) fn new(verdict: Verdict, receive: Context) -> Self {
+        Self { verdict, receive }
+    }
+
+    /// Ack or nack.
+    pub(crate) fn verdict(&self) -> Verdict {
+        self.verdict
+    }
+
+    /// Settles through `acker` as the verdict says.
+    pub(crate) async fn settle(self, acker: Box<dyn Acknowledger>) {
+        let result = match self.verdict {
+            Verdict::Ack => acker.ack().await,
+            Verdict::Nack => acker.nack().await,
+        };
+        self.settled(result);
+    }
+
+    /// Records how the settlement went and ends the receive span.
+    pub(crate) fn settled(self, result: Result<(), TransportError>) {
+        let span = self.receive.span();
+        if let Err(error) = result {
+            record_failure(&span, error.code().as_str(), &error);
+        }
+        span.end();
+    }
+}
