@@ -3,7 +3,6 @@
 
 mod support;
 
-use async_trait::async_trait;
 use hyperfleet_tracing::testing::conformance::{self, ConformanceTarget};
 use hyperfleet_tracing::transport::pubsub::{PubSubAdmin, PubSubConfig, PubSubTransport};
 use hyperfleet_tracing::transport::{SubscriptionConfig, TransportError};
@@ -14,7 +13,6 @@ struct Emulated {
     admin: PubSubAdmin,
 }
 
-#[async_trait]
 impl ConformanceTarget for Emulated {
     type Transport = PubSubTransport;
 

@@ -116,7 +116,6 @@ impl Acknowledger for CheckedAcker {
     }
 }
 
-#[async_trait]
 impl<T: Transport> Transport for Checked<T> {
     fn system(&self) -> &'static str {
         self.inner.system()

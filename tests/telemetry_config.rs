@@ -244,3 +244,37 @@ fn invalid_values_are_errors_that_say_what_is_allowed() {
         );
     }
 }
+
+#[test]
+fn every_value_an_error_lists_is_accepted() {
+    for variable in [
+        "TRACING_ENABLED",
+        "HYPERFLEET_TRACING_ENABLED",
+        "OTEL_SDK_DISABLED",
+        "HYPERFLEET_TRACING_ALWAYS_SAMPLE_ERRORS",
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_TRACES_SAMPLER",
+        "OTEL_PROPAGATORS",
+        "OTEL_TRACES_EXPORTER",
+        "HYPERFLEET_LOG_LEVEL",
+        "HYPERFLEET_LOG_FORMAT",
+        "HYPERFLEET_LOG_OUTPUT",
+    ] {
+        let error = config(&[(variable, "not-a-value")]).expect_err(variable);
+        let listed: Vec<&str> = error.allowed.split(", ").collect();
+        assert!(listed.len() >= 2, "{variable}: {}", error.allowed);
+        for value in listed {
+            assert!(
+                config(&[(variable, value)]).is_ok(),
+                "{variable}={value} is listed as allowed but refused"
+            );
+            let upper = value.to_ascii_uppercase();
+            assert!(
+                config(&[(variable, &upper)]).is_ok(),
+                "{variable}={upper}: enumerations are case-insensitive"
+            );
+        }
+    }
+    let error = config(&[("TRACING_ENABLED", "maybe")]).unwrap_err();
+    assert_eq!(error.allowed, "true, false, 1, 0, yes, no, on, off");
+}

@@ -6,6 +6,55 @@
 
 use std::time::Duration;
 
+/// How long an OTLP export may take by default (the OpenTelemetry specification's 10 s).
+const DEFAULT_EXPORT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The names of the environment variables read, for code and docs alike.
+pub mod vars {
+    /// The service name (default: the component's).
+    pub const OTEL_SERVICE_NAME: &str = "OTEL_SERVICE_NAME";
+    /// The OTLP collector for every signal.
+    pub const OTEL_EXPORTER_OTLP_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_ENDPOINT";
+    /// The OTLP collector for traces, used as is.
+    pub const OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT";
+    /// `grpc` or `http/protobuf`.
+    pub const OTEL_EXPORTER_OTLP_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_PROTOCOL";
+    /// Export timeout in milliseconds, for every signal.
+    pub const OTEL_EXPORTER_OTLP_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TIMEOUT";
+    /// Export timeout in milliseconds, for traces.
+    pub const OTEL_EXPORTER_OTLP_TRACES_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT";
+    /// The head sampler.
+    pub const OTEL_TRACES_SAMPLER: &str = "OTEL_TRACES_SAMPLER";
+    /// The head sampler's ratio.
+    pub const OTEL_TRACES_SAMPLER_ARG: &str = "OTEL_TRACES_SAMPLER_ARG";
+    /// The context propagators.
+    pub const OTEL_PROPAGATORS: &str = "OTEL_PROPAGATORS";
+    /// Resource attributes, `k=v,…`.
+    pub const OTEL_RESOURCE_ATTRIBUTES: &str = "OTEL_RESOURCE_ATTRIBUTES";
+    /// The span exporters.
+    pub const OTEL_TRACES_EXPORTER: &str = "OTEL_TRACES_EXPORTER";
+    /// `true` turns the SDK off.
+    pub const OTEL_SDK_DISABLED: &str = "OTEL_SDK_DISABLED";
+    /// The standard's switch.
+    pub const TRACING_ENABLED: &str = "TRACING_ENABLED";
+    /// The newer upstream switch; wins over [`TRACING_ENABLED`] when both are set.
+    pub const HYPERFLEET_TRACING_ENABLED: &str = "HYPERFLEET_TRACING_ENABLED";
+    /// Export dropped spans that end in error.
+    pub const HYPERFLEET_TRACING_ALWAYS_SAMPLE_ERRORS: &str =
+        "HYPERFLEET_TRACING_ALWAYS_SAMPLE_ERRORS";
+    /// Export dropped spans slower than this many milliseconds.
+    pub const HYPERFLEET_TRACING_SLOW_THRESHOLD_MS: &str = "HYPERFLEET_TRACING_SLOW_THRESHOLD_MS";
+    /// Cluster and resource ids always sampled.
+    pub const HYPERFLEET_TRACING_ALWAYS_SAMPLE_RESOURCES: &str =
+        "HYPERFLEET_TRACING_ALWAYS_SAMPLE_RESOURCES";
+    /// Lowest log level written.
+    pub const HYPERFLEET_LOG_LEVEL: &str = "HYPERFLEET_LOG_LEVEL";
+    /// `json` or `text`.
+    pub const HYPERFLEET_LOG_FORMAT: &str = "HYPERFLEET_LOG_FORMAT";
+    /// `stdout` or `stderr`.
+    pub const HYPERFLEET_LOG_OUTPUT: &str = "HYPERFLEET_LOG_OUTPUT";
+}
+
 /// A configuration value the standard does not allow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {variable}={value:?}: allowed values are {allowed}")]
@@ -15,7 +64,7 @@ pub struct ConfigError {
     /// The value found.
     pub value: String,
     /// What would have been accepted.
-    pub allowed: &'static str,
+    pub allowed: String,
 }
 
 /// OTLP transport protocol (`OTEL_EXPORTER_OTLP_PROTOCOL`).
@@ -188,99 +237,72 @@ fn tracing_config(
     get: &dyn Fn(&str) -> Option<String>,
 ) -> Result<TracingConfig, ConfigError> {
     // The newer upstream name wins when both are set: it is the more specific switch.
-    let enabled = match get("HYPERFLEET_TRACING_ENABLED") {
-        Some(v) => boolean("HYPERFLEET_TRACING_ENABLED", &v)?,
-        None => match get("TRACING_ENABLED") {
-            Some(v) => boolean("TRACING_ENABLED", &v)?,
-            None => true,
-        },
+    let enabled = match get(vars::HYPERFLEET_TRACING_ENABLED) {
+        Some(_) => boolean(get, vars::HYPERFLEET_TRACING_ENABLED, true)?,
+        None => boolean(get, vars::TRACING_ENABLED, true)?,
     };
-    let sdk_disabled = match get("OTEL_SDK_DISABLED") {
-        Some(v) => boolean("OTEL_SDK_DISABLED", &v)?,
-        None => false,
-    };
-    let protocol = match get("OTEL_EXPORTER_OTLP_PROTOCOL").as_deref() {
-        None | Some("grpc") => Protocol::Grpc,
-        Some("http/protobuf") => Protocol::HttpProtobuf,
-        Some(other) => {
-            return Err(invalid(
-                "OTEL_EXPORTER_OTLP_PROTOCOL",
-                other,
-                "grpc, http/protobuf",
-            ));
-        }
-    };
-    let endpoint = endpoint(get, protocol)?;
-    let timeout_var = [
-        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-        "OTEL_EXPORTER_OTLP_TIMEOUT",
-    ]
-    .into_iter()
-    .find_map(|k| get(k).map(|v| (k, v)));
-    let export_timeout = match timeout_var {
-        Some((key, v)) => Duration::from_millis(
-            v.parse::<u64>()
-                .map_err(|_| invalid(key, &v, "a whole number of milliseconds"))?,
-        ),
-        None => Duration::from_secs(10),
+    let sdk_disabled = boolean(get, vars::OTEL_SDK_DISABLED, false)?;
+    let protocol = enumeration(
+        get,
+        vars::OTEL_EXPORTER_OTLP_PROTOCOL,
+        PROTOCOLS,
+        Protocol::Grpc,
+    )?;
+    // The signal's own variable wins; the general one is not read then.
+    let export_timeout = match millis(get, vars::OTEL_EXPORTER_OTLP_TRACES_TIMEOUT)? {
+        Some(timeout) => timeout,
+        None => millis(get, vars::OTEL_EXPORTER_OTLP_TIMEOUT)?.unwrap_or(DEFAULT_EXPORT_TIMEOUT),
     };
     let resource_attributes = resource_attributes(get)?;
-    // OTEL_SERVICE_NAME, then service.name in OTEL_RESOURCE_ATTRIBUTES, then the component's.
-    let service_name = get("OTEL_SERVICE_NAME")
-        .or_else(|| {
-            resource_attributes
-                .iter()
-                .find(|(k, _)| k == "service.name")
-                .map(|(_, v)| v.clone())
-        })
-        .unwrap_or_else(|| default_service_name.to_owned());
     Ok(TracingConfig {
         enabled: enabled && !sdk_disabled,
-        service_name,
-        exporters: list(
-            get,
-            "OTEL_TRACES_EXPORTER",
-            "otlp",
-            "otlp, console, none",
-            |v| match v {
-                "otlp" => Some(ExporterKind::Otlp),
-                "console" => Some(ExporterKind::Console),
-                _ => None,
-            },
-        )?,
+        service_name: service_name(get, &resource_attributes, default_service_name),
+        exporters: list(get, vars::OTEL_TRACES_EXPORTER, "otlp", EXPORTERS)?,
         protocol,
-        endpoint,
+        endpoint: endpoint(get, protocol)?,
         export_timeout,
         sampler: sampler(get)?,
         propagators: list(
             get,
-            "OTEL_PROPAGATORS",
+            vars::OTEL_PROPAGATORS,
             "tracecontext,baggage",
-            "tracecontext, baggage, none",
-            |v| match v {
-                "tracecontext" => Some(PropagatorKind::TraceContext),
-                "baggage" => Some(PropagatorKind::Baggage),
-                _ => None,
-            },
+            PROPAGATORS,
         )?,
         resource_attributes,
         always_sample: always_sample(get)?,
     })
 }
 
+/// `OTEL_SERVICE_NAME`, then `service.name` in `OTEL_RESOURCE_ATTRIBUTES`, then the
+/// component's.
+fn service_name(
+    get: &dyn Fn(&str) -> Option<String>,
+    resource_attributes: &[(String, String)],
+    default_service_name: &str,
+) -> String {
+    get(vars::OTEL_SERVICE_NAME)
+        .or_else(|| {
+            resource_attributes
+                .iter()
+                .find(|(k, _)| k == "service.name")
+                .map(|(_, v)| v.clone())
+        })
+        .unwrap_or_else(|| default_service_name.to_owned())
+}
+
 fn endpoint(
     get: &dyn Fn(&str) -> Option<String>,
     protocol: Protocol,
 ) -> Result<String, ConfigError> {
-    if let Some(url) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-        return with_scheme("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &url);
+    if let Some(url) = get(vars::OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) {
+        return with_scheme(vars::OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, &url);
     }
     let default = match protocol {
         Protocol::Grpc => "localhost:4317",
         Protocol::HttpProtobuf => "localhost:4318",
     };
-    let base = get("OTEL_EXPORTER_OTLP_ENDPOINT").unwrap_or_else(|| default.to_owned());
-    let base = with_scheme("OTEL_EXPORTER_OTLP_ENDPOINT", &base)?;
+    let base = get(vars::OTEL_EXPORTER_OTLP_ENDPOINT).unwrap_or_else(|| default.to_owned());
+    let base = with_scheme(vars::OTEL_EXPORTER_OTLP_ENDPOINT, &base)?;
     Ok(match protocol {
         Protocol::Grpc => base,
         Protocol::HttpProtobuf => format!("{}/v1/traces", base.trim_end_matches('/')),
@@ -298,34 +320,57 @@ fn with_scheme(variable: &'static str, value: &str) -> Result<String, ConfigErro
     }
 }
 
+/// A head sampler by name, before its ratio is known.
+#[derive(Debug, Clone, Copy)]
+enum SamplerName {
+    AlwaysOn,
+    AlwaysOff,
+    TraceIdRatio,
+    ParentBasedAlwaysOn,
+    ParentBasedAlwaysOff,
+    ParentBasedTraceIdRatio,
+}
+
+const SAMPLERS: Table<SamplerName> = &[
+    ("always_on", SamplerName::AlwaysOn),
+    ("always_off", SamplerName::AlwaysOff),
+    ("traceidratio", SamplerName::TraceIdRatio),
+    ("parentbased_always_on", SamplerName::ParentBasedAlwaysOn),
+    ("parentbased_always_off", SamplerName::ParentBasedAlwaysOff),
+    (
+        "parentbased_traceidratio",
+        SamplerName::ParentBasedTraceIdRatio,
+    ),
+];
+
 fn sampler(get: &dyn Fn(&str) -> Option<String>) -> Result<SamplerConfig, ConfigError> {
-    let name = get("OTEL_TRACES_SAMPLER").unwrap_or_else(|| "parentbased_traceidratio".to_owned());
-    let ratio = || -> Result<f64, ConfigError> {
-        match get("OTEL_TRACES_SAMPLER_ARG") {
-            None => Ok(1.0),
-            Some(v) => v
-                .parse::<f64>()
-                .ok()
-                .filter(|r| (0.0..=1.0).contains(r))
-                .ok_or_else(|| invalid("OTEL_TRACES_SAMPLER_ARG", &v, "a ratio from 0.0 to 1.0")),
-        }
-    };
-    Ok(match name.as_str() {
-        "always_on" => SamplerConfig::AlwaysOn,
-        "always_off" => SamplerConfig::AlwaysOff,
-        "traceidratio" => SamplerConfig::TraceIdRatio(ratio()?),
-        "parentbased_always_on" => SamplerConfig::ParentBasedAlwaysOn,
-        "parentbased_always_off" => SamplerConfig::ParentBasedAlwaysOff,
-        "parentbased_traceidratio" => SamplerConfig::ParentBasedTraceIdRatio(ratio()?),
-        other => {
-            return Err(invalid(
-                "OTEL_TRACES_SAMPLER",
-                other,
-                "always_on, always_off, traceidratio, parentbased_always_on, \
-                 parentbased_always_off, parentbased_traceidratio",
-            ));
-        }
+    let name = enumeration(
+        get,
+        vars::OTEL_TRACES_SAMPLER,
+        SAMPLERS,
+        SamplerName::ParentBasedTraceIdRatio,
+    )?;
+    Ok(match name {
+        SamplerName::AlwaysOn => SamplerConfig::AlwaysOn,
+        SamplerName::AlwaysOff => SamplerConfig::AlwaysOff,
+        SamplerName::TraceIdRatio => SamplerConfig::TraceIdRatio(ratio(get)?),
+        SamplerName::ParentBasedAlwaysOn => SamplerConfig::ParentBasedAlwaysOn,
+        SamplerName::ParentBasedAlwaysOff => SamplerConfig::ParentBasedAlwaysOff,
+        SamplerName::ParentBasedTraceIdRatio => SamplerConfig::ParentBasedTraceIdRatio(ratio(get)?),
     })
+}
+
+/// `OTEL_TRACES_SAMPLER_ARG`, a ratio from 0 to 1 (default 1).
+fn ratio(get: &dyn Fn(&str) -> Option<String>) -> Result<f64, ConfigError> {
+    let variable = vars::OTEL_TRACES_SAMPLER_ARG;
+    match get(variable) {
+        None => Ok(1.0),
+        Some(v) => v
+            .parse::<f64>()
+            .ok()
+            .filter(|r| (0.0..=1.0).contains(r))
+            .ok_or_else(|| invalid(variable, &v, "a ratio from 0.0 to 1.0")),
+    }
 }
 
 /// `key=value` pairs separated by commas; keys and values percent-decoded (W3C Baggage
@@ -333,25 +378,30 @@ fn sampler(get: &dyn Fn(&str) -> Option<String>) -> Result<SamplerConfig, Config
 fn resource_attributes(
     get: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Vec<(String, String)>, ConfigError> {
-    let Some(raw) = get("OTEL_RESOURCE_ATTRIBUTES") else {
+    let variable = vars::OTEL_RESOURCE_ATTRIBUTES;
+    let Some(raw) = get(variable) else {
         return Ok(Vec::new());
     };
-    let allowed = "comma-separated key=value pairs, percent-encoded";
+    let bad = || {
+        invalid(
+            variable,
+            &raw,
+            "comma-separated key=value pairs, percent-encoded",
+        )
+    };
+    let decode = |s: &str| {
+        percent_encoding::percent_decode_str(s.trim())
+            .decode_utf8()
+            .map(|d| d.into_owned())
+            .map_err(|_| bad())
+    };
     raw.split(',')
         .filter(|pair| !pair.trim().is_empty())
         .map(|pair| {
-            let (key, value) = pair
-                .split_once('=')
-                .ok_or_else(|| invalid("OTEL_RESOURCE_ATTRIBUTES", &raw, allowed))?;
-            let decode = |s: &str| {
-                percent_encoding::percent_decode_str(s.trim())
-                    .decode_utf8()
-                    .map(|d| d.into_owned())
-                    .map_err(|_| invalid("OTEL_RESOURCE_ATTRIBUTES", &raw, allowed))
-            };
+            let (key, value) = pair.split_once('=').ok_or_else(bad)?;
             let key = decode(key)?;
             if key.is_empty() {
-                return Err(invalid("OTEL_RESOURCE_ATTRIBUTES", &raw, allowed));
+                return Err(bad());
             }
             Ok((key, decode(value)?))
         })
@@ -359,21 +409,7 @@ fn resource_attributes(
 }
 
 fn always_sample(get: &dyn Fn(&str) -> Option<String>) -> Result<AlwaysSampleConfig, ConfigError> {
-    let errors = match get("HYPERFLEET_TRACING_ALWAYS_SAMPLE_ERRORS") {
-        Some(v) => boolean("HYPERFLEET_TRACING_ALWAYS_SAMPLE_ERRORS", &v)?,
-        None => true,
-    };
-    let slow_threshold = match get("HYPERFLEET_TRACING_SLOW_THRESHOLD_MS") {
-        Some(v) => Some(Duration::from_millis(v.parse::<u64>().map_err(|_| {
-            invalid(
-                "HYPERFLEET_TRACING_SLOW_THRESHOLD_MS",
-                &v,
-                "a whole number of milliseconds",
-            )
-        })?)),
-        None => None,
-    };
-    let resources = get("HYPERFLEET_TRACING_ALWAYS_SAMPLE_RESOURCES")
+    let resources = get(vars::HYPERFLEET_TRACING_ALWAYS_SAMPLE_RESOURCES)
         .map(|v| {
             v.split(',')
                 .map(str::trim)
@@ -383,61 +419,144 @@ fn always_sample(get: &dyn Fn(&str) -> Option<String>) -> Result<AlwaysSampleCon
         })
         .unwrap_or_default();
     Ok(AlwaysSampleConfig {
-        errors,
-        slow_threshold,
+        errors: boolean(get, vars::HYPERFLEET_TRACING_ALWAYS_SAMPLE_ERRORS, true)?,
+        slow_threshold: millis(get, vars::HYPERFLEET_TRACING_SLOW_THRESHOLD_MS)?,
         resources,
     })
 }
 
+const LOG_LEVELS: Table<LogLevel> = &[
+    ("debug", LogLevel::Debug),
+    ("info", LogLevel::Info),
+    ("warn", LogLevel::Warn),
+    ("error", LogLevel::Error),
+];
+const LOG_FORMATS: Table<LogFormat> = &[("text", LogFormat::Text), ("json", LogFormat::Json)];
+const LOG_OUTPUTS: Table<LogOutput> =
+    &[("stdout", LogOutput::Stdout), ("stderr", LogOutput::Stderr)];
+const PROTOCOLS: Table<Protocol> = &[
+    ("grpc", Protocol::Grpc),
+    ("http/protobuf", Protocol::HttpProtobuf),
+];
+const EXPORTERS: Table<ExporterKind> = &[
+    ("otlp", ExporterKind::Otlp),
+    ("console", ExporterKind::Console),
+];
+const PROPAGATORS: Table<PropagatorKind> = &[
+    ("tracecontext", PropagatorKind::TraceContext),
+    ("baggage", PropagatorKind::Baggage),
+];
+
 fn log_config(get: &dyn Fn(&str) -> Option<String>) -> Result<LogConfig, ConfigError> {
-    let lower = |k: &str| get(k).map(|v| v.to_ascii_lowercase());
     Ok(LogConfig {
-        level: match lower("HYPERFLEET_LOG_LEVEL").as_deref() {
-            None | Some("info") => LogLevel::Info,
-            Some("debug") => LogLevel::Debug,
-            Some("warn") => LogLevel::Warn,
-            Some("error") => LogLevel::Error,
-            Some(other) => {
-                return Err(invalid(
-                    "HYPERFLEET_LOG_LEVEL",
-                    other,
-                    "debug, info, warn, error",
-                ));
-            }
-        },
-        format: match lower("HYPERFLEET_LOG_FORMAT").as_deref() {
-            None | Some("json") => LogFormat::Json,
-            Some("text") => LogFormat::Text,
-            Some(other) => return Err(invalid("HYPERFLEET_LOG_FORMAT", other, "text, json")),
-        },
-        output: match lower("HYPERFLEET_LOG_OUTPUT").as_deref() {
-            None | Some("stdout") => LogOutput::Stdout,
-            Some("stderr") => LogOutput::Stderr,
-            Some(other) => return Err(invalid("HYPERFLEET_LOG_OUTPUT", other, "stdout, stderr")),
-        },
+        level: enumeration(get, vars::HYPERFLEET_LOG_LEVEL, LOG_LEVELS, LogLevel::Info)?,
+        format: enumeration(
+            get,
+            vars::HYPERFLEET_LOG_FORMAT,
+            LOG_FORMATS,
+            LogFormat::Json,
+        )?,
+        output: enumeration(
+            get,
+            vars::HYPERFLEET_LOG_OUTPUT,
+            LOG_OUTPUTS,
+            LogOutput::Stdout,
+        )?,
     })
 }
 
-/// A comma-separated list where `none` alone means "empty".
-fn list<T: PartialEq>(
+/// The accepted spellings of an enumerated value, each with what it means. Values are read
+/// ignoring ASCII case, as the OpenTelemetry specification asks of enumerations.
+type Table<T> = &'static [(&'static str, T)];
+
+/// Booleans as the OpenTelemetry specification and common practice spell them.
+const BOOLEANS: Table<bool> = &[
+    ("true", true),
+    ("false", false),
+    ("1", true),
+    ("0", false),
+    ("yes", true),
+    ("no", false),
+    ("on", true),
+    ("off", false),
+];
+
+fn lookup<T: Copy>(table: Table<T>, value: &str) -> Option<T> {
+    table
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(value))
+        .map(|(_, meaning)| *meaning)
+}
+
+/// Every spelling `table` accepts, and `extra` after them: exactly what the error lists.
+fn accepted<T>(table: Table<T>, extra: &[&str]) -> String {
+    let names: Vec<&str> = table
+        .iter()
+        .map(|(name, _)| *name)
+        .chain(extra.iter().copied())
+        .collect();
+    names.join(", ")
+}
+
+/// `variable` read through `table`; `default` when unset.
+fn enumeration<T: Copy>(
+    get: &dyn Fn(&str) -> Option<String>,
+    variable: &'static str,
+    table: Table<T>,
+    default: T,
+) -> Result<T, ConfigError> {
+    match get(variable) {
+        None => Ok(default),
+        Some(value) => {
+            lookup(table, &value).ok_or_else(|| invalid(variable, &value, accepted(table, &[])))
+        }
+    }
+}
+
+fn boolean(
+    get: &dyn Fn(&str) -> Option<String>,
+    variable: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    enumeration(get, variable, BOOLEANS, default)
+}
+
+/// A whole number of milliseconds; `None` when unset.
+fn millis(
+    get: &dyn Fn(&str) -> Option<String>,
+    variable: &'static str,
+) -> Result<Option<Duration>, ConfigError> {
+    get(variable)
+        .map(|v| {
+            v.parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| invalid(variable, &v, "a whole number of milliseconds"))
+        })
+        .transpose()
+}
+
+/// A comma-separated list of names from `table`, where `none` alone means "empty".
+fn list<T: Copy + PartialEq>(
     get: &dyn Fn(&str) -> Option<String>,
     variable: &'static str,
     default: &str,
-    allowed: &'static str,
-    parse: impl Fn(&str) -> Option<T>,
+    table: Table<T>,
 ) -> Result<Vec<T>, ConfigError> {
     let raw = get(variable).unwrap_or_else(|| default.to_owned());
-    let names: Vec<String> = raw
+    let names: Vec<&str> = raw
         .split(',')
-        .map(|s| s.trim().to_ascii_lowercase())
+        .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect();
-    if names == ["none"] {
+    if let [only] = names.as_slice()
+        && only.eq_ignore_ascii_case("none")
+    {
         return Ok(Vec::new());
     }
     let mut out = Vec::new();
-    for name in &names {
-        let item = parse(name).ok_or_else(|| invalid(variable, &raw, allowed))?;
+    for name in names {
+        let item = lookup(table, name)
+            .ok_or_else(|| invalid(variable, &raw, accepted(table, &["none"])))?;
         if !out.contains(&item) {
             out.push(item);
         }
@@ -445,18 +564,10 @@ fn list<T: PartialEq>(
     Ok(out)
 }
 
-fn boolean(variable: &'static str, value: &str) -> Result<bool, ConfigError> {
-    match value.to_ascii_lowercase().as_str() {
-        "true" | "1" | "yes" | "on" => Ok(true),
-        "false" | "0" | "no" | "off" => Ok(false),
-        _ => Err(invalid(variable, value, "true, false")),
-    }
-}
-
-fn invalid(variable: &'static str, value: &str, allowed: &'static str) -> ConfigError {
+fn invalid(variable: &'static str, value: &str, allowed: impl Into<String>) -> ConfigError {
     ConfigError {
         variable,
         value: value.to_owned(),
-        allowed,
+        allowed: allowed.into(),
     }
 }

@@ -41,27 +41,24 @@
 //! With tracing disabled no span is recorded or exported, but the propagators stay installed
 //! and the publisher and subscriber still carry incoming trace context on to outgoing events.
 
+mod component;
 pub mod config;
+mod guard;
 pub mod logs;
+mod provider;
 pub mod sampling;
 
+pub use component::Component;
 pub use config::{Config, ConfigError};
+pub use guard::TelemetryGuard;
 
 use crate::carrier::{NoPropagation, Propagation};
-use config::{ExporterKind, LogLevel, LogOutput, PropagatorKind, Protocol, SamplerConfig};
+use config::{LogLevel, LogOutput, PropagatorKind};
 use logs::LogLayer;
-use opentelemetry::KeyValue;
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::WithExportConfig;
-use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
-use opentelemetry_sdk::resource::TelemetryResourceDetector;
-use opentelemetry_sdk::trace::{
-    BatchSpanProcessor, Sampler, SdkTracerProvider, SpanExporter, SpanProcessor,
-    TracerProviderBuilder,
-};
-use sampling::{AlwaysSampleRules, TailRulesProcessor};
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanProcessor, TracerProviderBuilder};
 use std::time::Duration;
 use tracing_subscriber::Layer;
 use tracing_subscriber::filter::{LevelFilter, Targets};
@@ -69,63 +66,6 @@ use tracing_subscriber::fmt::MakeWriter;
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
-
-/// A HyperFleet component, which names the service and the log lines' `component`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Component {
-    /// `hyperfleet-api`
-    Api,
-    /// `hyperfleet-sentinel`
-    Sentinel,
-    /// `hyperfleet-adapter-validation`
-    ValidationAdapter,
-    /// `hyperfleet-adapter-provisioning`
-    ProvisioningAdapter,
-    /// Any other service: its service name and its log `component`.
-    Custom {
-        /// The default service name.
-        service_name: String,
-        /// The `component` of its log lines.
-        component: String,
-    },
-}
-
-impl Component {
-    /// A custom component; the log `component` is the name without a `hyperfleet-` prefix.
-    pub fn custom(service_name: impl Into<String>) -> Self {
-        let service_name = service_name.into();
-        let component = service_name
-            .strip_prefix("hyperfleet-")
-            .unwrap_or(&service_name)
-            .to_owned();
-        Self::Custom {
-            service_name,
-            component,
-        }
-    }
-
-    /// The service name from the standard's table.
-    pub fn service_name(&self) -> &str {
-        match self {
-            Self::Api => "hyperfleet-api",
-            Self::Sentinel => "hyperfleet-sentinel",
-            Self::ValidationAdapter => "hyperfleet-adapter-validation",
-            Self::ProvisioningAdapter => "hyperfleet-adapter-provisioning",
-            Self::Custom { service_name, .. } => service_name,
-        }
-    }
-
-    /// The log lines' `component` (`api`, `sentinel`, `adapter-validation`, …).
-    pub fn log_component(&self) -> &str {
-        match self {
-            Self::Api => "api",
-            Self::Sentinel => "sentinel",
-            Self::ValidationAdapter => "adapter-validation",
-            Self::ProvisioningAdapter => "adapter-provisioning",
-            Self::Custom { component, .. } => component,
-        }
-    }
-}
 
 /// Why telemetry could not be set up.
 #[derive(Debug, thiserror::Error)]
@@ -243,7 +183,11 @@ impl TelemetryBuilder {
             .or(self.version)
             .unwrap_or_else(|| "unknown".to_owned());
         let provider = if tracing.enabled {
-            Some(tracer_provider(&config, &version, self.extra_processors)?)
+            Some(provider::tracer_provider(
+                &config,
+                &version,
+                self.extra_processors,
+            )?)
         } else {
             None
         };
@@ -374,132 +318,4 @@ impl Telemetry {
         }
         Ok(guard)
     }
-}
-
-/// Flushes and shuts the tracer provider down when dropped, within its timeout.
-#[derive(Debug)]
-pub struct TelemetryGuard {
-    provider: Option<SdkTracerProvider>,
-    timeout: Duration,
-}
-
-impl TelemetryGuard {
-    /// The tracer provider; `None` when tracing is disabled.
-    pub fn tracer_provider(&self) -> Option<&SdkTracerProvider> {
-        self.provider.as_ref()
-    }
-
-    /// Flushes every finished span and shuts down; later calls do nothing.
-    pub fn shutdown(&mut self) -> Result<(), opentelemetry_sdk::error::OTelSdkError> {
-        match self.provider.take() {
-            Some(provider) => provider.shutdown_with_timeout(self.timeout),
-            None => Ok(()),
-        }
-    }
-}
-
-impl Drop for TelemetryGuard {
-    fn drop(&mut self) {
-        // Nothing to report to at this point; the spans that could be flushed were.
-        let _ = self.shutdown();
-    }
-}
-
-fn tracer_provider(
-    config: &Config,
-    version: &str,
-    extra_processors: Vec<AddProcessor>,
-) -> Result<SdkTracerProvider, TelemetryError> {
-    let tracing = &config.tracing;
-    let head = match tracing.sampler {
-        SamplerConfig::AlwaysOn => Sampler::AlwaysOn,
-        SamplerConfig::AlwaysOff => Sampler::AlwaysOff,
-        SamplerConfig::TraceIdRatio(r) => Sampler::TraceIdRatioBased(r),
-        SamplerConfig::ParentBasedAlwaysOn => Sampler::ParentBased(Box::new(Sampler::AlwaysOn)),
-        SamplerConfig::ParentBasedAlwaysOff => Sampler::ParentBased(Box::new(Sampler::AlwaysOff)),
-        SamplerConfig::ParentBasedTraceIdRatio(r) => {
-            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(r)))
-        }
-    };
-    let rules = &tracing.always_sample;
-    let sampler = AlwaysSampleRules::new(
-        head,
-        rules.resources.iter().cloned(),
-        rules.records_dropped_spans(),
-    );
-    let mut builder = SdkTracerProvider::builder()
-        .with_sampler(sampler)
-        .with_resource(resource(config, version));
-    for exporter in &tracing.exporters {
-        builder = match exporter {
-            ExporterKind::Otlp => builder.with_span_processor(with_rules(otlp(config)?, config)),
-            ExporterKind::Console => builder.with_span_processor(with_rules(
-                opentelemetry_stdout::SpanExporter::default(),
-                config,
-            )),
-        };
-    }
-    for add in extra_processors {
-        builder = add(builder);
-    }
-    Ok(builder.build())
-}
-
-fn with_rules<E: SpanExporter + 'static>(
-    exporter: E,
-    config: &Config,
-) -> TailRulesProcessor<BatchSpanProcessor> {
-    let rules = &config.tracing.always_sample;
-    TailRulesProcessor::new(
-        BatchSpanProcessor::builder(exporter).build(),
-        rules.errors,
-        rules.slow_threshold,
-    )
-}
-
-fn otlp(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, TelemetryError> {
-    let tracing = &config.tracing;
-    let built = match tracing.protocol {
-        Protocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
-            .with_tonic()
-            .with_endpoint(&tracing.endpoint)
-            .with_timeout(tracing.export_timeout)
-            .build(),
-        Protocol::HttpProtobuf => opentelemetry_otlp::SpanExporter::builder()
-            .with_http()
-            .with_endpoint(&tracing.endpoint)
-            .with_timeout(tracing.export_timeout)
-            .build(),
-    };
-    built.map_err(|source| TelemetryError::Exporter {
-        endpoint: tracing.endpoint.clone(),
-        source,
-    })
-}
-
-/// `telemetry.sdk.*`, `OTEL_RESOURCE_ATTRIBUTES` (decoded), `host.name`, `service.version`
-/// and the service name. Built from empty: the SDK's own environment detector would read
-/// `OTEL_RESOURCE_ATTRIBUTES` again without percent-decoding.
-fn resource(config: &Config, version: &str) -> Resource {
-    let tracing = &config.tracing;
-    let given = |key: &str| tracing.resource_attributes.iter().any(|(k, _)| k == key);
-    let mut attributes: Vec<KeyValue> = tracing
-        .resource_attributes
-        .iter()
-        .map(|(k, v)| KeyValue::new(k.clone(), v.clone()))
-        .collect();
-    if !given("host.name") {
-        attributes.push(KeyValue::new(
-            "host.name",
-            gethostname::gethostname().to_string_lossy().into_owned(),
-        ));
-    }
-    if !given("service.version") && version != "unknown" {
-        attributes.push(KeyValue::new("service.version", version.to_owned()));
-    }
-    Resource::builder_empty()
-        .with_detector(Box::new(TelemetryResourceDetector))
-        .with_attributes(attributes)
-        .with_service_name(tracing.service_name.clone())
-        .build()
 }

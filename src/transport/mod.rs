@@ -20,10 +20,11 @@ pub use message::Message;
 pub use stream::DeliveryStream;
 pub use subscription_config::{DeadLetterPolicy, SubscriptionConfig};
 
-use async_trait::async_trait;
+use std::future::Future;
 
 /// A Pub/Sub-like messaging backend.
-#[async_trait]
+///
+/// Used generically, so its calls return plain futures: no box per message.
 pub trait Transport: Send + Sync + 'static {
     /// The `messaging.system` attribute value for spans over this transport (`gcp_pubsub` for
     /// Google Cloud Pub/Sub).
@@ -35,30 +36,38 @@ pub trait Transport: Send + Sync + 'static {
     }
 
     /// Publishes one message to `topic` and returns the id the transport assigned to it.
-    async fn publish(&self, topic: &str, message: Message) -> Result<String, TransportError>;
+    fn publish(
+        &self,
+        topic: &str,
+        message: Message,
+    ) -> impl Future<Output = Result<String, TransportError>> + Send;
 
     /// Publishes several messages to `topic`; one result per message, in order.
     ///
     /// The default publishes them one after another; backends with a batch API override it.
-    async fn publish_batch(
+    fn publish_batch(
         &self,
         topic: &str,
         messages: Vec<Message>,
-    ) -> Vec<Result<String, TransportError>> {
-        let mut results = Vec::with_capacity(messages.len());
-        for message in messages {
-            results.push(self.publish(topic, message).await);
+    ) -> impl Future<Output = Vec<Result<String, TransportError>>> + Send {
+        async move {
+            let mut results = Vec::with_capacity(messages.len());
+            for message in messages {
+                results.push(self.publish(topic, message).await);
+            }
+            results
         }
-        results
     }
 
     /// Starts pulling from `subscription`. Several streams on one subscription compete for its
     /// messages, as Pub/Sub subscribers do.
-    async fn subscribe(&self, subscription: &str) -> Result<DeliveryStream, TransportError>;
+    fn subscribe(
+        &self,
+        subscription: &str,
+    ) -> impl Future<Output = Result<DeliveryStream, TransportError>> + Send;
 }
 
-#[async_trait]
-impl<T: Transport + ?Sized> Transport for std::sync::Arc<T> {
+impl<T: Transport> Transport for std::sync::Arc<T> {
     fn system(&self) -> &'static str {
         (**self).system()
     }

@@ -18,11 +18,10 @@ mod cases;
 mod harness;
 
 use crate::transport::{SubscriptionConfig, Transport, TransportError};
-use async_trait::async_trait;
 use std::fmt;
+use std::future::Future;
 
 /// A backend under test: its transport and how to create what the checks need.
-#[async_trait]
 pub trait ConformanceTarget: Send + Sync {
     /// The transport type.
     type Transport: Transport + Clone;
@@ -31,18 +30,17 @@ pub trait ConformanceTarget: Send + Sync {
     fn transport(&self) -> Self::Transport;
 
     /// Creates a topic.
-    async fn create_topic(&self, topic: &str) -> Result<(), TransportError>;
+    fn create_topic(&self, topic: &str) -> impl Future<Output = Result<(), TransportError>> + Send;
 
     /// Creates a subscription on `topic`.
-    async fn create_subscription(
+    fn create_subscription(
         &self,
         subscription: &str,
         topic: &str,
         config: &SubscriptionConfig,
-    ) -> Result<(), TransportError>;
+    ) -> impl Future<Output = Result<(), TransportError>> + Send;
 }
 
-#[async_trait]
 impl ConformanceTarget for crate::transport::memory::MemoryTransport {
     type Transport = Self;
 

@@ -214,7 +214,6 @@ impl Inner {
     }
 }
 
-#[async_trait]
 impl Transport for MemoryTransport {
     fn system(&self) -> &'static str {
         SYSTEM

@@ -217,7 +217,6 @@ impl PubSubTransport {
     }
 }
 
-#[async_trait]
 impl Transport for PubSubTransport {
     fn system(&self) -> &'static str {
         SYSTEM
