@@ -8,7 +8,7 @@
 mod common;
 
 use common::{Discard, event, transport};
-use hyperfleet_tracing::subscriber::{HandlerError, Received};
+use hyperfleet_tracing::{HandlerError, Received};
 use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
 use std::alloc::{GlobalAlloc, Layout, System};

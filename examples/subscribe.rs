@@ -15,10 +15,10 @@
 
 use cloudevents::AttributesReader;
 use hyperfleet_tracing::TracedSubscriber;
-use hyperfleet_tracing::subscriber::{HandlerError, Received};
 use hyperfleet_tracing::telemetry::{self, Component};
 use hyperfleet_tracing::transport::pubsub::{PubSubAdmin, PubSubConfig, PubSubTransport};
 use hyperfleet_tracing::transport::{DeadLetterPolicy, SubscriptionConfig};
+use hyperfleet_tracing::{HandlerError, Received};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 

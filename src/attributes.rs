@@ -36,7 +36,7 @@ pub const HYPERFLEET_DECISION_REASON: &str = "hyperfleet.decision_reason";
 ///
 /// Publishers and subscribers build these once; the names are reference-counted, so each
 /// message's spans clone them without allocating.
-pub fn messaging(
+pub(crate) fn messaging(
     system: &'static str,
     operation: &'static str,
     destination: &str,
@@ -67,7 +67,7 @@ pub fn messaging(
 pub const MAX_VALUE_LEN: usize = 256;
 
 /// `value`, cut to at most [`MAX_VALUE_LEN`] bytes on a character boundary.
-pub fn bounded(value: &str) -> String {
+pub(crate) fn bounded(value: &str) -> String {
     truncated(value).to_owned()
 }
 
@@ -95,7 +95,8 @@ pub(crate) fn bounded_shared(value: &str) -> Value {
 
 /// The `cloudevents.*` attributes of an event (never its data), each at most
 /// [`MAX_VALUE_LEN`] bytes.
-pub fn cloudevents(event: &Event) -> Vec<KeyValue> {
+#[cfg(test)]
+fn cloudevents(event: &Event) -> Vec<KeyValue> {
     cloudevents_with(
         event,
         bounded(event.source()).into(),

@@ -10,7 +10,7 @@ use crate::attributes::{self, ERROR_TYPE};
 use crate::naming::{self, SpanNaming};
 
 /// Instrumentation scope name of every span this crate starts.
-pub const SCOPE_NAME: &str = "hyperfleet-tracing";
+pub(crate) const SCOPE_NAME: &str = "hyperfleet-tracing";
 
 pub(crate) type SharedTracer = Arc<BoxedTracer>;
 
@@ -29,10 +29,20 @@ pub(crate) fn global_tracer() -> SharedTracer {
 /// A tracer provider spans can come from: any OpenTelemetry provider whose tracers and spans
 /// are thread-safe (the SDK's `SdkTracerProvider`, the no-op provider, …). Publishers,
 /// subscribers and the HTTP glue take one with `.tracer_provider(&provider)`.
-pub trait TracerSource {
+///
+/// Sealed: it is implemented for every such provider, and for nothing else.
+pub trait TracerSource: sealed::Sealed {
     /// A tracer with this crate's instrumentation scope.
     #[doc(hidden)]
     fn shared_tracer(&self) -> Arc<BoxedTracer>;
+}
+
+mod sealed {
+    use opentelemetry::trace::TracerProvider;
+
+    pub trait Sealed {}
+
+    impl<P: TracerProvider> Sealed for P {}
 }
 
 impl<P> TracerSource for P

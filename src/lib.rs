@@ -20,11 +20,12 @@ pub mod attributes;
 pub mod binding;
 pub mod carrier;
 pub mod consume;
+pub mod database;
 mod event_names;
-#[cfg(feature = "http")]
+#[cfg(any(feature = "http-server", feature = "http-client"))]
 pub mod http;
 mod instrumentation;
-mod log_fields;
+pub mod log_fields;
 pub mod naming;
 pub mod publisher;
 pub mod subscriber;
@@ -37,11 +38,12 @@ pub mod transport;
 pub use binding::Encoding;
 pub use carrier::{EventExtractor, EventInjector, OverwritePolicy, Propagation, extract, inject};
 pub use consume::{Handler, HandlerError, Received};
-pub use instrumentation::{SCOPE_NAME, TracerSource};
+pub use instrumentation::TracerSource;
 pub use log_fields::MessageLogFields;
 pub use naming::SpanNaming;
 pub use publisher::{PublishError, PublishOptions, Published, PublisherBuilder, TracedPublisher};
 pub use subscriber::{AckPolicy, ParentMode, SubscribeError, TracedSubscriber};
+pub use transport::{DeadLetterPolicy, Message, SubscriptionConfig, Transport};
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

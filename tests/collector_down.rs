@@ -4,10 +4,10 @@
 
 mod support;
 
-use hyperfleet_tracing::subscriber::{HandlerError, Received};
 use hyperfleet_tracing::telemetry::{self, Component, Config};
 use hyperfleet_tracing::transport::SubscriptionConfig;
 use hyperfleet_tracing::transport::memory::MemoryTransport;
+use hyperfleet_tracing::{HandlerError, Received};
 use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
 use std::collections::HashMap;
 use std::net::TcpListener;

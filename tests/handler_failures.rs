@@ -6,11 +6,11 @@
 mod support;
 
 use cloudevents::AttributesReader;
-use hyperfleet_tracing::subscriber::{HandlerError, Received};
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::named;
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::transport::{SubscriptionConfig, Transport};
+use hyperfleet_tracing::{HandlerError, Received};
 use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

@@ -7,11 +7,11 @@
 mod support;
 
 use hyperfleet_tracing::binding::Encoding;
-use hyperfleet_tracing::subscriber::{HandlerError, Received};
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::single;
 use hyperfleet_tracing::transport::SubscriptionConfig;
 use hyperfleet_tracing::transport::pubsub::{PubSubAdmin, PubSubConfig, PubSubTransport};
+use hyperfleet_tracing::{HandlerError, Received};
 use hyperfleet_tracing::{PublishOptions, TracedPublisher, TracedSubscriber};
 use opentelemetry::Context;
 use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider};

@@ -10,11 +10,11 @@ mod support;
 
 use async_trait::async_trait;
 use cloudevents::AttributesReader;
-use hyperfleet_tracing::subscriber::{HandlerError, Received};
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::transport::{
     Acknowledger, Delivery, DeliveryStream, Message, SubscriptionConfig, Transport, TransportError,
 };
+use hyperfleet_tracing::{HandlerError, Received};
 use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::{Context, Value};

@@ -6,11 +6,11 @@
 mod support;
 
 use cloudevents::AttributesReader;
-use hyperfleet_tracing::subscriber::{HandlerError, Received};
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::attribute_str;
 use hyperfleet_tracing::transport::pubsub::{PubSubAdmin, PubSubConfig, PubSubTransport};
 use hyperfleet_tracing::transport::{ErrorCode, SubscriptionConfig};
+use hyperfleet_tracing::{HandlerError, Received};
 use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
 use opentelemetry::trace::Status;
 use std::sync::{Arc, Mutex};

@@ -4,7 +4,6 @@
 mod support;
 
 use cloudevents::{AttributesReader, Event};
-use hyperfleet_tracing::subscriber::{HandlerError, Received};
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::{attribute_str, is_root, single};
 use hyperfleet_tracing::transport::memory::MemoryTransport;
@@ -12,6 +11,7 @@ use hyperfleet_tracing::transport::{Message, SubscriptionConfig, Transport};
 use hyperfleet_tracing::{
     AckPolicy, ParentMode, PublisherBuilder, SpanNaming, TracedPublisher, TracedSubscriber,
 };
+use hyperfleet_tracing::{HandlerError, Received};
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
 use std::sync::atomic::{AtomicUsize, Ordering};

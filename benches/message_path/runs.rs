@@ -5,9 +5,9 @@ use crate::common::{Discard, event, process_cpu_time, transport};
 use criterion::Criterion;
 use futures::StreamExt;
 use hyperfleet_tracing::binding::{Encoding, decode, encode};
-use hyperfleet_tracing::subscriber::{HandlerError, Received};
 use hyperfleet_tracing::telemetry::{self, Component, Config};
 use hyperfleet_tracing::transport::Transport;
+use hyperfleet_tracing::{HandlerError, Received};
 use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource};
 use opentelemetry_sdk::trace::{
     BatchSpanProcessor, Sampler, SdkTracerProvider, SimpleSpanProcessor,

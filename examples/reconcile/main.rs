@@ -27,10 +27,10 @@ use hyperfleet_tracing::attributes::{
     HYPERFLEET_RESOURCE_TYPE,
 };
 use hyperfleet_tracing::http::HttpClientTracing;
-use hyperfleet_tracing::subscriber::{HandlerError, Received};
 use hyperfleet_tracing::telemetry::{self, Component, Config, TelemetryGuard};
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::transport::{SubscriptionConfig, Transport};
+use hyperfleet_tracing::{HandlerError, Received};
 use hyperfleet_tracing::{PublishOptions, TracedPublisher, TracedSubscriber};
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider};

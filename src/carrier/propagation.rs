@@ -45,8 +45,9 @@ impl Propagation {
         }
     }
 
-    /// Extracts into a fresh context through `extractor`.
-    pub(crate) fn extract(&self, extractor: &dyn Extractor) -> Context {
+    /// Extracts a context from any carrier (HTTP headers, message attributes, …) into a fresh
+    /// context.
+    pub fn extract(&self, extractor: &dyn Extractor) -> Context {
         self.with(|p| p.extract_with_context(&Context::new(), extractor))
     }
 }

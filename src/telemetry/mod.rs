@@ -284,7 +284,8 @@ impl Telemetry {
             LogLevel::Error => LevelFilter::ERROR,
         };
         let bridge = self.provider.as_ref().map(|provider| {
-            tracing_opentelemetry::layer().with_tracer(provider.tracer(crate::SCOPE_NAME))
+            tracing_opentelemetry::layer()
+                .with_tracer(provider.tracer(crate::instrumentation::SCOPE_NAME))
         });
         // The OpenTelemetry crates log their own housekeeping through `tracing`; keep their
         // warnings and errors only.

@@ -1,4 +1,4 @@
-//! Database spans `{operation} {table}`.
+//! Database spans `{operation} {table}`, for any driver (no feature needed).
 
 use crate::instrumentation::{self, SharedTracer, TracerSource};
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
@@ -8,7 +8,7 @@ use opentelemetry::{Context, KeyValue};
 /// children of the current context.
 ///
 /// ```
-/// use hyperfleet_tracing::http::DatabaseTracing;
+/// use hyperfleet_tracing::database::DatabaseTracing;
 /// use opentelemetry::trace::TraceContextExt;
 ///
 /// let db = DatabaseTracing::new("sqlite");
