@@ -3,7 +3,7 @@
 
 mod support;
 
-use hyperfleet_tracing::testing::conformance::{self, ConformanceTarget};
+use hyperfleet_tracing::testing::conformance::{self, Capability, ConformanceTarget};
 use hyperfleet_tracing::transport::pubsub::{PubSubAdmin, PubSubConfig, PubSubTransport};
 use hyperfleet_tracing::transport::{SubscriptionConfig, TransportError};
 use support::emulator::Emulator;
@@ -18,6 +18,10 @@ impl ConformanceTarget for Emulated {
 
     fn transport(&self) -> PubSubTransport {
         self.transport.clone()
+    }
+
+    fn capabilities(&self) -> &[Capability] {
+        Capability::ALL
     }
 
     async fn create_topic(&self, topic: &str) -> Result<(), TransportError> {

@@ -3,8 +3,10 @@
 //! the [`fuzz`] harnesses.
 
 pub mod conformance;
+mod events;
 mod fixture;
 pub mod fuzz;
 pub mod spans;
 
+pub use events::reconcile_event;
 pub use fixture::TestTelemetry;

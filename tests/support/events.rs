@@ -1,17 +1,8 @@
 //! Test events.
 
-use cloudevents::{Event, EventBuilder, EventBuilderV10};
+use cloudevents::Event;
 
-/// A Sentinel cluster reconcile event whose cluster id is `id`.
+/// A Sentinel cluster reconcile event whose event id and cluster id are `id`.
 pub fn reconcile_event(id: &str) -> Event {
-    EventBuilderV10::new()
-        .id(id)
-        .source("hyperfleet-sentinel")
-        .ty("com.redhat.hyperfleet.cluster.reconcile")
-        .data(
-            "application/json",
-            serde_json::json!({"id": id, "kind": "Cluster", "generation": 1}),
-        )
-        .build()
-        .expect("a valid event")
+    hyperfleet_tracing::testing::reconcile_event(id, id).expect("a valid event")
 }

@@ -21,13 +21,54 @@ use crate::transport::{SubscriptionConfig, Transport, TransportError};
 use std::fmt;
 use std::future::Future;
 
-/// A backend under test: its transport and how to create what the checks need.
+/// Something a backend may offer; a check that needs what the backend lacks is reported as
+/// not applicable, with the reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Capability {
+    /// Deliveries that share an ordering key arrive in publish order.
+    OrderingKeys,
+    /// Each delivery says which attempt it is (Pub/Sub: on subscriptions with a dead-letter
+    /// policy).
+    DeliveryAttempts,
+    /// A subscription sends what failed too many times to a dead-letter topic.
+    DeadLetters,
+    /// A delivery held past its ack deadline keeps its lease.
+    LeaseExtension,
+}
+
+impl Capability {
+    /// Everything Pub/Sub offers, and the memory transport with it.
+    pub const ALL: &'static [Capability] = &[
+        Self::OrderingKeys,
+        Self::DeliveryAttempts,
+        Self::DeadLetters,
+        Self::LeaseExtension,
+    ];
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::OrderingKeys => "ordering keys",
+            Self::DeliveryAttempts => "delivery attempts",
+            Self::DeadLetters => "dead letters",
+            Self::LeaseExtension => "lease extension",
+        })
+    }
+}
+
+/// A backend under test: its transport, what it offers, and how to create what the checks
+/// need.
 pub trait ConformanceTarget: Send + Sync {
     /// The transport type.
     type Transport: Transport + Clone;
 
     /// A transport handle (clones share topics and subscriptions).
     fn transport(&self) -> Self::Transport;
+
+    /// What the backend offers; checks that need anything else are not applicable.
+    fn capabilities(&self) -> &[Capability];
 
     /// Creates a topic.
     fn create_topic(&self, topic: &str) -> impl Future<Output = Result<(), TransportError>> + Send;
@@ -46,6 +87,10 @@ impl ConformanceTarget for crate::transport::memory::MemoryTransport {
 
     fn transport(&self) -> Self {
         self.clone()
+    }
+
+    fn capabilities(&self) -> &[Capability] {
+        Capability::ALL
     }
 
     async fn create_topic(&self, topic: &str) -> Result<(), TransportError> {
@@ -67,13 +112,24 @@ impl ConformanceTarget for crate::transport::memory::MemoryTransport {
     }
 }
 
+/// How one check ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It passed.
+    Passed,
+    /// It failed; what was wrong.
+    Failed(String),
+    /// It needs something the backend does not offer; what.
+    NotApplicable(String),
+}
+
 /// The outcome of one named check.
 #[derive(Debug, Clone)]
 pub struct CaseResult {
     /// The check's name.
     pub name: &'static str,
-    /// `Err` says what was wrong.
-    pub outcome: Result<(), String>,
+    /// How it ended.
+    pub outcome: Outcome,
     /// How long the check took.
     pub elapsed: std::time::Duration,
 }
@@ -81,32 +137,49 @@ pub struct CaseResult {
 /// The outcome of a suite run.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
-    /// One result per check, in run order.
+    /// One result per check, in run order, the checks that did not apply included.
     pub results: Vec<CaseResult>,
 }
 
 impl Report {
-    /// Whether every check passed (and at least one ran).
+    /// Whether no check failed and at least one passed.
     pub fn passed(&self) -> bool {
-        !self.results.is_empty() && self.results.iter().all(|r| r.outcome.is_ok())
+        self.results.iter().any(|r| r.outcome == Outcome::Passed) && self.failures().is_empty()
     }
 
     /// The failed checks.
     pub fn failures(&self) -> Vec<&CaseResult> {
-        self.results.iter().filter(|r| r.outcome.is_err()).collect()
+        self.results
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::Failed(_)))
+            .collect()
+    }
+
+    /// The checks that did not apply to the backend.
+    pub fn not_applicable(&self) -> Vec<&CaseResult> {
+        self.results
+            .iter()
+            .filter(|r| matches!(r.outcome, Outcome::NotApplicable(_)))
+            .collect()
     }
 }
 
 impl fmt::Display for Report {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         for result in &self.results {
+            let (name, elapsed) = (result.name, result.elapsed);
             match &result.outcome {
-                Ok(()) => writeln!(f, "ok   {} ({:.1?})", result.name, result.elapsed)?,
-                Err(why) => writeln!(f, "FAIL {} ({:.1?}): {why}", result.name, result.elapsed)?,
+                Outcome::Passed => writeln!(f, "ok   {name} ({elapsed:.1?})")?,
+                Outcome::Failed(why) => writeln!(f, "FAIL {name} ({elapsed:.1?}): {why}")?,
+                Outcome::NotApplicable(why) => writeln!(f, "n/a  {name}: {why}")?,
             }
         }
-        let failed = self.failures().len();
-        write!(f, "{} passed, {failed} failed", self.results.len() - failed)
+        let (failed, skipped) = (self.failures().len(), self.not_applicable().len());
+        let passed = self.results.len() - failed - skipped;
+        write!(
+            f,
+            "{passed} passed, {failed} failed, {skipped} not applicable"
+        )
     }
 }
 
@@ -124,15 +197,29 @@ pub async fn run<T: ConformanceTarget>(target: &T) -> Report {
     report
 }
 
-/// Runs the check called `name`.
+/// Runs the check called `name`, unless it needs what `target` does not offer.
 pub async fn run_case<T: ConformanceTarget>(target: &T, name: &str) -> CaseResult {
     let started = std::time::Instant::now();
-    let (name, outcome) = match cases::ALL.iter().find(|(n, _)| *n == name) {
-        Some((name, case)) => (*name, cases::dispatch(*case, target).await),
-        None => (
-            "unknown",
-            Err(format!("no conformance check is called {name:?}")),
-        ),
+    let Some((name, needs)) = cases::ALL.iter().find(|(n, _)| *n == name) else {
+        return CaseResult {
+            name: "unknown",
+            outcome: Outcome::Failed(format!("no conformance check is called {name:?}")),
+            elapsed: started.elapsed(),
+        };
+    };
+    let missing: Vec<String> = needs
+        .iter()
+        .filter(|need| !target.capabilities().contains(need))
+        .map(ToString::to_string)
+        .collect();
+    let outcome = if !missing.is_empty() {
+        Outcome::NotApplicable(format!("the backend offers no {}", missing.join(", no ")))
+    } else {
+        match cases::run(name, target).await {
+            Some(Ok(())) => Outcome::Passed,
+            Some(Err(why)) => Outcome::Failed(why),
+            None => Outcome::Failed(format!("the check {name:?} is not registered")),
+        }
     };
     CaseResult {
         name,
