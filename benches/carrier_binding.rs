@@ -8,7 +8,7 @@
 //!
 //! `cargo bench --bench carrier_binding`
 
-use cloudevents::{Event, EventBuilder, EventBuilderV10};
+use cloudevents::Event;
 use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use hyperfleet_tracing::binding::{Encoding, decode, encode};
 use opentelemetry::Context;
@@ -20,21 +20,11 @@ use std::hint::black_box;
 use std::str::FromStr;
 
 fn reconcile_event() -> Event {
-    EventBuilderV10::new()
-        .id("0193a1b2-0000-7000-8000-000000000001")
-        .source("hyperfleet-sentinel")
-        .ty("com.redhat.hyperfleet.cluster.reconcile")
-        .data(
-            "application/json",
-            serde_json::json!({
-                "id": "11111111-1111-1111-1111-111111111111",
-                "kind": "Cluster",
-                "href": "https://api.hyperfleet.com/v1/clusters/11111111-1111-1111-1111-111111111111",
-                "generation": 5,
-            }),
-        )
-        .build()
-        .expect("valid event")
+    hyperfleet_tracing::testing::reconcile_event(
+        "0193a1b2-0000-7000-8000-000000000001",
+        "11111111-1111-1111-1111-111111111111",
+    )
+    .expect("valid event")
 }
 
 fn context() -> Context {

@@ -11,7 +11,16 @@ pub use opentelemetry_semantic_conventions::attribute::{
     MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_NAME, MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM,
     SERVER_ADDRESS,
 };
-use std::sync::{Arc, Mutex, PoisonError};
+pub use opentelemetry_semantic_conventions::attribute::{
+    DB_COLLECTION_NAME, DB_OPERATION_NAME, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE,
+    HTTP_ROUTE, SERVER_PORT, URL_FULL, URL_PATH,
+};
+
+/// `db.system`: the name the HyperFleet standard asks for. The semantic conventions have
+/// since renamed it `db.system.name`.
+#[allow(deprecated)]
+pub const DB_SYSTEM: &str = opentelemetry_semantic_conventions::attribute::DB_SYSTEM;
+use std::sync::{Arc, Mutex};
 
 /// `error.type` of a failure whose kind is not known (the semantic conventions' fallback).
 pub(crate) const OTHER_ERROR: &str = "_OTHER";
@@ -148,7 +157,7 @@ struct Recent(Mutex<Option<Arc<str>>>);
 impl Recent {
     fn value(&self, value: &str) -> Value {
         let value = truncated(value);
-        let mut last = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut last = crate::sync::lock(&self.0);
         match last.as_ref() {
             Some(kept) if **kept == *value => Value::from(Arc::clone(kept)),
             _ => {

@@ -1,5 +1,6 @@
 //! Database spans `{operation} {table}`, for any driver (no feature needed).
 
+use crate::attributes::{DB_COLLECTION_NAME, DB_OPERATION_NAME, DB_SYSTEM};
 use crate::instrumentation::{self, SharedTracer, TracerSource};
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
@@ -46,9 +47,9 @@ impl DatabaseTracing {
             .span_builder(format!("{operation} {table}"))
             .with_kind(SpanKind::Client)
             .with_attributes([
-                KeyValue::new("db.system", self.system.clone()),
-                KeyValue::new("db.operation.name", operation.to_owned()),
-                KeyValue::new("db.collection.name", table.to_owned()),
+                KeyValue::new(DB_SYSTEM, self.system.clone()),
+                KeyValue::new(DB_OPERATION_NAME, operation.to_owned()),
+                KeyValue::new(DB_COLLECTION_NAME, table.to_owned()),
             ])
             .start_with_context(self.tracer.as_ref(), &parent);
         parent.with_span(span)

@@ -29,6 +29,7 @@ pub mod log_fields;
 pub mod naming;
 pub mod publisher;
 pub mod subscriber;
+mod sync;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
 #[cfg(feature = "testing")]

@@ -1,7 +1,7 @@
 //! How messaging spans are named.
 
 use std::collections::BTreeSet;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
 /// Order of the parts of a messaging span name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -32,7 +32,7 @@ impl SpanNaming {
 /// building the same publisher again reuses them.
 pub(crate) fn intern(name: &str) -> &'static str {
     static NAMES: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
-    let mut names = NAMES.lock().unwrap_or_else(PoisonError::into_inner);
+    let mut names = crate::sync::lock(&NAMES);
     if let Some(known) = names.get(name) {
         return known;
     }

@@ -4,7 +4,7 @@
 #[path = "../../tests/support/process.rs"]
 pub mod process;
 
-use cloudevents::{Event, EventBuilder, EventBuilderV10};
+use cloudevents::Event;
 use hyperfleet_tracing::transport::SubscriptionConfig;
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -25,15 +25,7 @@ impl SpanExporter for Discard {
 
 /// The `i`th reconcile event, shaped like the Sentinel's.
 pub fn event(i: u64) -> Event {
-    EventBuilderV10::new()
-        .id(format!("event-{i}"))
-        .source("hyperfleet-sentinel")
-        .ty("com.redhat.hyperfleet.cluster.reconcile")
-        .data(
-            "application/json",
-            serde_json::json!({"id": format!("c{i}"), "kind": "Cluster", "href": "/clusters", "generation": 1}),
-        )
-        .build()
+    hyperfleet_tracing::testing::reconcile_event(&format!("event-{i}"), &format!("c{i}"))
         .expect("valid event")
 }
 

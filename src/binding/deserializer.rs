@@ -1,6 +1,6 @@
 //! Message → event, through the CloudEvents SDK's deserializer traits.
 
-use crate::binding::{BINARY_PREFIX, CONTENT_TYPE};
+use super::{BINARY_PREFIX, CONTENT_TYPE, strip_prefix_ignore_case};
 use crate::transport::Message;
 use cloudevents::event::SpecVersion;
 use cloudevents::message::{
@@ -65,10 +65,4 @@ impl StructuredDeserializer for StructuredMessage<'_> {
     ) -> SdkResult<R> {
         visitor.set_structured_event(self.0.data.to_vec())
     }
-}
-
-pub(super) fn strip_prefix_ignore_case<'k>(key: &'k str, prefix: &str) -> Option<&'k str> {
-    let head = key.get(..prefix.len())?;
-    head.eq_ignore_ascii_case(prefix)
-        .then(|| &key[prefix.len()..])
 }

@@ -50,7 +50,7 @@ use crate::transport::Message;
 use cloudevents::event::{Data, SpecVersion};
 use cloudevents::message::{BinaryDeserializer, StructuredDeserializer, StructuredSerializer};
 use cloudevents::{AttributesReader, AttributesWriter, Event};
-use deserializer::{BinaryMessage, StructuredMessage, strip_prefix_ignore_case};
+use deserializer::{BinaryMessage, StructuredMessage};
 use serializer::MessageBuilder;
 
 /// The `content-type` attribute, as Google's binding spells it.
@@ -346,18 +346,20 @@ fn read_as_json(content_type: &str) -> bool {
         || content_type.ends_with("+json")
 }
 
+/// Whether a structured-mode content type names the JSON format: its essence (no parameters,
+/// any case) read by the same rule as data.
 fn is_json_media_type(content_type: &str) -> bool {
-    let essence = content_type
-        .split(';')
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_ascii_lowercase();
-    essence == "application/json" || essence == "text/json" || essence.ends_with("+json")
+    let essence = content_type.split(';').next().unwrap_or_default().trim();
+    read_as_json(&essence.to_ascii_lowercase())
 }
 
 fn starts_with_ignore_case(value: &str, prefix: &str) -> bool {
-    value
-        .get(..prefix.len())
-        .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+    strip_prefix_ignore_case(value, prefix).is_some()
+}
+
+/// `key` without `prefix`, when it starts with it in any ASCII case.
+fn strip_prefix_ignore_case<'k>(key: &'k str, prefix: &str) -> Option<&'k str> {
+    let head = key.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix)
+        .then(|| &key[prefix.len()..])
 }

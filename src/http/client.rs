@@ -1,9 +1,9 @@
 //! The CLIENT span of an outgoing HTTP call, with the context injected into its headers.
 
-use crate::attributes::{ERROR_TYPE, SERVER_ADDRESS};
+use crate::attributes::{HTTP_REQUEST_METHOD, OTHER_ERROR, SERVER_ADDRESS, SERVER_PORT, URL_FULL};
 use crate::carrier::Propagation;
 use crate::instrumentation::{self, SharedTracer, TracerSource, record_failure};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_http::HeaderInjector;
 
@@ -64,27 +64,11 @@ impl HttpClientTracing {
     ) -> Result<reqwest::Response, reqwest::Error> {
         let parent = Context::current();
         let method = request.method().as_str().to_owned();
-        let url = request.url();
-        let mut attributes = vec![KeyValue::new("http.request.method", method.clone())];
-        if let Some(host) = url.host_str() {
-            attributes.push(KeyValue::new(SERVER_ADDRESS, host.to_owned()));
-        }
-        if let Some(port) = url.port_or_known_default() {
-            attributes.push(KeyValue::new("server.port", i64::from(port)));
-        }
-        // Scheme, host, port and path only: queries and credentials may hold secrets.
-        let mut full = url.clone();
-        full.set_query(None);
-        full.set_fragment(None);
-        let _ = full.set_username("");
-        let _ = full.set_password(None);
-        attributes.push(KeyValue::new("url.full", full.to_string()));
-
         let span = self
             .tracer
             .span_builder(method)
             .with_kind(SpanKind::Client)
-            .with_attributes(attributes)
+            .with_attributes(request_attributes(&request))
             .start_with_context(self.tracer.as_ref(), &parent);
         let cx = parent.with_span(span);
         self.propagation
@@ -92,29 +76,43 @@ impl HttpClientTracing {
         let result = client.execute(request).await;
         let span = cx.span();
         match &result {
-            Ok(response) => {
-                let status = response.status().as_u16();
-                span.set_attribute(KeyValue::new(
-                    "http.response.status_code",
-                    i64::from(status),
-                ));
-                if status >= 400 {
-                    span.set_attribute(KeyValue::new(ERROR_TYPE, status.to_string()));
-                    span.set_status(Status::error(format!("HTTP {status}")));
-                }
-            }
-            Err(error) => {
-                let kind = if error.is_timeout() {
-                    "timeout"
-                } else if error.is_connect() {
-                    "connect"
-                } else {
-                    "_OTHER"
-                };
-                record_failure(&span, kind, error);
-            }
+            Ok(response) => super::record_status(&span, response.status().as_u16(), 400),
+            Err(error) => record_failure(&span, error_type(error), error),
         }
         span.end();
         result
+    }
+}
+
+/// Method, server address and port, and the URL without what may hold secrets.
+fn request_attributes(request: &reqwest::Request) -> Vec<KeyValue> {
+    let url = request.url();
+    let mut attributes = vec![KeyValue::new(
+        HTTP_REQUEST_METHOD,
+        request.method().as_str().to_owned(),
+    )];
+    if let Some(host) = url.host_str() {
+        attributes.push(KeyValue::new(SERVER_ADDRESS, host.to_owned()));
+    }
+    if let Some(port) = url.port_or_known_default() {
+        attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
+    }
+    // Scheme, host, port and path only: queries and credentials may hold secrets.
+    let mut full = url.clone();
+    full.set_query(None);
+    full.set_fragment(None);
+    let _ = full.set_username("");
+    let _ = full.set_password(None);
+    attributes.push(KeyValue::new(URL_FULL, full.to_string()));
+    attributes
+}
+
+fn error_type(error: &reqwest::Error) -> &'static str {
+    if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "connect"
+    } else {
+        OTHER_ERROR
     }
 }

@@ -20,3 +20,17 @@ mod server;
 pub use client::HttpClientTracing;
 #[cfg(feature = "http-server")]
 pub use server::HttpServerTracing;
+
+use crate::attributes::{ERROR_TYPE, HTTP_RESPONSE_STATUS_CODE};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{SpanRef, Status};
+
+/// Records a response's status on its span; from `error_from` on, the span failed, with the
+/// status code as its `error.type` (server spans fail from 500, client spans from 400).
+fn record_status(span: &SpanRef<'_>, status: u16, error_from: u16) {
+    span.set_attribute(KeyValue::new(HTTP_RESPONSE_STATUS_CODE, i64::from(status)));
+    if status >= error_from {
+        span.set_attribute(KeyValue::new(ERROR_TYPE, status.to_string()));
+        span.set_status(Status::error(format!("HTTP {status}")));
+    }
+}

@@ -1,6 +1,6 @@
 //! The SERVER span of an axum route, continuing the caller's trace.
 
-use crate::attributes::{ERROR_TYPE, SERVER_ADDRESS};
+use crate::attributes::{HTTP_REQUEST_METHOD, HTTP_ROUTE, SERVER_ADDRESS, URL_PATH};
 use crate::carrier::Propagation;
 use crate::instrumentation::{self, SharedTracer, TracerSource};
 use axum::Router;
@@ -9,7 +9,7 @@ use axum::middleware::Next;
 use axum::response::Response;
 use opentelemetry::KeyValue;
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
+use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
 use opentelemetry_http::HeaderExtractor;
 
 /// Traces the routes of an axum router: one SERVER span `{method} {route}` per request, a
@@ -92,9 +92,9 @@ async fn trace_request(
         Some(host.rsplit_once(':').map_or(host, |(h, _)| h).to_owned())
     });
     let mut attributes = vec![
-        KeyValue::new("http.request.method", method.clone()),
-        KeyValue::new("http.route", route.clone()),
-        KeyValue::new("url.path", path),
+        KeyValue::new(HTTP_REQUEST_METHOD, method.clone()),
+        KeyValue::new(HTTP_ROUTE, route.clone()),
+        KeyValue::new(URL_PATH, path),
     ];
     if let Some(address) = address {
         attributes.push(KeyValue::new(SERVER_ADDRESS, address));
@@ -108,15 +108,7 @@ async fn trace_request(
     let cx = parent.with_span(span);
     let response = next.run(request).with_context(cx.clone()).await;
     let span = cx.span();
-    let status = response.status().as_u16();
-    span.set_attribute(KeyValue::new(
-        "http.response.status_code",
-        i64::from(status),
-    ));
-    if status >= 500 {
-        span.set_attribute(KeyValue::new(ERROR_TYPE, status.to_string()));
-        span.set_status(Status::error(format!("HTTP {status}")));
-    }
+    super::record_status(&span, response.status().as_u16(), 500);
     span.end();
     response
 }

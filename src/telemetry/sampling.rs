@@ -17,7 +17,7 @@
 //! memory and CPU for every span until it ends, so the rules are switched off by
 //! `HYPERFLEET_TRACING_ALWAYS_SAMPLE_ERRORS=false` with no slow threshold set.
 
-use crate::attributes::{HYPERFLEET_CLUSTER_ID, HYPERFLEET_RESOURCE_ID};
+use crate::attributes::{HTTP_RESPONSE_STATUS_CODE, HYPERFLEET_CLUSTER_ID, HYPERFLEET_RESOURCE_ID};
 use opentelemetry::trace::{Link, SpanContext, SpanKind, Status, TraceFlags, TraceId};
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::Resource;
@@ -28,8 +28,8 @@ use opentelemetry_sdk::trace::{
 use std::collections::HashSet;
 use std::time::Duration;
 
-/// `http.response.status_code`: a value ≥ 500 counts as an error.
-const HTTP_STATUS: &str = "http.response.status_code";
+/// A `http.response.status_code` from which on a span counts as an error.
+const HTTP_SERVER_ERROR: i64 = 500;
 
 /// A sampler that applies the resource rule and records what the head sampler drops.
 #[derive(Debug, Clone)]
@@ -110,8 +110,8 @@ impl<P: SpanProcessor> TailRulesProcessor<P> {
     fn keep(&self, span: &SpanData) -> bool {
         let failed = matches!(span.status, Status::Error { .. })
             || span.attributes.iter().any(|kv| {
-                kv.key.as_str() == HTTP_STATUS
-                    && matches!(kv.value, Value::I64(code) if code >= 500)
+                kv.key.as_str() == HTTP_RESPONSE_STATUS_CODE
+                    && matches!(kv.value, Value::I64(code) if code >= HTTP_SERVER_ERROR)
             });
         let slow = self.slow_threshold.is_some_and(|threshold| {
             span.end_time

@@ -10,7 +10,7 @@ use opentelemetry::Context;
 use opentelemetry::trace::{SpanContext, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry_sdk::trace::SpanData;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// Longest wait for anything the transport does.
@@ -110,13 +110,10 @@ impl<'t, T: ConformanceTarget> Harness<'t, T> {
         let handler = move |received: Received| {
             let index = count.fetch_add(1, Ordering::SeqCst);
             let current = Context::current().span().span_context().clone();
-            record
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(Seen {
-                    received: received.clone(),
-                    current,
-                });
+            crate::sync::lock(&record).push(Seen {
+                received: received.clone(),
+                current,
+            });
             let _ = tx.send(());
             let result = behaviour(index, &received);
             async move { result }
@@ -132,13 +129,13 @@ impl<'t, T: ConformanceTarget> Harness<'t, T> {
             Ok(Ok(())) => {}
             Ok(Err(e)) => return Err(format!("subscriber failed: {e}")),
             Err(_) => {
-                let got = seen.lock().unwrap_or_else(PoisonError::into_inner).len();
+                let got = crate::sync::lock(&seen).len();
                 return Err(format!(
                     "timed out after {WAIT:?} waiting for {calls} handler calls (got {got})"
                 ));
             }
         }
-        let seen = seen.lock().unwrap_or_else(PoisonError::into_inner).clone();
+        let seen = crate::sync::lock(&seen).clone();
         Ok(seen)
     }
 }

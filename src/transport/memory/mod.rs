@@ -46,7 +46,7 @@ use crate::transport::{
 use async_trait::async_trait;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, Weak};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 use subscription::{DeadLetter, Pull, SubscriptionState};
 use tokio::time::Instant;
@@ -168,7 +168,7 @@ impl MemoryTransport {
 impl Inner {
     // Registry changes are single inserts, so a poisoned lock still guards consistent data.
     fn registry(&self) -> MutexGuard<'_, Registry> {
-        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.registry)
     }
 
     fn subscription(&self, name: &str) -> Result<Arc<SubscriptionState>, TransportError> {

@@ -2,7 +2,7 @@
 
 use crate::transport::{Message, SubscriptionConfig};
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 use tokio::sync::Notify;
 use tokio::time::Instant;
@@ -63,7 +63,7 @@ impl SubscriptionState {
     // A panic while holding the lock leaves the queue consistent (every change is one
     // statement), so a poisoned lock is safe to keep using.
     fn queue(&self) -> MutexGuard<'_, Queue> {
-        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.queue)
     }
 
     pub(super) fn enqueue(&self, message: Message) {

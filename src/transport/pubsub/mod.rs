@@ -54,7 +54,7 @@ use google_cloud_pubsub::model::Message as PubsubMessage;
 use google_cloud_pubsub::retry_policy::RetryableErrors;
 use google_cloud_pubsub::subscriber::handler::Handler;
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 /// `messaging.system` for Pub/Sub.
 pub const SYSTEM: &str = "gcp_pubsub";
@@ -149,11 +149,7 @@ impl PubSubTransport {
     }
 
     fn publishers(&self) -> std::sync::MutexGuard<'_, HashMap<String, Publisher>> {
-        // A map insert cannot leave it half-changed; a poisoned lock is still consistent.
-        self.inner
-            .publishers
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
+        crate::sync::lock(&self.inner.publishers)
     }
 
     fn publisher(&self, topic: &str) -> Publisher {

@@ -90,7 +90,7 @@ pub(super) async fn failing_handler<T: ConformanceTarget>(
         "{} receive spans under the publish span",
         receives.len()
     );
-    let expected_type = if panic { "panic" } else { "_OTHER" };
+    let expected_type = if panic { "panic" } else { OTHER_ERROR };
     let by_attempt = |n: i64| {
         receives
             .iter()
