@@ -26,6 +26,7 @@ mod event_names;
 pub mod http;
 mod instrumentation;
 pub mod log_fields;
+mod message;
 pub mod naming;
 pub mod publisher;
 pub mod subscriber;

@@ -10,7 +10,7 @@ use crate::instrumentation::{
     self, Destination, SharedTracer, SpanTemplate, TracerSource, record_failure,
 };
 use crate::naming::SpanNaming;
-use crate::transport::{Message, Transport, TransportError};
+use crate::transport::{ErrorCode, Message, Transport, TransportError};
 use cloudevents::Event;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::propagation::TextMapPropagator;
@@ -125,6 +125,43 @@ pub struct PublisherBuilder<T> {
     attributes: AttributeHook,
     tracer: SharedTracer,
     propagation: Propagation,
+}
+
+/// A batch being published: each event's create span and creation context, the messages
+/// that encoded, and for each event its message's index or why it did not encode.
+struct Batch {
+    creates: Vec<(Context, SpanContext)>,
+    messages: Vec<Message>,
+    slots: Vec<Result<usize, PublishError>>,
+}
+
+/// The transport's result for message `i` of a batch.
+fn sent_result(
+    sent: &mut [Option<Result<String, TransportError>>],
+    i: usize,
+) -> Result<String, PublishError> {
+    sent.get_mut(i)
+        .and_then(Option::take)
+        .unwrap_or_else(|| {
+            Err(TransportError::new(
+                ErrorCode::Internal,
+                "the transport returned fewer results than messages",
+            ))
+        })
+        .map_err(PublishError::from)
+}
+
+/// Ends the batch's send span, failed when a message of it failed.
+fn end_batch_send(send_cx: &Context, first_failure: Option<&'static str>) {
+    let send = send_cx.span();
+    if let Some(error_type) = first_failure {
+        let error = TransportError::new(
+            ErrorCode::Unknown,
+            "some messages of the batch were not published",
+        );
+        record_failure(&send, error_type, &error);
+    }
+    send.end();
 }
 
 /// The spans a publisher starts, named and with their constant attributes.
@@ -303,62 +340,22 @@ impl<T: Transport> TracedPublisher<T> {
         events: Vec<Event>,
         parent: &Context,
     ) -> Vec<Result<Published, PublishError>> {
-        let mut creates = Vec::with_capacity(events.len());
-        let mut messages = Vec::with_capacity(events.len());
-        let mut slots = Vec::with_capacity(events.len());
-        for mut event in events {
-            let (cx, trace_context) =
-                self.start_message_span(parent, &mut event, &self.spans.create, None);
-            match self.encode(event, None) {
-                Ok(message) => {
-                    slots.push(Ok(messages.len()));
-                    messages.push(message);
-                }
-                Err(e) => slots.push(Err(e)),
-            }
-            creates.push((cx, trace_context));
-        }
-
-        let links = creates
-            .iter()
-            .map(|(cx, _)| Link::with_context(cx.span().span_context().clone()))
-            .collect();
-        let template = &self.spans.batch_send;
-        let mut send_attributes = template.attributes(1);
-        send_attributes.push(KeyValue::new(
-            MESSAGING_BATCH_MESSAGE_COUNT,
-            messages.len() as i64,
-        ));
-        let send_span = template
-            .builder(&self.tracer, send_attributes)
-            .with_links(links)
-            .start_with_context(self.tracer.as_ref(), parent);
-        let send_cx = parent.with_span(send_span);
-
-        let mut sent = self
+        let batch = self.prepare_batch(events, parent);
+        let send_cx = self.start_batch_send(parent, &batch);
+        let sent = self
             .transport
-            .publish_batch(&self.topic, messages)
+            .publish_batch(&self.topic, batch.messages)
             .with_context(send_cx.clone())
-            .await
-            .into_iter()
-            .map(Some)
-            .collect::<Vec<_>>();
+            .await;
+        let mut sent = sent.into_iter().map(Some).collect::<Vec<_>>();
         let mut first_failure = None;
-        let results = slots
+        let results = batch
+            .slots
             .into_iter()
-            .zip(creates)
+            .zip(batch.creates)
             .map(|(slot, (cx, trace_context))| {
                 let result = match slot {
-                    Ok(i) => sent
-                        .get_mut(i)
-                        .and_then(Option::take)
-                        .unwrap_or_else(|| {
-                            Err(TransportError::new(
-                                crate::transport::ErrorCode::Internal,
-                                "the transport returned fewer results than messages",
-                            ))
-                        })
-                        .map_err(PublishError::from),
+                    Ok(i) => sent_result(&mut sent, i),
                     Err(e) => Err(e),
                 };
                 let span = cx.span();
@@ -373,16 +370,49 @@ impl<T: Transport> TracedPublisher<T> {
                 })
             })
             .collect();
-        let send = send_cx.span();
-        if let Some(error_type) = first_failure {
-            let error = TransportError::new(
-                crate::transport::ErrorCode::Unknown,
-                "some messages of the batch were not published",
-            );
-            record_failure(&send, error_type, &error);
-        }
-        send.end();
+        end_batch_send(&send_cx, first_failure);
         results
+    }
+
+    /// Starts each event's create span and encodes it.
+    fn prepare_batch(&self, events: Vec<Event>, parent: &Context) -> Batch {
+        let mut batch = Batch {
+            creates: Vec::with_capacity(events.len()),
+            messages: Vec::with_capacity(events.len()),
+            slots: Vec::with_capacity(events.len()),
+        };
+        for mut event in events {
+            let create = self.start_message_span(parent, &mut event, &self.spans.create, None);
+            match self.encode(event, None) {
+                Ok(message) => {
+                    batch.slots.push(Ok(batch.messages.len()));
+                    batch.messages.push(message);
+                }
+                Err(e) => batch.slots.push(Err(e)),
+            }
+            batch.creates.push(create);
+        }
+        batch
+    }
+
+    /// The CLIENT span over the batch's send, linking every create span.
+    fn start_batch_send(&self, parent: &Context, batch: &Batch) -> Context {
+        let links = batch
+            .creates
+            .iter()
+            .map(|(cx, _)| Link::with_context(cx.span().span_context().clone()))
+            .collect();
+        let template = &self.spans.batch_send;
+        let mut attributes = template.attributes(1);
+        attributes.push(KeyValue::new(
+            MESSAGING_BATCH_MESSAGE_COUNT,
+            batch.messages.len() as i64,
+        ));
+        let span = template
+            .builder(&self.tracer, attributes)
+            .with_links(links)
+            .start_with_context(self.tracer.as_ref(), parent);
+        parent.with_span(span)
     }
 
     /// Starts the span for one message and puts its creation context into the event.

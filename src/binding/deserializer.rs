@@ -1,7 +1,7 @@
 //! Message → event, through the CloudEvents SDK's deserializer traits.
 
 use super::{BINARY_PREFIX, CONTENT_TYPE, strip_prefix_ignore_case};
-use crate::transport::Message;
+use crate::message::Message;
 use cloudevents::event::SpecVersion;
 use cloudevents::message::{
     BinaryDeserializer, BinarySerializer, MessageAttributeValue, Result as SdkResult,

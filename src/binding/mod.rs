@@ -46,7 +46,7 @@ mod deserializer;
 mod serializer;
 
 use crate::event_names;
-use crate::transport::Message;
+use crate::message::Message;
 use cloudevents::event::{Data, SpecVersion};
 use cloudevents::message::{BinaryDeserializer, StructuredDeserializer, StructuredSerializer};
 use cloudevents::{AttributesReader, AttributesWriter, Event};

@@ -1,7 +1,7 @@
 //! Event → message, through the CloudEvents SDK's serializer traits.
 
 use crate::binding::{BINARY_PREFIX, CONTENT_TYPE, STRUCTURED_CONTENT_TYPE};
-use crate::transport::Message;
+use crate::message::Message;
 use cloudevents::event::SpecVersion;
 use cloudevents::message::{
     BinarySerializer, MessageAttributeValue, Result as SdkResult, StructuredSerializer,

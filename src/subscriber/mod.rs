@@ -10,7 +10,7 @@ use crate::carrier::Propagation;
 use crate::consume::{Consumer, ConsumerConfig};
 use crate::instrumentation::TracerSource;
 use crate::naming::SpanNaming;
-use crate::transport::{Transport, TransportError};
+use crate::transport::{DeliveryStream, Transport, TransportError};
 use cloudevents::Event;
 use dispatch::Dispatcher;
 use futures::StreamExt;
@@ -231,30 +231,14 @@ impl<T: Transport> TracedSubscriber<T> {
             self.transport.server_address(),
         );
         let mut dispatcher = Dispatcher::new(Arc::new(consumer), Arc::new(handler));
-        tokio::pin!(shutdown);
-
-        let outcome = loop {
-            if dispatcher.running() >= self.concurrency || dispatcher.waiting() >= MAX_WAITING {
-                tokio::select! {
-                    biased;
-                    () = &mut shutdown => break Ok(()),
-                    _ = dispatcher.complete_one() => continue,
-                }
-            }
-            tokio::select! {
-                biased;
-                () = &mut shutdown => break Ok(()),
-                true = dispatcher.complete_one(), if dispatcher.running() > 0 => {}
-                next = deliveries.next() => match next {
-                    Some(Ok(delivery)) => dispatcher.submit(delivery),
-                    Some(Err(source)) => break Err(SubscribeError::Stream {
-                        subscription: subscription.clone(),
-                        source,
-                    }),
-                    None => break Ok(()),
-                },
-            }
-        };
+        let outcome = pull(
+            &mut dispatcher,
+            &mut deliveries,
+            shutdown,
+            self.concurrency,
+            &subscription,
+        )
+        .await;
         // Stop pulling, let the last handlers finish and settle, and let the transport flush
         // those settlements.
         let grace = self.shutdown_timeout;
@@ -268,5 +252,39 @@ impl<T: Transport> TracedSubscriber<T> {
         };
         futures::join!(deliveries.close(), finish);
         outcome
+    }
+}
+
+/// Hands deliveries to the dispatcher, at most `concurrency` handlers at once, until
+/// `shutdown` completes or the stream ends.
+async fn pull<H: Handler>(
+    dispatcher: &mut Dispatcher<H>,
+    deliveries: &mut DeliveryStream,
+    shutdown: impl Future<Output = ()>,
+    concurrency: usize,
+    subscription: &str,
+) -> Result<(), SubscribeError> {
+    tokio::pin!(shutdown);
+    loop {
+        if dispatcher.running() >= concurrency || dispatcher.waiting() >= MAX_WAITING {
+            tokio::select! {
+                biased;
+                () = &mut shutdown => return Ok(()),
+                _ = dispatcher.complete_one() => continue,
+            }
+        }
+        tokio::select! {
+            biased;
+            () = &mut shutdown => return Ok(()),
+            true = dispatcher.complete_one(), if dispatcher.running() > 0 => {}
+            next = deliveries.next() => match next {
+                Some(Ok(delivery)) => dispatcher.submit(delivery),
+                Some(Err(source)) => return Err(SubscribeError::Stream {
+                    subscription: subscription.to_owned(),
+                    source,
+                }),
+                None => return Ok(()),
+            },
+        }
     }
 }

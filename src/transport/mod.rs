@@ -8,15 +8,14 @@
 mod delivery;
 mod error;
 pub mod memory;
-mod message;
 #[cfg(feature = "pubsub")]
 pub mod pubsub;
 mod stream;
 mod subscription_config;
 
+pub use crate::message::Message;
 pub use delivery::{Acknowledger, Delivery};
 pub use error::{ErrorCode, TransportError};
-pub use message::Message;
 pub use stream::DeliveryStream;
 pub use subscription_config::{DeadLetterPolicy, SubscriptionConfig};
 

@@ -97,34 +97,7 @@ pub(super) async fn unsampled_parent<T: ConformanceTarget>(target: &T) -> Result
 pub(super) async fn invalid_traceparent<T: ConformanceTarget>(target: &T) -> Result<(), String> {
     let h = Harness::new(target, "invalid_traceparent").await?;
     let sub = h.subscription("a", SubscriptionConfig::default()).await?;
-    let variants: Vec<(&str, Option<ExtensionValue>)> = vec![
-        ("missing", None),
-        ("empty", Some(ExtensionValue::from("".to_owned()))),
-        ("integer", Some(ExtensionValue::Integer(1))),
-        ("boolean", Some(ExtensionValue::Boolean(true))),
-        (
-            "garbage",
-            Some(ExtensionValue::from("not-a-traceparent".to_owned())),
-        ),
-        (
-            "uppercase",
-            Some(ExtensionValue::from(
-                "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01".to_owned(),
-            )),
-        ),
-        (
-            "zero-trace-id",
-            Some(ExtensionValue::from(
-                "00-00000000000000000000000000000000-b7ad6b7169203331-01".to_owned(),
-            )),
-        ),
-        (
-            "long-span-id",
-            Some(ExtensionValue::from(
-                "00-0af7651916cd43dd8448eb211c80319c-00ad6b716920333100-01".to_owned(),
-            )),
-        ),
-    ];
+    let variants = invalid_traceparents();
     let transport = target.transport();
     for (name, value) in &variants {
         let mut event = reconcile_event(name)?;
@@ -238,4 +211,37 @@ pub(super) async fn existing_traceparent<T: ConformanceTarget>(
         }
     }
     Ok(())
+}
+
+/// Trace contexts a receiver must ignore, each named: missing, empty, not a string, or not in
+/// the W3C layout.
+fn invalid_traceparents() -> Vec<(&'static str, Option<ExtensionValue>)> {
+    vec![
+        ("missing", None),
+        ("empty", Some(ExtensionValue::from("".to_owned()))),
+        ("integer", Some(ExtensionValue::Integer(1))),
+        ("boolean", Some(ExtensionValue::Boolean(true))),
+        (
+            "garbage",
+            Some(ExtensionValue::from("not-a-traceparent".to_owned())),
+        ),
+        (
+            "uppercase",
+            Some(ExtensionValue::from(
+                "00-0AF7651916CD43DD8448EB211C80319C-B7AD6B7169203331-01".to_owned(),
+            )),
+        ),
+        (
+            "zero-trace-id",
+            Some(ExtensionValue::from(
+                "00-00000000000000000000000000000000-b7ad6b7169203331-01".to_owned(),
+            )),
+        ),
+        (
+            "long-span-id",
+            Some(ExtensionValue::from(
+                "00-0af7651916cd43dd8448eb211c80319c-00ad6b716920333100-01".to_owned(),
+            )),
+        ),
+    ]
 }

@@ -82,51 +82,8 @@ pub(super) async fn failing_handler<T: ConformanceTarget>(
         seen[0].received.message_id == seen[1].received.message_id,
         "the redelivery has another message id"
     );
-    let spans = h.spans();
-    let publish = single(&spans, &publish_name(&h))?;
-    let receives = children_of(&spans, publish);
-    ensure!(
-        receives.len() == 2,
-        "{} receive spans under the publish span",
-        receives.len()
-    );
     let expected_type = if panic { "panic" } else { OTHER_ERROR };
-    let by_attempt = |n: i64| {
-        receives
-            .iter()
-            .find(|r| {
-                attribute(r, MESSAGING_GCP_PUBSUB_MESSAGE_DELIVERY_ATTEMPT) == Some(&Value::I64(n))
-            })
-            .copied()
-            .ok_or(format!("no receive span for delivery attempt {n}"))
-    };
-    let failed = by_attempt(1)?;
-    let succeeded = by_attempt(2)?;
-    for (span, what) in [(failed, "receive")].into_iter().chain(
-        children_of(&spans, failed)
-            .into_iter()
-            .map(|s| (s, "process")),
-    ) {
-        ensure!(
-            matches!(span.status, Status::Error { .. }),
-            "the failed {what} span has status {:?}",
-            span.status
-        );
-        ensure!(
-            attribute_str(span, ERROR_TYPE).as_deref() == Some(expected_type),
-            "the failed {what} span has error.type {:?}, expected {expected_type}",
-            attribute_str(span, ERROR_TYPE)
-        );
-    }
-    ensure!(
-        !children_of(&spans, failed).is_empty(),
-        "the failed delivery has no process span"
-    );
-    ensure!(
-        !matches!(succeeded.status, Status::Error { .. }),
-        "the successful redelivery is marked as an error"
-    );
-    Ok(())
+    check_failed_then_handled(&h, expected_type)
 }
 pub(super) async fn ordering_key<T: ConformanceTarget>(target: &T) -> Result<(), String> {
     let h = Harness::new(target, "ordering_key").await?;
@@ -193,30 +150,9 @@ pub(super) async fn undecodable<T: ConformanceTarget>(target: &T) -> Result<(), 
         .publish(&h.topic, Message::new("this is not a CloudEvent"))
         .await
         .map_err(|e| e.to_string())?;
-    let mut dead = transport
-        .subscribe(&dead_letters)
-        .await
-        .map_err(|e| e.to_string())?;
-    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counted = std::sync::Arc::clone(&calls);
-    let arrived = async move {
-        if let Some(Ok(delivery)) = dead.next().await {
-            let _ = delivery.ack().await;
-        }
-    };
-    let run = h.subscriber(&sub).run(
-        move |_| {
-            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            async { Ok(()) }
-        },
-        arrived,
-    );
-    tokio::time::timeout(Duration::from_secs(120), run)
-        .await
-        .map_err(|_| "the undecodable message never reached the dead-letter topic".to_owned())?
-        .map_err(|e| e.to_string())?;
+    let calls = run_until_dead_lettered(&h, &sub, &dead_letters).await?;
     ensure!(
-        calls.load(std::sync::atomic::Ordering::SeqCst) == 0,
+        calls == 0,
         "the handler was called for an undecodable message"
     );
     let spans = h.spans();
@@ -283,4 +219,89 @@ pub(super) async fn held_past_ack_deadline<T: ConformanceTarget>(target: &T) -> 
          past its {ACK_DEADLINE:?} ack deadline"
     );
     Ok(())
+}
+
+/// Under the publish span, the first delivery's receive and process spans failed with
+/// `expected_type`, and the second delivery's receive span did not.
+fn check_failed_then_handled<T: ConformanceTarget>(
+    h: &Harness<'_, T>,
+    expected_type: &str,
+) -> Result<(), String> {
+    let spans = h.spans();
+    let publish = single(&spans, &publish_name(h))?;
+    let receives = children_of(&spans, publish);
+    ensure!(
+        receives.len() == 2,
+        "{} receive spans under the publish span",
+        receives.len()
+    );
+    let by_attempt = |n: i64| {
+        receives
+            .iter()
+            .find(|r| {
+                attribute(r, MESSAGING_GCP_PUBSUB_MESSAGE_DELIVERY_ATTEMPT) == Some(&Value::I64(n))
+            })
+            .copied()
+            .ok_or(format!("no receive span for delivery attempt {n}"))
+    };
+    let failed = by_attempt(1)?;
+    let succeeded = by_attempt(2)?;
+    for (span, what) in [(failed, "receive")].into_iter().chain(
+        children_of(&spans, failed)
+            .into_iter()
+            .map(|s| (s, "process")),
+    ) {
+        ensure!(
+            matches!(span.status, Status::Error { .. }),
+            "the failed {what} span has status {:?}",
+            span.status
+        );
+        ensure!(
+            attribute_str(span, ERROR_TYPE).as_deref() == Some(expected_type),
+            "the failed {what} span has error.type {:?}, expected {expected_type}",
+            attribute_str(span, ERROR_TYPE)
+        );
+    }
+    ensure!(
+        !children_of(&spans, failed).is_empty(),
+        "the failed delivery has no process span"
+    );
+    ensure!(
+        !matches!(succeeded.status, Status::Error { .. }),
+        "the successful redelivery is marked as an error"
+    );
+    Ok(())
+}
+
+/// Runs a subscriber on `sub` until a message reaches `dead_letters`; how many times the
+/// handler was called meanwhile.
+async fn run_until_dead_lettered<T: ConformanceTarget>(
+    h: &Harness<'_, T>,
+    sub: &str,
+    dead_letters: &str,
+) -> Result<usize, String> {
+    let transport = h.target.transport();
+    let mut dead = transport
+        .subscribe(dead_letters)
+        .await
+        .map_err(|e| e.to_string())?;
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = std::sync::Arc::clone(&calls);
+    let arrived = async move {
+        if let Some(Ok(delivery)) = dead.next().await {
+            let _ = delivery.ack().await;
+        }
+    };
+    let run = h.subscriber(sub).run(
+        move |_| {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            async { Ok(()) }
+        },
+        arrived,
+    );
+    tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .map_err(|_| "the undecodable message never reached the dead-letter topic".to_owned())?
+        .map_err(|e| e.to_string())?;
+    Ok(calls.load(std::sync::atomic::Ordering::SeqCst))
 }

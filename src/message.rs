@@ -1,4 +1,5 @@
-//! The transport-neutral message: the shape of a Pub/Sub message.
+//! The transport-neutral message: the shape of a Pub/Sub message, which the binding writes
+//! and reads and every transport carries.
 
 use bytes::Bytes;
 use std::collections::BTreeMap;
