@@ -56,6 +56,30 @@ where
     }
 }
 
+/// The two settings every traced piece takes, as builder methods: where its spans come from
+/// (`.tracer_provider(...)`) and how it moves context (`.propagator(...)`). The argument is
+/// the path of the fields `tracer` and `propagation` below `self`.
+macro_rules! tracing_settings {
+    ($($field:ident).*) => {
+        /// Takes spans from `provider` instead of the global tracer provider.
+        pub fn tracer_provider(mut self, provider: &impl $crate::TracerSource) -> Self {
+            self$(.$field)*.tracer = provider.shared_tracer();
+            self
+        }
+
+        /// Moves trace context with `propagator` instead of the global propagator (for
+        /// instance the one the telemetry bootstrap configured, `Telemetry::propagator`).
+        pub fn propagator(
+            mut self,
+            propagator: impl opentelemetry::propagation::TextMapPropagator + Send + Sync + 'static,
+        ) -> Self {
+            self$(.$field)*.propagation = $crate::carrier::Propagation::new(propagator);
+            self
+        }
+    };
+}
+pub(crate) use tracing_settings;
+
 /// Records a failure the way the standard asks: the error, `error.type`, status Error.
 pub(crate) fn record_failure(span: &SpanRef<'_>, error_type: &str, error: &dyn std::error::Error) {
     span.record_error(error);

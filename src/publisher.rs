@@ -6,14 +6,11 @@ use crate::attributes::{
 };
 use crate::binding::{self, BindingError, Encoding};
 use crate::carrier::{OverwritePolicy, Propagation};
-use crate::instrumentation::{
-    self, Destination, SharedTracer, SpanTemplate, TracerSource, record_failure,
-};
+use crate::instrumentation::{self, Destination, SharedTracer, SpanTemplate, record_failure};
 use crate::naming::SpanNaming;
 use crate::transport::{ErrorCode, Message, Transport, TransportError};
 use cloudevents::Event;
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::propagation::TextMapPropagator;
 use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use std::sync::Arc;
@@ -186,6 +183,8 @@ impl PublisherSpans {
 }
 
 impl<T: Transport> PublisherBuilder<T> {
+    crate::instrumentation::tracing_settings!();
+
     /// Sets the message encoding (default structured).
     pub fn encoding(mut self, encoding: Encoding) -> Self {
         self.encoding = encoding;
@@ -212,24 +211,6 @@ impl<T: Transport> PublisherBuilder<T> {
         F: Fn(&Event) -> Vec<KeyValue> + Send + Sync + 'static,
     {
         self.attributes = Arc::new(hook);
-        self
-    }
-
-    /// Takes spans from `provider` instead of the global provider.
-    pub fn tracer_provider(mut self, provider: &impl TracerSource) -> Self {
-        self.tracer = provider.shared_tracer();
-        self
-    }
-
-    /// Writes and reads the events' trace context with `propagator` instead of the global one
-    /// (for instance the telemetry bootstrap's [`Telemetry::propagator`]).
-    ///
-    /// [`Telemetry::propagator`]: crate::telemetry::Telemetry::propagator
-    pub fn propagator(
-        mut self,
-        propagator: impl TextMapPropagator + Send + Sync + 'static,
-    ) -> Self {
-        self.propagation = Propagation::new(propagator);
         self
     }
 

@@ -2,7 +2,7 @@
 
 use crate::attributes::{HTTP_REQUEST_METHOD, OTHER_ERROR, SERVER_ADDRESS, SERVER_PORT, URL_FULL};
 use crate::carrier::Propagation;
-use crate::instrumentation::{self, SharedTracer, TracerSource, record_failure};
+use crate::instrumentation::{self, SharedTracer, record_failure};
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_http::HeaderInjector;
@@ -32,28 +32,14 @@ impl Default for HttpClientTracing {
 }
 
 impl HttpClientTracing {
+    crate::instrumentation::tracing_settings!();
+
     /// Spans from the global tracer provider.
     pub fn new() -> Self {
         Self {
             tracer: instrumentation::global_tracer(),
             propagation: Propagation::global(),
         }
-    }
-
-    /// Moves the context with `propagator` instead of the global one (for instance the
-    /// telemetry bootstrap's `Telemetry::propagator`).
-    pub fn propagator(
-        mut self,
-        propagator: impl opentelemetry::propagation::TextMapPropagator + Send + Sync + 'static,
-    ) -> Self {
-        self.propagation = Propagation::new(propagator);
-        self
-    }
-
-    /// Spans from `provider`.
-    pub fn tracer_provider(mut self, provider: &impl TracerSource) -> Self {
-        self.tracer = provider.shared_tracer();
-        self
     }
 
     /// Sends `request` through `client` under the current context.

@@ -2,7 +2,7 @@
 
 use crate::attributes::{HTTP_REQUEST_METHOD, HTTP_ROUTE, SERVER_ADDRESS, URL_PATH};
 use crate::carrier::Propagation;
-use crate::instrumentation::{self, SharedTracer, TracerSource};
+use crate::instrumentation::{self, SharedTracer};
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -37,6 +37,8 @@ impl Default for HttpServerTracing {
 }
 
 impl HttpServerTracing {
+    crate::instrumentation::tracing_settings!();
+
     /// Spans from the global tracer provider.
     pub fn new() -> Self {
         Self {
@@ -44,22 +46,6 @@ impl HttpServerTracing {
             propagation: Propagation::global(),
             server_address: None,
         }
-    }
-
-    /// Moves the context with `propagator` instead of the global one (for instance the
-    /// telemetry bootstrap's `Telemetry::propagator`).
-    pub fn propagator(
-        mut self,
-        propagator: impl opentelemetry::propagation::TextMapPropagator + Send + Sync + 'static,
-    ) -> Self {
-        self.propagation = Propagation::new(propagator);
-        self
-    }
-
-    /// Spans from `provider` (e.g. one per service in a process that hosts several).
-    pub fn tracer_provider(mut self, provider: &impl TracerSource) -> Self {
-        self.tracer = provider.shared_tracer();
-        self
     }
 
     /// The `server.address` to report (default: the request's `Host` without the port).

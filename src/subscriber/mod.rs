@@ -6,16 +6,13 @@ mod dispatch;
 pub use crate::consume::{AckPolicy, Handler, HandlerError, ParentMode, Received};
 pub use crate::log_fields::MessageLogFields;
 
-use crate::carrier::Propagation;
 use crate::consume::{Consumer, ConsumerConfig};
-use crate::instrumentation::TracerSource;
 use crate::naming::SpanNaming;
 use crate::transport::{DeliveryStream, Transport, TransportError};
 use cloudevents::Event;
 use dispatch::Dispatcher;
 use futures::StreamExt;
 use opentelemetry::KeyValue;
-use opentelemetry::propagation::TextMapPropagator;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -108,6 +105,8 @@ pub struct TracedSubscriber<T> {
 }
 
 impl<T: Transport> TracedSubscriber<T> {
+    crate::instrumentation::tracing_settings!(config);
+
     /// A subscriber on `subscription`, whose messages come from `topic` (named in the spans).
     ///
     /// Defaults: process span `adapter.process`, [`ParentMode::Child`],
@@ -181,24 +180,6 @@ impl<T: Transport> TracedSubscriber<T> {
         F: Fn(&Event) -> Vec<KeyValue> + Send + Sync + 'static,
     {
         self.config.attributes = Arc::new(hook);
-        self
-    }
-
-    /// Takes spans from `provider` instead of the global provider.
-    pub fn tracer_provider(mut self, provider: &impl TracerSource) -> Self {
-        self.config.tracer = provider.shared_tracer();
-        self
-    }
-
-    /// Reads the events' trace context with `propagator` instead of the global one (for
-    /// instance the telemetry bootstrap's [`Telemetry::propagator`]).
-    ///
-    /// [`Telemetry::propagator`]: crate::telemetry::Telemetry::propagator
-    pub fn propagator(
-        mut self,
-        propagator: impl TextMapPropagator + Send + Sync + 'static,
-    ) -> Self {
-        self.config.propagation = Propagation::new(propagator);
         self
     }
 

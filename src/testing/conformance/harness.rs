@@ -81,6 +81,20 @@ impl<'t, T: ConformanceTarget> Harness<'t, T> {
             .tracer_provider(&self.telemetry.provider)
     }
 
+    /// Publishes the reconcile event of `cluster` (id `event-{cluster}`) under `parent`.
+    pub(super) async fn publish_under(
+        &self,
+        parent: &Context,
+        cluster: &str,
+    ) -> Result<crate::Published, String> {
+        let event = crate::testing::reconcile_event(&format!("event-{cluster}"), cluster)
+            .map_err(|e| format!("cannot build the test event: {e}"))?;
+        self.publisher()
+            .publish_with(event, crate::PublishOptions::new().parent(parent.clone()))
+            .await
+            .map_err(|e| e.to_string())
+    }
+
     /// A sampled root span's context, the parent a test publishes under.
     pub(super) fn root(&self) -> Context {
         let tracer = self.telemetry.provider.tracer("conformance");

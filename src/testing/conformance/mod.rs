@@ -112,6 +112,55 @@ impl ConformanceTarget for crate::transport::memory::MemoryTransport {
     }
 }
 
+/// A target that offers fewer capabilities than its backend: for a backend whose
+/// capabilities depend on how it is set up (a queue type, a subscription option), or to see
+/// which checks rely on what.
+#[derive(Debug, Clone)]
+pub struct WithCapabilities<T> {
+    target: T,
+    capabilities: Vec<Capability>,
+}
+
+impl<T: ConformanceTarget> WithCapabilities<T> {
+    /// `target`, offering only those of `capabilities` that it offers itself.
+    pub fn new(target: T, capabilities: &[Capability]) -> Self {
+        let capabilities = capabilities
+            .iter()
+            .copied()
+            .filter(|c| target.capabilities().contains(c))
+            .collect();
+        Self {
+            target,
+            capabilities,
+        }
+    }
+}
+
+impl<T: ConformanceTarget> ConformanceTarget for WithCapabilities<T> {
+    type Transport = T::Transport;
+
+    fn transport(&self) -> Self::Transport {
+        self.target.transport()
+    }
+
+    fn capabilities(&self) -> &[Capability] {
+        &self.capabilities
+    }
+
+    fn create_topic(&self, topic: &str) -> impl Future<Output = Result<(), TransportError>> + Send {
+        self.target.create_topic(topic)
+    }
+
+    fn create_subscription(
+        &self,
+        subscription: &str,
+        topic: &str,
+        config: &SubscriptionConfig,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send {
+        self.target.create_subscription(subscription, topic, config)
+    }
+}
+
 /// How one check ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {

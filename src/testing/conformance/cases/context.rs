@@ -7,10 +7,7 @@ pub(super) async fn trace_continuity<T: ConformanceTarget>(target: &T) -> Result
     let h = Harness::new(target, "trace_continuity").await?;
     let sub = h.subscription("a", SubscriptionConfig::default()).await?;
     let root = h.root();
-    h.publisher()
-        .publish_with(reconcile_event("c1")?, under(&root))
-        .await
-        .map_err(|e| e.to_string())?;
+    h.publish_under(&root, "c1").await?;
     let seen = h.consume(h.subscriber(&sub), 1, |_, _| Ok(())).await?;
     let spans = h.spans();
     let publish = single(&spans, &publish_name(&h))?;
@@ -38,10 +35,7 @@ pub(super) async fn tracestate_round_trip<T: ConformanceTarget>(target: &T) -> R
         true,
         state,
     ));
-    h.publisher()
-        .publish_with(reconcile_event("c1")?, under(&parent))
-        .await
-        .map_err(|e| e.to_string())?;
+    h.publish_under(&parent, "c1").await?;
     let seen = h.consume(h.subscriber(&sub), 1, |_, _| Ok(())).await?;
     let carried = text(&seen[0].received.event, "tracestate");
     ensure!(
@@ -72,10 +66,7 @@ pub(super) async fn unsampled_parent<T: ConformanceTarget>(target: &T) -> Result
         true,
         TraceState::default(),
     ));
-    h.publisher()
-        .publish_with(reconcile_event("c1")?, under(&parent))
-        .await
-        .map_err(|e| e.to_string())?;
+    h.publish_under(&parent, "c1").await?;
     let seen = h.consume(h.subscriber(&sub), 1, |_, _| Ok(())).await?;
     let spans = h.spans();
     ensure!(

@@ -12,10 +12,7 @@ pub(super) async fn fan_out<T: ConformanceTarget>(target: &T) -> Result<(), Stri
         .subscription("provisioning", SubscriptionConfig::default())
         .await?;
     let root = h.root();
-    h.publisher()
-        .publish_with(reconcile_event("c1")?, under(&root))
-        .await
-        .map_err(|e| e.to_string())?;
+    h.publish_under(&root, "c1").await?;
     let a = h.consume(h.subscriber(&first), 1, |_, _| Ok(())).await?;
     let b = h.consume(h.subscriber(&second), 1, |_, _| Ok(())).await?;
     let spans = h.spans();
@@ -58,10 +55,7 @@ pub(super) async fn failing_handler<T: ConformanceTarget>(
         .subscription("a", SubscriptionConfig::default().dead_letter(dead_letter))
         .await?;
     let root = h.root();
-    h.publisher()
-        .publish_with(reconcile_event("c1")?, under(&root))
-        .await
-        .map_err(|e| e.to_string())?;
+    h.publish_under(&root, "c1").await?;
     let seen = h
         .consume(h.subscriber(&sub), 2, move |index, _| {
             if index == 0 {
