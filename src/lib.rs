@@ -7,12 +7,17 @@
 //!    ([`inject`], [`extract`]).
 //! 2. [`binding`]: the event in a Pub/Sub message, structured or binary, and back from any
 //!    encoding found in the wild.
-//! 3. [`transport`]: a pluggable [`Transport`](transport::Transport) that moves messages, with
-//!    an in-memory backend that behaves like Pub/Sub.
-//! 4. [`TracedPublisher`] / [`TracedSubscriber`]: the standard's `{topic} publish`,
-//!    `{topic} receive` and `adapter.process` spans around the transport.
+//! 3. [`transport`]: a pluggable [`Transport`] that moves messages, with an in-memory backend
+//!    that behaves like Pub/Sub.
+//! 4. [`consume`]: the consume pipeline every way in shares — decode, continue the trace,
+//!    `{topic} receive` and `adapter.process` spans, the handler run, ack or nack.
+//! 5. [`TracedSubscriber`] (the pull loop over the pipeline) / [`TracedPublisher`] (the
+//!    `{topic} publish` span around the transport).
 //!
-//! With the `testing` feature, [`testing`] holds the conformance suite every transport runs.
+//! Beside it: [`telemetry`] (feature `telemetry`, the default) sets everything up from the
+//! `OTEL_*` variables; [`http`] (features `http-server`, `http-client`) and [`database`] make
+//! the standard's HTTP and database spans; with the `testing` feature, [`testing`] holds the
+//! conformance suite every transport runs.
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 

@@ -240,7 +240,7 @@ impl<T: Transport> PublisherBuilder<T> {
 impl<T: Transport> TracedPublisher<T> {
     /// A publisher to `topic` with the defaults: structured encoding, [`OverwritePolicy::Preserve`],
     /// `{destination} {operation}` names,
-    /// [`attributes::hyperfleet_resource`](crate::attributes::hyperfleet_resource) as extra
+    /// [`hyperfleet_resource`](crate::attributes::hyperfleet_resource) as extra
     /// attributes, the global tracer provider and propagator.
     pub fn new(transport: T, topic: impl Into<String>) -> Self {
         Self::builder(transport, topic).build()

@@ -1,11 +1,12 @@
 //! The consume pipeline that every way in shares.
 //!
-//! Given a received [`Message`] and its [`DeliveryFacts`], a [`Consumer`] decodes the event
-//! ([`binding`](crate::binding)), resolves its creation context (the CloudEvent's extension,
-//! then a Google client's `googclient_*` attributes, as the [`ParentMode`] says), starts the
-//! `{topic} receive` and process spans, runs the [`Handler`] inside the process span's context
-//! with the message's log fields, catches its panics, and returns a [`Consumed`]: the verdict
-//! (ack or nack) and the receive span, which stays open until the way in has settled.
+//! Given a received [`Message`] and its delivery facts (the delivery attempt, the transport's
+//! own attributes), the crate's consumer decodes the event with the [`binding`](crate::binding#),
+//! resolves its creation context (the CloudEvent's extension, then a Google client's
+//! `googclient_*` attributes, as the [`ParentMode`] says), starts the `{topic} receive` and
+//! process spans, runs the [`Handler`] inside the process span's context with the message's log
+//! fields, catches its panics, and returns the verdict (ack or nack) with the receive span,
+//! which stays open until the way in has settled.
 //!
 //! The way in only schedules and settles: the pull loop of
 //! [`TracedSubscriber`](crate::TracedSubscriber) settles through the transport's

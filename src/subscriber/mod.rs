@@ -62,7 +62,7 @@ pub enum SubscribeError {
 ///
 /// ```
 /// use cloudevents::{AttributesReader, EventBuilder, EventBuilderV10};
-/// /// use hyperfleet_tracing::transport::memory::MemoryTransport;
+/// use hyperfleet_tracing::transport::memory::MemoryTransport;
 /// use hyperfleet_tracing::transport::SubscriptionConfig;
 /// use hyperfleet_tracing::{HandlerError, Received, TracedPublisher, TracedSubscriber};
 ///
@@ -111,7 +111,7 @@ impl<T: Transport> TracedSubscriber<T> {
     ///
     /// Defaults: process span `adapter.process`, [`ParentMode::Child`],
     /// [`AckPolicy::NackOnError`], 16 concurrent handlers, `{destination} {operation}` names,
-    /// [`attributes::hyperfleet_resource`](crate::attributes::hyperfleet_resource) as extra
+    /// [`hyperfleet_resource`](crate::attributes::hyperfleet_resource) as extra
     /// attributes, the global tracer provider and propagator.
     pub fn new(transport: T, subscription: impl Into<String>, topic: impl Into<String>) -> Self {
         Self {
