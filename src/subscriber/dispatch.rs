@@ -2,45 +2,65 @@
 //!
 //! Pub/Sub hands a client the messages of an ordering key in order, possibly several at once;
 //! running their handlers concurrently would lose that order, so a key's next delivery waits
-//! until the handler of the previous one has finished. When a key's handler fails, the key's
-//! waiting deliveries are nacked too, right after the failed one and before anything more is
-//! pulled: Pub/Sub redelivers the failed message and those after it, in order.
+//! until the handler of the previous one has finished. When a key's handler fails, the message
+//! goes back, and so does every later delivery of the key, until the failed message comes back
+//! (or, when it was dead-lettered, a message already sent back does): the deliveries waiting
+//! behind it, and those the stream had buffered before the broker saw the nack. Pub/Sub then
+//! redelivers the failed message and those after it, in order.
+//!
+//! Every await here is cancel-safe: [`Dispatcher::complete_one`] updates its state without
+//! awaiting once a handler has finished, and deliveries sent back are nacked by a
+//! [`Nacker`] task in the order they were sent back.
 
-use crate::consume::{Consumed, Consumer, DeliveryFacts, Handler, Verdict};
-use crate::transport::{Acknowledger, Delivery};
-use std::collections::{HashMap, VecDeque};
+mod nacker;
+
+use crate::consume::{Consumer, DeliveryFacts, Handler, Verdict};
+use crate::transport::Delivery;
+use nacker::Nacker;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use tokio::task::{Id, JoinSet};
+use tokio::time::Instant;
 use tracing::instrument::WithSubscriber;
 
-/// Who nacks a delivery whose handler failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum NackBy {
-    /// The handler's task, at once.
-    Task,
-    /// The dispatcher, which orders it before the nacks of the deliveries waiting behind it
-    /// on the same ordering key.
-    Dispatcher,
+/// A running handler's ordering key and message.
+struct Running {
+    key: String,
+    message_id: Option<String>,
 }
 
-/// How a handler's task ended.
-enum TaskEnd {
-    /// Acked or nacked by the task.
-    Settled { acked: bool },
-    /// Not handled; the dispatcher nacks it (see [`NackBy::Dispatcher`]).
-    NackPending(Consumed, Box<dyn Acknowledger>),
+/// A key whose handler failed: its deliveries go back until the failed message returns.
+struct FailedKey {
+    message_id: String,
+    /// Ids of the key's messages sent back since; one of them coming back means the broker is
+    /// redelivering the key's sequence without the failed message (it was dead-lettered).
+    sent_back: HashSet<String>,
+}
+
+impl FailedKey {
+    /// Whether `delivery` starts the key's redelivered sequence.
+    fn is_redelivery(&self, delivery: &Delivery) -> bool {
+        delivery
+            .message
+            .id
+            .as_ref()
+            .is_some_and(|id| *id == self.message_id || self.sent_back.contains(id))
+    }
 }
 
 pub(super) struct Dispatcher<H> {
     consumer: Arc<Consumer>,
     handler: Arc<H>,
-    in_flight: JoinSet<TaskEnd>,
+    /// Each handler's task; it settles its own delivery and says whether it acked.
+    in_flight: JoinSet<bool>,
     /// Ordering key of each running task that has one.
-    running_keys: HashMap<Id, String>,
+    running_keys: HashMap<Id, Running>,
     /// Deliveries waiting for their key's running handler, per key. A key is present while a
     /// handler for it runs.
     waiting: HashMap<String, VecDeque<Delivery>>,
     queued: usize,
+    failed: HashMap<String, FailedKey>,
+    nacker: Nacker,
 }
 
 impl<H: Handler> Dispatcher<H> {
@@ -52,6 +72,8 @@ impl<H: Handler> Dispatcher<H> {
             running_keys: HashMap::new(),
             waiting: HashMap::new(),
             queued: 0,
+            failed: HashMap::new(),
+            nacker: Nacker::start(),
         }
     }
 
@@ -72,9 +94,17 @@ impl<H: Handler> Dispatcher<H> {
             .clone()
             .filter(|k| !k.is_empty());
         let Some(key) = key else {
-            self.spawn(delivery, NackBy::Task);
+            self.spawn(delivery);
             return;
         };
+        if let Some(failed) = self.failed.get_mut(&key) {
+            if !failed.is_redelivery(&delivery) {
+                failed.sent_back.extend(delivery.message.id.clone());
+                self.nacker.send_back(delivery);
+                return;
+            }
+            self.failed.remove(&key);
+        }
         match self.waiting.get_mut(&key) {
             Some(queue) => {
                 queue.push_back(delivery);
@@ -88,12 +118,13 @@ impl<H: Handler> Dispatcher<H> {
     }
 
     fn spawn_keyed(&mut self, delivery: Delivery, key: String) {
-        let id = self.spawn(delivery, NackBy::Dispatcher);
-        self.running_keys.insert(id, key);
+        let message_id = delivery.message.id.clone();
+        let id = self.spawn(delivery);
+        self.running_keys.insert(id, Running { key, message_id });
     }
 
-    /// Starts a handler's task: consume, then settle unless the nack is the dispatcher's.
-    fn spawn(&mut self, delivery: Delivery, nack_by: NackBy) -> Id {
+    /// Starts a handler's task: consume, then settle.
+    fn spawn(&mut self, delivery: Delivery) -> Id {
         let consumer = Arc::clone(&self.consumer);
         let handler = Arc::clone(&self.handler);
         let task = async move {
@@ -104,54 +135,54 @@ impl<H: Handler> Dispatcher<H> {
             };
             let consumed = consumer.consume(handler.as_ref(), message, facts).await;
             let acked = consumed.verdict() == Verdict::Ack;
-            if !acked && nack_by == NackBy::Dispatcher {
-                return TaskEnd::NackPending(consumed, acker);
-            }
             consumed.settle(acker).await;
-            TaskEnd::Settled { acked }
+            acked
         };
         // Handlers log through the caller's `tracing` subscriber.
         self.in_flight.spawn(task.with_current_subscriber()).id()
     }
 
     /// Waits for one handler to finish and starts its key's next delivery. `false` when
-    /// nothing was running.
+    /// nothing was running. Cancel-safe: nothing is awaited after the handler has finished.
     pub(super) async fn complete_one(&mut self) -> bool {
         let Some(finished) = self.in_flight.join_next_with_id().await else {
             return false;
         };
         let (id, acked) = match finished {
-            Ok((id, TaskEnd::Settled { acked })) => (id, acked),
-            Ok((id, TaskEnd::NackPending(consumed, acker))) => {
-                consumed.settle(acker).await;
-                (id, false)
-            }
+            Ok((id, acked)) => (id, acked),
             // The task's delivery was dropped unsettled, which nacks it.
             Err(error) => (error.id(), false),
         };
-        if let Some(key) = self.running_keys.remove(&id) {
-            self.next_of_key(key, acked).await;
+        if let Some(running) = self.running_keys.remove(&id) {
+            self.next_of_key(running, acked);
         }
         true
     }
 
     /// After a key's handler finished: start the key's next delivery, or, when it failed,
-    /// send back everything that waited behind it, to keep the key's order.
-    async fn next_of_key(&mut self, key: String, acked: bool) {
+    /// send back what waited behind it until the failed message comes back.
+    fn next_of_key(&mut self, running: Running, acked: bool) {
+        let Running { key, message_id } = running;
+        let behind = self.waiting.remove(&key).unwrap_or_default();
+        self.queued -= behind.len();
         if !acked {
-            let behind = self.waiting.remove(&key).unwrap_or_default();
-            self.queued -= behind.len();
-            nack_all(behind).await;
-            return;
+            let Some(message_id) = message_id else {
+                // Without an id its redelivery cannot be told apart: all of them go back.
+                behind.into_iter().for_each(|d| self.nacker.send_back(d));
+                return;
+            };
+            let sent_back = HashSet::new();
+            self.failed.insert(
+                key,
+                FailedKey {
+                    message_id,
+                    sent_back,
+                },
+            );
         }
-        match self.waiting.get_mut(&key).and_then(VecDeque::pop_front) {
-            Some(delivery) => {
-                self.queued -= 1;
-                self.spawn_keyed(delivery, key);
-            }
-            None => {
-                self.waiting.remove(&key);
-            }
+        // Resubmitted in order: each goes back, runs, or waits as a new arrival would.
+        for delivery in behind {
+            self.submit(delivery);
         }
     }
 
@@ -160,27 +191,29 @@ impl<H: Handler> Dispatcher<H> {
         while self.complete_one().await {}
     }
 
-    /// Gives up on everything still running or waiting: running handlers are dropped, which
-    /// nacks their deliveries, and waiting deliveries are nacked.
-    pub(super) async fn abandon(&mut self) {
+    /// Gives up on everything still running or waiting: running handlers are aborted, which
+    /// drops and so nacks their deliveries, and waiting deliveries are sent back. Waits until
+    /// `deadline` at the latest: a handler blocking its thread cannot be aborted and is left
+    /// behind.
+    pub(super) async fn abandon(&mut self, deadline: Instant) {
         self.in_flight.abort_all();
-        while let Some(finished) = self.in_flight.join_next().await {
-            // A handler may have finished before the abort reached it.
-            if let Ok(TaskEnd::NackPending(consumed, acker)) = finished {
-                consumed.settle(acker).await;
-            }
+        let joined = async { while self.in_flight.join_next().await.is_some() {} };
+        if tokio::time::timeout_at(deadline, joined).await.is_err() {
+            self.in_flight.detach_all();
         }
         self.running_keys.clear();
+        self.failed.clear();
         for (_, behind) in self.waiting.drain() {
-            nack_all(behind).await;
+            for delivery in behind {
+                self.nacker.send_back(delivery);
+            }
         }
         self.queued = 0;
     }
-}
 
-async fn nack_all(deliveries: VecDeque<Delivery>) {
-    for delivery in deliveries {
-        // A nack that fails leaves the message to its ack deadline.
-        let _ = delivery.nack().await;
+    /// Waits until `deadline` at the latest for the deliveries sent back to be nacked; those
+    /// left are dropped, which nacks them too.
+    pub(super) async fn flush(self, deadline: Instant) {
+        self.nacker.finish(deadline).await;
     }
 }

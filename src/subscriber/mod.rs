@@ -22,6 +22,9 @@ const MAX_WAITING: usize = 1000;
 /// How long shutdown waits for handlers in flight by default: inside Kubernetes' default
 /// 30-second termination grace period.
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
+/// What shutdown may take past its timeout: for aborted handlers to drop their deliveries,
+/// for the nacks of what they left to be sent, and for the transport to flush settlements.
+const SHUTDOWN_MARGIN: Duration = Duration::from_secs(1);
 /// Handlers running at once by default.
 const DEFAULT_CONCURRENCY: usize = 16;
 
@@ -220,18 +223,20 @@ impl<T: Transport> TracedSubscriber<T> {
             &subscription,
         )
         .await;
-        // Stop pulling, let the last handlers finish and settle, and let the transport flush
-        // those settlements.
-        let grace = self.shutdown_timeout;
+        // Stop pulling; let the last handlers finish and settle, and the transport flush those
+        // settlements, all within the shutdown timeout and its fixed margin.
+        let deadline = tokio::time::Instant::now() + self.shutdown_timeout;
         let finish = async {
-            if tokio::time::timeout(grace, dispatcher.drain())
+            if tokio::time::timeout_at(deadline, dispatcher.drain())
                 .await
                 .is_err()
             {
-                dispatcher.abandon().await;
+                dispatcher.abandon(deadline + SHUTDOWN_MARGIN / 2).await;
             }
+            dispatcher.flush(deadline + SHUTDOWN_MARGIN).await;
         };
-        futures::join!(deliveries.close(), finish);
+        let close = tokio::time::timeout_at(deadline + SHUTDOWN_MARGIN, deliveries.close());
+        let _ = futures::join!(close, finish);
         outcome
     }
 }
@@ -247,7 +252,8 @@ async fn pull<H: Handler>(
 ) -> Result<(), SubscribeError> {
     tokio::pin!(shutdown);
     loop {
-        if dispatcher.running() >= concurrency || dispatcher.waiting() >= MAX_WAITING {
+        let running = dispatcher.running();
+        if running >= concurrency || (running > 0 && dispatcher.waiting() >= MAX_WAITING) {
             tokio::select! {
                 biased;
                 () = &mut shutdown => return Ok(()),
