@@ -5,11 +5,11 @@ use cloudevents::{AttributesReader, Event};
 use opentelemetry::{KeyValue, Value};
 pub use opentelemetry_semantic_conventions::attribute::{
     CLOUDEVENTS_EVENT_ID, CLOUDEVENTS_EVENT_SOURCE, CLOUDEVENTS_EVENT_SPEC_VERSION,
-    CLOUDEVENTS_EVENT_SUBJECT, CLOUDEVENTS_EVENT_TYPE, ERROR_TYPE, MESSAGING_BATCH_MESSAGE_COUNT,
-    MESSAGING_DESTINATION_NAME, MESSAGING_DESTINATION_SUBSCRIPTION_NAME,
-    MESSAGING_GCP_PUBSUB_MESSAGE_DELIVERY_ATTEMPT, MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY,
-    MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_NAME, MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM,
-    SERVER_ADDRESS,
+    CLOUDEVENTS_EVENT_SUBJECT, CLOUDEVENTS_EVENT_TYPE, ERROR_TYPE, EXCEPTION_MESSAGE,
+    MESSAGING_BATCH_MESSAGE_COUNT, MESSAGING_DESTINATION_NAME,
+    MESSAGING_DESTINATION_SUBSCRIPTION_NAME, MESSAGING_GCP_PUBSUB_MESSAGE_DELIVERY_ATTEMPT,
+    MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY, MESSAGING_MESSAGE_ID, MESSAGING_OPERATION_NAME,
+    MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM, SERVER_ADDRESS,
 };
 pub use opentelemetry_semantic_conventions::attribute::{
     DB_COLLECTION_NAME, DB_OPERATION_NAME, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE,
@@ -189,7 +189,7 @@ pub fn hyperfleet_resource(event: &Event) -> Vec<KeyValue> {
     let resource_type = match kind {
         "Cluster" => Value::from("clusters"),
         "NodePool" => Value::from("nodepools"),
-        other => Value::from(format!("{}s", other.to_ascii_lowercase())),
+        other => Value::from(bounded(&format!("{}s", other.to_ascii_lowercase()))),
     };
     let id = shared(id);
     let cluster_id = if kind == "Cluster" {

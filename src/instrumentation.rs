@@ -6,7 +6,7 @@ use opentelemetry::global::{self, BoxedTracer};
 use opentelemetry::trace::{SpanBuilder, SpanKind, SpanRef, Status, Tracer, TracerProvider};
 use std::sync::Arc;
 
-use crate::attributes::{self, ERROR_TYPE};
+use crate::attributes::{self, ERROR_TYPE, EXCEPTION_MESSAGE};
 use crate::naming::{self, SpanNaming};
 
 /// Instrumentation scope name of every span this crate starts.
@@ -80,11 +80,17 @@ macro_rules! tracing_settings {
 }
 pub(crate) use tracing_settings;
 
-/// Records a failure the way the standard asks: the error, `error.type`, status Error.
+/// Records a failure the way the standard asks: an `exception` event with the error's message,
+/// `error.type`, status Error. Error texts may quote untrusted input, so the message is cut to
+/// [`MAX_VALUE_LEN`](crate::attributes::MAX_VALUE_LEN) bytes, like every text on a span.
 pub(crate) fn record_failure(span: &SpanRef<'_>, error_type: &str, error: &dyn std::error::Error) {
-    span.record_error(error);
+    let message = attributes::bounded_shared(&error.to_string());
+    span.add_event(
+        "exception",
+        vec![KeyValue::new(EXCEPTION_MESSAGE, message.clone())],
+    );
     span.set_attribute(KeyValue::new(ERROR_TYPE, error_type.to_owned()));
-    span.set_status(Status::error(error.to_string()));
+    span.set_status(Status::error(message.as_str().into_owned()));
 }
 
 /// Where messaging spans point: the same for every span of one publisher or subscriber.

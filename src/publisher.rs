@@ -410,8 +410,12 @@ impl<T: Transport> TracedPublisher<T> {
         };
         let event_attributes = self.event_attributes.of(event);
         let hook_attributes = (self.attributes)(event);
-        let ordering_key_attribute = ordering_key
-            .map(|key| KeyValue::new(MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY, key.to_owned()));
+        let ordering_key_attribute = ordering_key.map(|key| {
+            KeyValue::new(
+                MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY,
+                attributes::bounded(key),
+            )
+        });
         let mut span_attributes = template.attributes(
             event_attributes.len() + hook_attributes.len() + usize::from(ordering_key.is_some()),
         );

@@ -21,6 +21,8 @@ const SUBSCRIPTION: &str = "validation";
 const DEAD_LETTERS: &str = "validation-dlq";
 /// Most bytes of one attribute value on a span.
 const ATTRIBUTE_LIMIT: usize = 256;
+/// Marks event data that must never reach a span.
+const PAYLOAD: &str = "PAYLOAD-MUST-NOT-LEAK";
 
 const TRACE_ID: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const PARENT_ID: &str = "00f067aa0ba902b7";
@@ -70,6 +72,39 @@ fn undecodable() -> Vec<(&'static str, Message)> {
         (
             "a structured body nested ten thousand levels deep",
             Message::new("[".repeat(10_000)).with_attribute("content-type", structured),
+        ),
+        (
+            "a one-megabyte spec version in binary mode",
+            Message::new("{}").with_attribute("ce-specversion", "9".repeat(1 << 20)),
+        ),
+        (
+            "a one-megabyte structured content type",
+            Message::new("{}").with_attribute(
+                "content-type",
+                format!("application/cloudevents+{}", "x".repeat(1 << 20)),
+            ),
+        ),
+        (
+            "a one-megabyte batch content type",
+            Message::new("[]").with_attribute(
+                "content-type",
+                format!("application/cloudevents-batch+json;{}", "x".repeat(1 << 20)),
+            ),
+        ),
+        (
+            "event data that is not base64, quoted by the parser",
+            Message::new(format!(
+                r#"{{"specversion":"1.0","id":"1","source":"s","type":"t","data_base64":"{PAYLOAD}!{}"}}"#,
+                "x".repeat(1 << 20)
+            ))
+            .with_attribute("content-type", structured),
+        ),
+        (
+            "event data of the wrong type, quoted by the parser",
+            Message::new(format!(
+                r#"{{"specversion":"1.0","id":"1","source":"s","type":"t","datacontenttype":"application/json","data_base64":["{PAYLOAD}"]}}"#
+            ))
+            .with_attribute("content-type", structured),
         ),
         (
             "a structured event with an invalid time",
@@ -262,7 +297,19 @@ async fn every_bad_message_is_handled_or_dead_lettered_and_none_is_lost() {
         }
     }
 
-    // No attribute value on any span exceeds the bound, however big the input.
+    // No text on any span (name, attributes, events, links, status) exceeds the bound,
+    // however big the input, and none quotes event data.
+    for span in &spans {
+        let oversized = hyperfleet_tracing::testing::spans::oversized(span, ATTRIBUTE_LIMIT);
+        assert!(oversized.is_empty(), "{oversized:#?}");
+        for (place, text) in hyperfleet_tracing::testing::spans::texts(span) {
+            assert!(
+                !text.contains(PAYLOAD),
+                "{}: {place} quotes event data: {text}",
+                span.name
+            );
+        }
+    }
     for span in &spans {
         for kv in &span.attributes {
             if let Value::String(s) = &kv.value {

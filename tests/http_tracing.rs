@@ -166,3 +166,76 @@ async fn a_failed_request_is_recorded_on_the_client_span() {
     );
     assert!(matches!(span.status, Status::Error { .. }));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_request_records_no_credentials_or_query_in_any_text() {
+    let telemetry = TestTelemetry::new();
+    let unused = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let client = reqwest::Client::new();
+    let request = client
+        .get(format!(
+            "http://admin:hunter2@{unused}/clusters?token=s3cr3t&x={}",
+            "q".repeat(2000)
+        ))
+        .build()
+        .unwrap();
+    let error = HttpClientTracing::new()
+        .tracer_provider(&telemetry.provider)
+        .send(&client, request)
+        .await
+        .unwrap_err();
+    // The caller's own error still has everything: only what is recorded is scrubbed.
+    assert!(error.to_string().contains("s3cr3t"), "{error}");
+    let spans = telemetry.spans();
+    let span = single(&spans, "GET").unwrap();
+    for (place, text) in hyperfleet_tracing::testing::spans::texts(span) {
+        for secret in ["hunter2", "admin", "s3cr3t", "qqqq"] {
+            assert!(!text.contains(secret), "{place} holds {secret:?}: {text}");
+        }
+    }
+    assert!(
+        hyperfleet_tracing::testing::spans::texts(span)
+            .iter()
+            .any(|(place, text)| place == "status" && text.contains("/clusters")),
+        "the status still says which call failed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn untrusted_request_parts_are_bounded_on_the_server_span() {
+    let telemetry = TestTelemetry::new();
+    let routes = Router::new().route(
+        "/{*rest}",
+        axum::routing::any(|| async { StatusCode::NO_CONTENT }),
+    );
+    let app = HttpServerTracing::new()
+        .tracer_provider(&telemetry.provider)
+        .route_layer(routes);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let client = reqwest::Client::new();
+    let method = reqwest::Method::from_bytes("X".repeat(1000).as_bytes()).unwrap();
+    let request = client
+        .request(method, format!("http://{address}/{}", "p".repeat(4000)))
+        .header("host", format!("{}:80", "h".repeat(4000)))
+        .build()
+        .unwrap();
+    let response = client.execute(request).await.unwrap();
+    assert_eq!(response.status(), 204);
+    let spans = telemetry.spans();
+    assert_eq!(spans.len(), 1);
+    let span = &spans[0];
+    let oversized = hyperfleet_tracing::testing::spans::oversized(span, 256);
+    assert!(oversized.is_empty(), "{oversized:#?}");
+    assert_eq!(span.name, "HTTP /{*rest}");
+    assert_eq!(
+        attribute_str(span, "http.request.method").as_deref(),
+        Some("_OTHER")
+    );
+}

@@ -1,12 +1,12 @@
 //! The traced publisher: batch spans, and failures recorded the way the standard asks.
 
-use cloudevents::{AttributesReader, Event, EventBuilder, EventBuilderV10};
+use cloudevents::{AttributesReader, AttributesWriter, Event, EventBuilder, EventBuilderV10};
 use futures::StreamExt;
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::{attribute, attribute_str, named, single};
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::transport::{ErrorCode, SubscriptionConfig, Transport};
-use hyperfleet_tracing::{PublishError, TracedPublisher, binding};
+use hyperfleet_tracing::{PublishError, PublishOptions, TracedPublisher, binding};
 use opentelemetry::Value;
 use opentelemetry::trace::{SpanKind, Status};
 
@@ -138,4 +138,31 @@ async fn overwrite_removes_a_stale_context_even_when_there_is_none_to_write() {
     let received = binding::decode(&delivery.message).unwrap();
     assert_eq!(received.extension("traceparent"), None);
     assert_eq!(received.extension("tracestate"), None);
+}
+
+#[tokio::test]
+async fn every_text_on_a_publish_span_is_bounded_however_big_the_event() {
+    let telemetry = TestTelemetry::new();
+    let transport = MemoryTransport::new();
+    transport.create_topic("t").unwrap();
+    let publisher = TracedPublisher::builder(transport, "t")
+        .tracer_provider(&telemetry.provider)
+        .build();
+    let huge = "x".repeat(1 << 20);
+    let mut event = event("e1");
+    event.set_source(huge.clone());
+    event.set_type(huge.clone());
+    event.set_subject(Some(huge.clone()));
+    event.set_data(
+        "application/json",
+        serde_json::json!({"id": huge, "kind": huge}),
+    );
+    publisher
+        .publish_with(event, PublishOptions::new().ordering_key(huge.clone()))
+        .await
+        .unwrap();
+    let spans = telemetry.spans();
+    assert_eq!(spans.len(), 1);
+    let oversized = hyperfleet_tracing::testing::spans::oversized(&spans[0], 256);
+    assert!(oversized.is_empty(), "{oversized:#?}");
 }

@@ -212,7 +212,7 @@ fn check_structured_data(event: &Event) -> Result<(), BindingError> {
         (SpecVersion::V03, Some(ct), Some(Data::Binary(bytes)))
             if read_as_json(ct) && !is_json(bytes) =>
         {
-            Err(BindingError::NotJsonData(ct.to_owned()))
+            Err(BindingError::NotJsonData(excerpt(ct)))
         }
         _ => Ok(()),
     }
@@ -227,7 +227,7 @@ fn is_json(bytes: &[u8]) -> bool {
 fn check_binary_content_type(event: &Event) -> Result<(), BindingError> {
     match event.datacontenttype() {
         Some(ct) if starts_with_ignore_case(ct, CLOUDEVENTS_MEDIA_TYPE) => {
-            Err(BindingError::BinaryContentType(ct.to_owned()))
+            Err(BindingError::BinaryContentType(excerpt(ct)))
         }
         _ => Ok(()),
     }
@@ -238,7 +238,7 @@ fn check_extension_names(event: &Event) -> Result<(), BindingError> {
         .iter_extensions()
         .find(|(name, _)| !event_names::is_extension_name(name))
     {
-        Some((name, _)) => Err(BindingError::ExtensionName(name.to_owned())),
+        Some((name, _)) => Err(BindingError::ExtensionName(excerpt(name))),
         None => Ok(()),
     }
 }
@@ -250,16 +250,16 @@ pub fn decode(message: &Message) -> Result<Event, BindingError> {
         && starts_with_ignore_case(ct, CLOUDEVENTS_MEDIA_TYPE)
     {
         if starts_with_ignore_case(ct, CLOUDEVENTS_BATCH_MEDIA_TYPE) {
-            return Err(BindingError::Batch(ct.to_owned()));
+            return Err(BindingError::Batch(excerpt(ct)));
         }
         if !is_json_media_type(ct) {
-            return Err(BindingError::UnsupportedFormat(ct.to_owned()));
+            return Err(BindingError::UnsupportedFormat(excerpt(ct)));
         }
         return decode_structured(message);
     }
     if let Some(version) = spec_version_attribute(message) {
         let spec_version = SpecVersion::try_from(version)
-            .map_err(|_| BindingError::SpecVersion(version.to_owned()))?;
+            .map_err(|_| BindingError::SpecVersion(excerpt(version)))?;
         let mut event = BinaryMessage {
             message,
             spec_version,
@@ -274,7 +274,10 @@ pub fn decode(message: &Message) -> Result<Event, BindingError> {
     }
     Err(BindingError::NotACloudEvent {
         reason: match content_type {
-            Some(ct) => format!("content type {ct:?}, no `ce-specversion` attribute"),
+            Some(ct) => format!(
+                "content type {:?}, no `ce-specversion` attribute",
+                excerpt(ct)
+            ),
             None if message.data.is_empty() => "empty message without attributes".to_owned(),
             None => "no content type, no `ce-specversion` attribute, and the data is not a \
                      CloudEvent JSON object"
@@ -351,6 +354,22 @@ fn read_as_json(content_type: &str) -> bool {
 fn is_json_media_type(content_type: &str) -> bool {
     let essence = content_type.split(';').next().unwrap_or_default().trim();
     read_as_json(&essence.to_ascii_lowercase())
+}
+
+/// Most bytes of an untrusted value an error quotes.
+const EXCERPT_LEN: usize = 64;
+
+/// An untrusted value as an error quotes it: at most [`EXCERPT_LEN`] bytes, cut on a
+/// character boundary, `…` marking the cut. Errors print it with `{:?}`, which escapes it.
+fn excerpt(value: &str) -> String {
+    if value.len() <= EXCERPT_LEN {
+        return value.to_owned();
+    }
+    let mut end = EXCERPT_LEN;
+    while !value.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &value[..end])
 }
 
 fn starts_with_ignore_case(value: &str, prefix: &str) -> bool {

@@ -1,6 +1,6 @@
 //! The CLIENT span of an outgoing HTTP call, with the context injected into its headers.
 
-use crate::attributes::{HTTP_REQUEST_METHOD, OTHER_ERROR, SERVER_ADDRESS, SERVER_PORT, URL_FULL};
+use crate::attributes::{self, OTHER_ERROR, SERVER_ADDRESS, SERVER_PORT, URL_FULL};
 use crate::carrier::Propagation;
 use crate::instrumentation::{self, SharedTracer, record_failure};
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
@@ -52,7 +52,7 @@ impl HttpClientTracing {
         let method = request.method().as_str().to_owned();
         let span = self
             .tracer
-            .span_builder(method)
+            .span_builder(super::span_method(&method).to_owned())
             .with_kind(SpanKind::Client)
             .with_attributes(request_attributes(&request))
             .start_with_context(self.tracer.as_ref(), &parent);
@@ -63,7 +63,7 @@ impl HttpClientTracing {
         let span = cx.span();
         match &result {
             Ok(response) => super::record_status(&span, response.status().as_u16(), 400),
-            Err(error) => record_failure(&span, error_type(error), error),
+            Err(error) => record_failure(&span, error_type(error), &ScrubbedError::of(error)),
         }
         span.end();
         result
@@ -73,25 +73,48 @@ impl HttpClientTracing {
 /// Method, server address and port, and the URL without what may hold secrets.
 fn request_attributes(request: &reqwest::Request) -> Vec<KeyValue> {
     let url = request.url();
-    let mut attributes = vec![KeyValue::new(
-        HTTP_REQUEST_METHOD,
-        request.method().as_str().to_owned(),
-    )];
+    let mut attributes = super::method_attributes(request.method().as_str());
     if let Some(host) = url.host_str() {
         attributes.push(KeyValue::new(SERVER_ADDRESS, host.to_owned()));
     }
     if let Some(port) = url.port_or_known_default() {
         attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
     }
-    // Scheme, host, port and path only: queries and credentials may hold secrets.
-    let mut full = url.clone();
-    full.set_query(None);
-    full.set_fragment(None);
-    let _ = full.set_username("");
-    let _ = full.set_password(None);
-    attributes.push(KeyValue::new(URL_FULL, full.to_string()));
+    attributes.push(KeyValue::new(URL_FULL, attributes::bounded(&scrubbed(url))));
     attributes
 }
+
+/// Scheme, host, port and path only: queries, fragments and credentials may hold secrets.
+fn scrubbed(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.to_string()
+}
+
+/// A failed request's error as it is recorded: its text with the URL scrubbed.
+#[derive(Debug)]
+struct ScrubbedError(String);
+
+impl ScrubbedError {
+    fn of(error: &reqwest::Error) -> Self {
+        let text = error.to_string();
+        Self(match error.url() {
+            Some(url) => text.replace(url.as_str(), &scrubbed(url)),
+            None => text,
+        })
+    }
+}
+
+impl std::fmt::Display for ScrubbedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for ScrubbedError {}
 
 fn error_type(error: &reqwest::Error) -> &'static str {
     if error.is_timeout() {

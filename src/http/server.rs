@@ -1,6 +1,6 @@
 //! The SERVER span of an axum route, continuing the caller's trace.
 
-use crate::attributes::{HTTP_REQUEST_METHOD, HTTP_ROUTE, SERVER_ADDRESS, URL_PATH};
+use crate::attributes::{self, HTTP_ROUTE, SERVER_ADDRESS, URL_PATH};
 use crate::carrier::Propagation;
 use crate::instrumentation::{self, SharedTracer};
 use axum::Router;
@@ -77,17 +77,20 @@ async fn trace_request(
         let host = request.headers().get(http::header::HOST)?.to_str().ok()?;
         Some(host.rsplit_once(':').map_or(host, |(h, _)| h).to_owned())
     });
-    let mut attributes = vec![
-        KeyValue::new(HTTP_REQUEST_METHOD, method.clone()),
-        KeyValue::new(HTTP_ROUTE, route.clone()),
-        KeyValue::new(URL_PATH, path),
-    ];
+    let mut attributes = super::method_attributes(&method);
+    attributes.extend([
+        KeyValue::new(HTTP_ROUTE, attributes::bounded(&route)),
+        KeyValue::new(URL_PATH, attributes::bounded(&path)),
+    ]);
     if let Some(address) = address {
-        attributes.push(KeyValue::new(SERVER_ADDRESS, address));
+        attributes.push(KeyValue::new(SERVER_ADDRESS, attributes::bounded(&address)));
     }
     let span = tracing
         .tracer
-        .span_builder(format!("{method} {route}"))
+        .span_builder(attributes::bounded(&format!(
+            "{} {route}",
+            super::span_method(&method)
+        )))
         .with_kind(SpanKind::Server)
         .with_attributes(attributes)
         .start_with_context(tracing.tracer.as_ref(), &parent);

@@ -49,3 +49,42 @@ pub fn children_of<'a>(spans: &'a [SpanData], parent: &SpanData) -> Vec<&'a Span
 pub fn is_root(span: &SpanData) -> bool {
     span.parent_span_id == SpanId::INVALID
 }
+
+/// Every piece of text `span` carries: its name, its attribute values, its events' names and
+/// attribute values, its links' attribute values, and its status description, each with
+/// where it was found.
+pub fn texts(span: &SpanData) -> Vec<(String, String)> {
+    let mut texts = vec![("name".to_owned(), span.name.to_string())];
+    let values = |place: &str, attributes: &[opentelemetry::KeyValue]| {
+        attributes
+            .iter()
+            .map(|kv| {
+                (
+                    format!("{place} {}", kv.key),
+                    kv.value.as_str().into_owned(),
+                )
+            })
+            .collect::<Vec<_>>()
+    };
+    texts.extend(values("attribute", &span.attributes));
+    for event in span.events.iter() {
+        texts.push(("event name".to_owned(), event.name.to_string()));
+        texts.extend(values(&format!("event {}", event.name), &event.attributes));
+    }
+    for link in span.links.iter() {
+        texts.extend(values("link", &link.attributes));
+    }
+    if let opentelemetry::trace::Status::Error { description } = &span.status {
+        texts.push(("status".to_owned(), description.to_string()));
+    }
+    texts
+}
+
+/// The pieces of text on `span` ([`texts`]) longer than `limit` bytes, described.
+pub fn oversized(span: &SpanData, limit: usize) -> Vec<String> {
+    texts(span)
+        .into_iter()
+        .filter(|(_, text)| text.len() > limit)
+        .map(|(place, text)| format!("{}: {place} has {} bytes", span.name, text.len()))
+        .collect()
+}
