@@ -198,3 +198,55 @@ async fn text_format_and_level_filter() {
         assert!(line.contains(field), "{field} missing from {line}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn text_lines_escape_what_could_forge_a_line_or_a_field() {
+    let logs = Captured::default();
+    let telemetry = telemetry(
+        &[
+            ("OTEL_TRACES_EXPORTER", "none".to_owned()),
+            ("HYPERFLEET_LOG_FORMAT", "text".to_owned()),
+        ],
+        &logs,
+    );
+    let (dispatch, _guard) = telemetry.into_subscriber();
+    let forged = "e1\n2026-01-01T00:00:00.000Z ERROR forged line level=error\r\u{1b}[2J";
+    tracing::dispatcher::with_default(&dispatch, || {
+        tracing::info!(
+            event_id = forged,
+            note = "a b=c \"q\"",
+            "handled\nERROR forged"
+        );
+    });
+    let lines = logs.lines();
+    assert_eq!(lines.len(), 1, "one event, one line: {lines:?}");
+    let line = &lines[0];
+    assert!(!line.contains('\r') && !line.contains('\u{1b}'), "{line:?}");
+    assert!(line.contains(r"handled\nERROR forged"), "{line}");
+    assert!(
+        line.contains(
+            r#"event_id="e1\n2026-01-01T00:00:00.000Z ERROR forged line level=error\r\u{1b}[2J""#
+        ),
+        "{line}"
+    );
+    assert!(line.contains(r#"note="a b=c \"q\"""#), "{line}");
+    assert!(
+        !outside_quotes(line).contains(" level="),
+        "a value forged a field: {line}"
+    );
+}
+
+/// The parts of a logfmt line that are not inside a quoted value.
+fn outside_quotes(line: &str) -> String {
+    let (mut out, mut quoted, mut escaped) = (String::new(), false, false);
+    for c in line.chars() {
+        match (quoted, escaped, c) {
+            (true, true, _) => escaped = false,
+            (true, false, '\\') => escaped = true,
+            (_, _, '"') => quoted = !quoted,
+            (false, _, c) => out.push(c),
+            _ => {}
+        }
+    }
+    out
+}

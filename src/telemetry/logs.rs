@@ -132,6 +132,9 @@ impl<S: Subscriber> Layer<S> for LogLayer {
 }
 
 /// `timestamp LEVEL message key=value …`, with the standard keys first.
+///
+/// Nothing a value holds can forge a line or a field: control characters are escaped
+/// everywhere, and a value with a space, `=`, `"` or `\` is quoted, logfmt-style.
 fn text_line(mut line: Map<String, Value>) -> String {
     let mut take = |key: &str| match line.remove(key) {
         Some(Value::String(s)) => s,
@@ -139,19 +142,68 @@ fn text_line(mut line: Map<String, Value>) -> String {
         None => String::new(),
     };
     let mut out = format!(
-        "{} {:<5} {}",
+        "{} {:<5} ",
         take("timestamp"),
-        take("level").to_ascii_uppercase(),
-        take("message")
+        take("level").to_ascii_uppercase()
     );
+    escape_controls(&take("message"), &mut out);
     for (key, value) in line {
         let value = match value {
             Value::String(s) => s,
             other => other.to_string(),
         };
-        let _ = write!(out, " {key}={value}");
+        out.push(' ');
+        escape_controls(&key, &mut out);
+        out.push('=');
+        quoted_if_needed(&value, &mut out);
     }
     out
+}
+
+/// Whether `c` would end a line, move the cursor or otherwise not show as itself.
+fn is_control(c: char) -> bool {
+    c.is_control() || matches!(c, '\u{2028}' | '\u{2029}')
+}
+
+/// `text` with `\n`, `\r`, `\t` and every other control character escaped.
+fn escape_controls(text: &str, out: &mut String) {
+    for c in text.chars() {
+        push_escaped(c, out);
+    }
+}
+
+fn push_escaped(c: char, out: &mut String) {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if is_control(c) => {
+            let _ = write!(out, "\\u{{{:x}}}", u32::from(c));
+        }
+        c => out.push(c),
+    }
+}
+
+/// A logfmt value: as is when nothing in it could be read as a separator, else in quotes with
+/// `"` and `\` escaped.
+fn quoted_if_needed(value: &str, out: &mut String) {
+    let plain = !value.is_empty()
+        && !value
+            .chars()
+            .any(|c| matches!(c, ' ' | '=' | '"' | '\\') || is_control(c));
+    if plain {
+        out.push_str(value);
+        return;
+    }
+    out.push('"');
+    for c in value.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            c => push_escaped(c, out),
+        }
+    }
+    out.push('"');
 }
 
 fn level_name(level: &Level) -> &'static str {
