@@ -324,3 +324,16 @@ async fn every_bad_message_is_handled_or_dead_lettered_and_none_is_lost() {
         }
     }
 }
+
+/// Whatever decodes can be forwarded: a decoded event encodes again in either mode.
+#[test]
+fn every_event_that_decodes_encodes_again() {
+    for (name, message, _) in decodable() {
+        let event = decode(&message).unwrap_or_else(|e| panic!("{name}: {e}"));
+        for encoding in [Encoding::Structured, Encoding::Binary] {
+            if let Err(error) = encode(&event, encoding) {
+                panic!("{name}: decoded, but cannot be sent on in {encoding:?}: {error}");
+            }
+        }
+    }
+}

@@ -166,3 +166,37 @@ async fn every_text_on_a_publish_span_is_bounded_however_big_the_event() {
     let oversized = hyperfleet_tracing::testing::spans::oversized(&spans[0], 256);
     assert!(oversized.is_empty(), "{oversized:#?}");
 }
+
+#[tokio::test]
+async fn overwrite_removes_a_stale_untrusted_baggage_the_propagator_does_not_write() {
+    let telemetry = TestTelemetry::new();
+    let transport = MemoryTransport::new();
+    transport.create_topic("t").unwrap();
+    transport
+        .create_subscription("s", "t", SubscriptionConfig::default())
+        .unwrap();
+    // W3C TraceContext only: no baggage is written for this publish.
+    let publisher = TracedPublisher::builder(transport.clone(), "t")
+        .tracer_provider(&telemetry.provider)
+        .propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new())
+        .overwrite_policy(hyperfleet_tracing::OverwritePolicy::Overwrite)
+        .build();
+    let mut stale = event("e1");
+    stale.set_extension(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    );
+    stale.set_extension("baggage", "user=attacker,role=admin");
+    publisher.publish(stale).await.unwrap();
+    let delivery = transport
+        .subscribe("s")
+        .await
+        .unwrap()
+        .next()
+        .await
+        .unwrap()
+        .unwrap();
+    let received = binding::decode(&delivery.message).unwrap();
+    assert_eq!(received.extension("baggage"), None);
+    assert!(received.extension("traceparent").is_some());
+}

@@ -244,7 +244,29 @@ fn check_extension_names(event: &Event) -> Result<(), BindingError> {
 }
 
 /// Decodes a Pub/Sub message into an event, whichever encoding the publisher used.
+///
+/// An extension whose name breaks the CloudEvents naming rule (upper case folds to lower case
+/// in binary mode; an underscore, more than 20 characters, a context attribute's name) is
+/// not an extension the specification allows: it is left out, so that every decoded event can
+/// be encoded and sent on.
 pub fn decode(message: &Message) -> Result<Event, BindingError> {
+    let mut event = decode_any(message)?;
+    drop_invalid_extensions(&mut event);
+    Ok(event)
+}
+
+fn drop_invalid_extensions(event: &mut Event) {
+    let invalid: Vec<String> = event
+        .iter_extensions()
+        .filter(|(name, _)| !event_names::is_extension_name(name))
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    for name in invalid {
+        event.remove_extension(&name);
+    }
+}
+
+fn decode_any(message: &Message) -> Result<Event, BindingError> {
     let content_type = message.attribute_ignore_case(CONTENT_TYPE);
     if let Some(ct) = content_type
         && starts_with_ignore_case(ct, CLOUDEVENTS_MEDIA_TYPE)

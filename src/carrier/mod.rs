@@ -170,11 +170,13 @@ impl Propagation {
         self.with(|p| extract_with(p, event))
     }
 
-    /// Replaces whatever trace context `event` carries with `cx`: the old `traceparent` and
-    /// `tracestate` go even when the propagator writes neither.
+    /// Replaces whatever context `event` carries with `cx`: the old `traceparent`,
+    /// `tracestate` and `baggage` go even when the propagator writes none of them, so nothing
+    /// untrusted outlives the context it came with.
     pub fn replace(&self, cx: &Context, event: &mut Event) {
-        event.remove_extension(TRACEPARENT);
-        event.remove_extension(TRACESTATE);
+        for key in [TRACEPARENT, TRACESTATE, BAGGAGE] {
+            event.remove_extension(key);
+        }
         self.inject(cx, event);
     }
 
