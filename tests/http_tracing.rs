@@ -239,3 +239,86 @@ async fn untrusted_request_parts_are_bounded_on_the_server_span() {
         Some("_OTHER")
     );
 }
+
+/// Serves one route whose SERVER spans go to `telemetry`, with `tracing` configured by `f`.
+async fn serve_with(
+    telemetry: &TestTelemetry,
+    f: impl FnOnce(HttpServerTracing) -> HttpServerTracing,
+) -> String {
+    let routes = Router::new().route("/clusters", get(|| async { "ok" }));
+    let app = f(HttpServerTracing::new().tracer_provider(&telemetry.provider)).route_layer(routes);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    address
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_reads_traceparent_as_strictly_as_the_event_carrier() {
+    let telemetry = TestTelemetry::new();
+    let address = serve_with(&telemetry, |t| t).await;
+    let valid = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let client = reqwest::Client::new();
+    for headers in [
+        vec!["00-1-1-01"],
+        vec!["00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b-01"],
+        vec!["00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01"],
+        vec![valid, valid],
+    ] {
+        let mut request = client.get(format!("http://{address}/clusters"));
+        for value in &headers {
+            request = request.header("traceparent", *value);
+        }
+        assert_eq!(request.send().await.unwrap().status(), 200);
+        let spans = telemetry.spans();
+        let span = spans.last().unwrap();
+        assert!(
+            hyperfleet_tracing::testing::spans::is_root(span),
+            "traceparent {headers:?} was accepted"
+        );
+    }
+    client
+        .get(format!("http://{address}/clusters"))
+        .header("traceparent", valid)
+        .send()
+        .await
+        .unwrap();
+    let spans = telemetry.spans();
+    assert_eq!(
+        spans.last().unwrap().span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_mode_starts_a_new_trace_linked_to_an_untrusted_caller() {
+    let telemetry = TestTelemetry::new();
+    let address = serve_with(&telemetry, |t| {
+        t.parent_mode(hyperfleet_tracing::ParentMode::Link)
+    })
+    .await;
+    reqwest::Client::new()
+        .get(format!("http://{address}/clusters"))
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .send()
+        .await
+        .unwrap();
+    let spans = telemetry.spans();
+    let span = single(&spans, "GET /clusters").unwrap();
+    assert!(hyperfleet_tracing::testing::spans::is_root(span));
+    assert_ne!(
+        span.span_context.trace_id().to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736"
+    );
+    let linked: Vec<_> = span
+        .links
+        .iter()
+        .map(|l| l.span_context.span_id().to_string())
+        .collect();
+    assert_eq!(linked, ["00f067aa0ba902b7"]);
+}

@@ -20,11 +20,13 @@ pub struct GoogclientExtractor<'a>(pub &'a BTreeMap<String, String>);
 
 impl Extractor for GoogclientExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        match key.to_ascii_lowercase().as_str() {
-            super::TRACEPARENT => validate::traceparent(self.0.get(GOOGCLIENT_TRACEPARENT)?),
-            super::TRACESTATE => validate::tracestate(self.0.get(GOOGCLIENT_TRACESTATE)?),
-            _ => None,
-        }
+        let key = key.to_ascii_lowercase();
+        let attribute = match key.as_str() {
+            super::TRACEPARENT => GOOGCLIENT_TRACEPARENT,
+            super::TRACESTATE => GOOGCLIENT_TRACESTATE,
+            _ => return None,
+        };
+        validate::checked(&key, self.0.get(attribute)?)
     }
 
     fn keys(&self) -> Vec<&str> {

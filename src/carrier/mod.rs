@@ -92,13 +92,7 @@ impl Extractor for EventExtractor<'_> {
             ExtensionValue::String(s) if !s.is_empty() => s.as_str(),
             _ => return None,
         };
-        match key.as_ref() {
-            TRACEPARENT => validate::traceparent(value),
-            TRACESTATE => validate::tracestate(value),
-            // W3C Baggage's limit; a longer list is dropped rather than parsed.
-            BAGGAGE => (value.len() <= validate::BAGGAGE_MAX_LEN).then_some(value),
-            _ => Some(value),
-        }
+        validate::checked(&key, value)
     }
 
     fn keys(&self) -> Vec<&str> {
@@ -107,6 +101,23 @@ impl Extractor for EventExtractor<'_> {
             .filter(|(_, v)| matches!(v, ExtensionValue::String(s) if !s.is_empty()))
             .map(|(k, _)| k)
             .collect()
+    }
+}
+
+/// Any carrier, read with the same strict checks as [`EventExtractor`]: a `traceparent` that
+/// is not in the exact W3C layout, a `tracestate` or `baggage` over the W3C limits, read as
+/// absent.
+#[derive(Debug, Clone, Copy)]
+pub struct StrictExtractor<E>(pub E);
+
+impl<E: Extractor> Extractor for StrictExtractor<E> {
+    fn get(&self, key: &str) -> Option<&str> {
+        let value = self.0.get(key)?;
+        validate::checked(&lowercase(key), value)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys()
     }
 }
 

@@ -16,6 +16,18 @@ pub(crate) const TRACESTATE_MAX_LEN: usize = 512;
 /// W3C Baggage: at most 8192 bytes in all.
 pub(crate) const BAGGAGE_MAX_LEN: usize = 8192;
 
+/// The part of `value` a propagator may read for the context field `key`, or `None` when it
+/// must be ignored: `traceparent` in the exact W3C layout, `tracestate` within the W3C limits,
+/// `baggage` within W3C Baggage's. Other keys pass as they are.
+pub(super) fn checked<'v>(key: &str, value: &'v str) -> Option<&'v str> {
+    match key {
+        super::TRACEPARENT => traceparent(value),
+        super::TRACESTATE => tracestate(value),
+        super::BAGGAGE => (value.len() <= BAGGAGE_MAX_LEN).then_some(value),
+        _ => Some(value),
+    }
+}
+
 /// Returns the part of `value` a propagator should parse, or `None` when it is not a valid
 /// W3C `traceparent`.
 ///

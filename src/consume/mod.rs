@@ -115,7 +115,7 @@ impl Consumer {
             &message.attributes,
             self.googclient_fallback,
         );
-        let (parent, links) = parent::parent_and_links(creation, self.parent_mode);
+        let (parent, links) = self.parent_mode.resolve(creation);
         let hook = self.hook_attributes(&event);
         let cloudevents = self.event_attributes.of(&event);
         // The event id's value is shared with the process span.

@@ -1,11 +1,10 @@
-//! Where a delivery's trace continues from: the creation context, and the parent or link it
-//! becomes under the [`ParentMode`].
+//! Where a delivery's trace continues from: the creation context, which
+//! [`ParentMode::resolve`](super::ParentMode) makes a parent or a link.
 
-use super::ParentMode;
 use crate::carrier::{self, Propagation};
 use cloudevents::Event;
 use opentelemetry::Context;
-use opentelemetry::trace::{Link, TraceContextExt};
+use opentelemetry::trace::TraceContextExt;
 use std::collections::BTreeMap;
 
 /// The context the producer left: the CloudEvent's own extension first, then, when
@@ -25,21 +24,4 @@ pub(super) fn creation_context(
         }
     }
     creation
-}
-
-/// The receive span's parent and links: a child of the creation context, or a new root linked
-/// to it.
-pub(super) fn parent_and_links(creation: Context, mode: ParentMode) -> (Context, Vec<Link>) {
-    match mode {
-        ParentMode::Child => (creation, Vec::new()),
-        ParentMode::Link => {
-            let span_context = creation.span().span_context().clone();
-            let links = if span_context.is_valid() {
-                vec![Link::with_context(span_context)]
-            } else {
-                Vec::new()
-            };
-            (Context::new(), links)
-        }
-    }
 }

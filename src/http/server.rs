@@ -1,7 +1,8 @@
 //! The SERVER span of an axum route, continuing the caller's trace.
 
 use crate::attributes::{self, HTTP_ROUTE, SERVER_ADDRESS, URL_PATH};
-use crate::carrier::Propagation;
+use crate::carrier::{Propagation, StrictExtractor, TRACEPARENT};
+use crate::consume::ParentMode;
 use crate::instrumentation::{self, SharedTracer};
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
@@ -9,8 +10,8 @@ use axum::middleware::Next;
 use axum::response::Response;
 use opentelemetry::KeyValue;
 use opentelemetry::context::FutureExt as _;
+use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
-use opentelemetry_http::HeaderExtractor;
 
 /// Traces the routes of an axum router: one SERVER span `{method} {route}` per request, a
 /// child of the `traceparent` the caller sent, with the handler running in its context.
@@ -28,6 +29,7 @@ pub struct HttpServerTracing {
     tracer: SharedTracer,
     propagation: Propagation,
     server_address: Option<String>,
+    parent_mode: ParentMode,
 }
 
 impl Default for HttpServerTracing {
@@ -45,7 +47,15 @@ impl HttpServerTracing {
             tracer: instrumentation::global_tracer(),
             propagation: Propagation::global(),
             server_address: None,
+            parent_mode: ParentMode::default(),
         }
+    }
+
+    /// How the SERVER span relates to the caller's `traceparent`: its child (default), or,
+    /// for callers whose context should not be trusted, a new trace linked to it.
+    pub fn parent_mode(mut self, mode: ParentMode) -> Self {
+        self.parent_mode = mode;
+        self
     }
 
     /// The `server.address` to report (default: the request's `Host` without the port).
@@ -67,9 +77,10 @@ async fn trace_request(
     request: Request,
     next: Next,
 ) -> Response {
-    let parent = tracing
+    let caller = tracing
         .propagation
-        .extract(&HeaderExtractor(request.headers()));
+        .extract(&StrictExtractor(RequestHeaders(request.headers())));
+    let (parent, links) = tracing.parent_mode.resolve(caller);
     let method = request.method().as_str().to_owned();
     let path = request.uri().path().to_owned();
     let route = matched.map_or_else(|| path.clone(), |m| m.as_str().to_owned());
@@ -93,6 +104,7 @@ async fn trace_request(
         )))
         .with_kind(SpanKind::Server)
         .with_attributes(attributes)
+        .with_links(links)
         .start_with_context(tracing.tracer.as_ref(), &parent);
     let cx = parent.with_span(span);
     let response = next.run(request).with_context(cx.clone()).await;
@@ -100,4 +112,23 @@ async fn trace_request(
     super::record_status(&span, response.status().as_u16(), 500);
     span.end();
     response
+}
+
+/// A request's headers as a carrier: each value that is text, and no `traceparent` when the
+/// request sent more than one (W3C Trace Context: the context is then invalid).
+struct RequestHeaders<'a>(&'a http::HeaderMap);
+
+impl Extractor for RequestHeaders<'_> {
+    fn get(&self, key: &str) -> Option<&str> {
+        let mut values = self.0.get_all(key).iter();
+        let first = values.next()?.to_str().ok()?;
+        if key.eq_ignore_ascii_case(TRACEPARENT) && values.next().is_some() {
+            return None;
+        }
+        Some(first)
+    }
+
+    fn keys(&self) -> Vec<&str> {
+        self.0.keys().map(http::HeaderName::as_str).collect()
+    }
 }
