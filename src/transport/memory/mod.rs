@@ -196,8 +196,19 @@ impl Inner {
         Ok(id)
     }
 
-    /// Forwards a message that used up its attempts; keeps it if the topic is missing.
+    /// Forwards a message that used up its attempts. It stays in its subscription, to be
+    /// delivered again, while the dead-letter topic is missing or has no subscription: Pub/Sub
+    /// would discard it there, and a dead letter must never be lost.
     fn dead_letter(&self, from: &SubscriptionState, dead: DeadLetter) {
+        let listened = self
+            .registry()
+            .topics
+            .get(&dead.topic)
+            .is_some_and(|subscriptions| !subscriptions.is_empty());
+        if !listened {
+            from.requeue(dead.pending);
+            return;
+        }
         let mut message = dead.pending.message.clone();
         message.id = None;
         message.attributes.insert(

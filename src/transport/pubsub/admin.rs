@@ -39,7 +39,11 @@ impl PubSubAdmin {
     }
 
     /// Creates `subscription` on `topic` unless it exists: ack deadline, message ordering, and
-    /// a dead-letter policy (whose topic is created too) from `config`.
+    /// a dead-letter policy from `config`. With a dead-letter policy it also creates the
+    /// dead-letter topic and a subscription on it named like that topic (`{subscription}-dlq`
+    /// with [`DeadLetterPolicy::for_subscription`](crate::transport::DeadLetterPolicy::for_subscription)):
+    /// Pub/Sub discards what reaches a topic without subscriptions, so without one a dead
+    /// letter would be lost.
     pub async fn create_subscription_if_missing(
         &self,
         subscription: &str,
@@ -71,6 +75,7 @@ impl PubSubAdmin {
             .set_enable_message_ordering(config.message_ordering);
         if let Some(policy) = &config.dead_letter {
             self.create_topic_if_missing(&policy.topic).await?;
+            self.create_dead_letter_subscription(&policy.topic).await?;
             request = request.set_dead_letter_policy(
                 DeadLetterPolicy::new()
                     .set_dead_letter_topic(self.config.topic_name(&policy.topic))
@@ -90,6 +95,20 @@ impl PubSubAdmin {
             );
         }
         let created = request.send().await;
+        self.ignore_exists(created.map(|_| ()), &name)
+    }
+
+    /// The subscription that keeps a dead-letter topic's messages: named like the topic, with
+    /// the default settings and no dead-letter policy of its own.
+    async fn create_dead_letter_subscription(&self, topic: &str) -> Result<(), TransportError> {
+        let name = self.config.subscription_name(topic);
+        let created = self
+            .subscriptions
+            .create_subscription()
+            .set_name(&name)
+            .set_topic(self.config.topic_name(topic))
+            .send()
+            .await;
         self.ignore_exists(created.map(|_| ()), &name)
     }
 
