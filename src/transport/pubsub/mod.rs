@@ -140,6 +140,14 @@ impl PubSubTransport {
         &self.inner.config
     }
 
+    /// Lets messages with `ordering_key` be published to `topic` again after a failed publish
+    /// paused the key. Until then every publish with the key fails with
+    /// `FAILED_PRECONDITION`, as in Google's clients, so that no later message of the key
+    /// overtakes the one that failed: resend what must be resent, in order, after this.
+    pub fn resume_publish(&self, topic: &str, ordering_key: &str) {
+        self.publisher(topic).resume_publish(ordering_key);
+    }
+
     /// Sends every buffered message of every topic.
     pub async fn flush(&self) {
         let publishers: Vec<Publisher> = self.publishers().values().cloned().collect();
@@ -175,37 +183,23 @@ impl PubSubTransport {
             .set_ordering_key(message.ordering_key.unwrap_or_default())
     }
 
-    fn publish_error(
-        &self,
-        topic: &str,
-        publisher: &Publisher,
-        ordering_key: Option<&str>,
-        error: ClientPublishError,
-    ) -> TransportError {
+    fn publish_error(&self, topic: &str, error: ClientPublishError) -> TransportError {
         let endpoint = self.inner.config.endpoint();
         match error {
-            ClientPublishError::Rpc(e) => {
-                if let Some(key) = ordering_key {
-                    // The library pauses a key after a failure; the failure is reported here,
-                    // so let the next publish on the key try again.
-                    publisher.resume_publish(key);
-                }
-                TransportError::new(
-                    error::code(&e),
-                    format!("publish to {topic} at {endpoint}: {e}"),
-                )
-            }
-            ClientPublishError::OrderingKeyPaused => {
-                if let Some(key) = ordering_key {
-                    publisher.resume_publish(key);
-                }
-                TransportError::new(
-                    ErrorCode::FailedPrecondition,
-                    format!(
-                        "publish to {topic}: its ordering key is paused after an earlier failure"
-                    ),
-                )
-            }
+            // The library pauses the message's ordering key after a failure, so that later
+            // messages of the key cannot overtake it; it stays paused until the application
+            // resumes it (`resume_publish`).
+            ClientPublishError::Rpc(e) => TransportError::new(
+                error::code(&e),
+                format!("publish to {topic} at {endpoint}: {e}"),
+            ),
+            ClientPublishError::OrderingKeyPaused => TransportError::new(
+                ErrorCode::FailedPrecondition,
+                format!(
+                    "publish to {topic}: its ordering key is paused after an earlier failure; \
+                     resume it with PubSubTransport::resume_publish"
+                ),
+            ),
             other => {
                 TransportError::new(ErrorCode::Cancelled, format!("publish to {topic}: {other}"))
             }
@@ -243,18 +237,11 @@ impl Transport for PubSubTransport {
         // Enqueue all first, so the library batches them; then wait for each.
         let pending: Vec<_> = messages
             .into_iter()
-            .map(|m| {
-                let key = m.ordering_key.clone();
-                (key, publisher.publish(Self::to_pubsub(m)))
-            })
+            .map(|m| publisher.publish(Self::to_pubsub(m)))
             .collect();
         let mut results = Vec::with_capacity(pending.len());
-        for (key, future) in pending {
-            results.push(
-                future
-                    .await
-                    .map_err(|e| self.publish_error(topic, &publisher, key.as_deref(), e)),
-            );
+        for future in pending {
+            results.push(future.await.map_err(|e| self.publish_error(topic, e)));
         }
         results
     }
