@@ -197,3 +197,20 @@ fn extractor_keys_list_only_present_string_extensions() {
     assert_eq!(extractor.get("tracestate"), None);
     assert_eq!(extractor.get("count"), None);
 }
+
+#[test]
+fn baggage_that_could_not_be_sent_on_over_pubsub_is_ignored() {
+    use opentelemetry::baggage::BaggageExt;
+    let propagator = opentelemetry_sdk::propagation::BaggagePropagator::new();
+    let mut event = event();
+    event.set_extension("baggage", format!("k={}", "v".repeat(1100)));
+    let cx = hyperfleet_tracing::carrier::extract_with(&propagator, &event);
+    assert_eq!(
+        cx.baggage().len(),
+        0,
+        "baggage over 1024 bytes was accepted"
+    );
+    event.set_extension("baggage", format!("k={}", "v".repeat(1000)));
+    let cx = hyperfleet_tracing::carrier::extract_with(&propagator, &event);
+    assert_eq!(cx.baggage().len(), 1);
+}

@@ -158,7 +158,7 @@ async fn every_text_on_a_publish_span_is_bounded_however_big_the_event() {
         serde_json::json!({"id": huge, "kind": huge}),
     );
     publisher
-        .publish_with(event, PublishOptions::new().ordering_key(huge.clone()))
+        .publish_with(event, PublishOptions::new().ordering_key("k".repeat(1024)))
         .await
         .unwrap();
     let spans = telemetry.spans();
@@ -199,4 +199,37 @@ async fn overwrite_removes_a_stale_untrusted_baggage_the_propagator_does_not_wri
     let received = binding::decode(&delivery.message).unwrap();
     assert_eq!(received.extension("baggage"), None);
     assert!(received.extension("traceparent").is_some());
+}
+
+#[tokio::test]
+async fn a_message_over_pubsubs_limits_is_refused_alone_with_the_limit_named() {
+    let telemetry = TestTelemetry::new();
+    let transport = MemoryTransport::new();
+    transport.create_topic("t").unwrap();
+    transport
+        .create_subscription("s", "t", SubscriptionConfig::default())
+        .unwrap();
+    let publisher = TracedPublisher::builder(transport.clone(), "t")
+        .tracer_provider(&telemetry.provider)
+        .encoding(binding::Encoding::Binary)
+        .build();
+    let mut oversized = event("too-big");
+    oversized.set_extension("note", "n".repeat(2000));
+    let results = publisher
+        .publish_batch(vec![event("good-1"), oversized, event("good-2")])
+        .await;
+    assert!(results[0].is_ok() && results[2].is_ok(), "{results:?}");
+    let error = results[1].as_ref().unwrap_err();
+    assert_eq!(error.error_type(), "INVALID_ARGUMENT", "{error}");
+    assert!(
+        error.to_string().contains("ce-note") && error.to_string().contains("1024"),
+        "the error does not name the limit: {error}"
+    );
+    let mut stream = transport.subscribe("s").await.unwrap();
+    for expected in ["good-1", "good-2"] {
+        let delivery = stream.next().await.unwrap().unwrap();
+        assert_eq!(binding::decode(&delivery.message).unwrap().id(), expected);
+        delivery.ack().await.unwrap();
+    }
+    assert_eq!(transport.backlog("s").unwrap(), 0);
 }

@@ -13,8 +13,9 @@ pub(crate) const TRACESTATE_MAX_MEMBERS: usize = 32;
 /// Characters of `tracestate` every participant must propagate; longer values may be dropped.
 pub(crate) const TRACESTATE_MAX_LEN: usize = 512;
 
-/// W3C Baggage: at most 8192 bytes in all.
-pub(crate) const BAGGAGE_MAX_LEN: usize = 8192;
+/// Longest `baggage` read: what can be sent on again as a binary-mode Pub/Sub attribute
+/// (`ce-baggage`, at most 1,024 bytes), below W3C Baggage's own 8,192.
+pub(crate) const BAGGAGE_MAX_LEN: usize = 1024;
 
 /// The part of `value` a propagator may read for the context field `key`, or `None` when it
 /// must be ignored: `traceparent` in the exact W3C layout, `tracestate` within the W3C limits,

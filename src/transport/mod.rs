@@ -7,6 +7,7 @@
 
 mod delivery;
 mod error;
+pub mod limits;
 pub mod memory;
 #[cfg(feature = "pubsub")]
 pub mod pubsub;

@@ -231,6 +231,7 @@ impl Transport for MemoryTransport {
     }
 
     async fn publish(&self, topic: &str, message: Message) -> Result<String, TransportError> {
+        crate::transport::limits::check(&message)?;
         self.inner.publish(topic, message)
     }
 

@@ -43,7 +43,7 @@ pub use admin::PubSubAdmin;
 pub use config::{EMULATOR_HOST_VARIABLE, PROJECT_VARIABLE, PubSubConfig};
 
 use crate::transport::{
-    Acknowledger, Delivery, DeliveryStream, ErrorCode, Message, Transport, TransportError,
+    Acknowledger, Delivery, DeliveryStream, ErrorCode, Message, Transport, TransportError, limits,
 };
 use async_trait::async_trait;
 use futures::FutureExt;
@@ -235,13 +235,18 @@ impl Transport for PubSubTransport {
     ) -> Vec<Result<String, TransportError>> {
         let publisher = self.publisher(topic);
         // Enqueue all first, so the library batches them; then wait for each.
+        // A message over Pub/Sub's limits is refused here, alone: sent, it could fail the
+        // request it is batched in.
         let pending: Vec<_> = messages
             .into_iter()
-            .map(|m| publisher.publish(Self::to_pubsub(m)))
+            .map(|m| limits::check(&m).map(|()| publisher.publish(Self::to_pubsub(m))))
             .collect();
         let mut results = Vec::with_capacity(pending.len());
         for future in pending {
-            results.push(future.await.map_err(|e| self.publish_error(topic, e)));
+            results.push(match future {
+                Ok(future) => future.await.map_err(|e| self.publish_error(topic, e)),
+                Err(refused) => Err(refused),
+            });
         }
         results
     }
