@@ -286,3 +286,45 @@ fn check(Run { spans, logs }: Run) {
             .all(|l| l["trace_id"] == trace_id && l["component"] == "sentinel")
     );
 }
+
+#[test]
+fn with_tracing_disabled_the_flow_runs_and_the_upstream_trace_travels_in_the_log_lines() {
+    const UPSTREAM: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let file = std::env::temp_dir().join(format!("reconcile-off-{}.json", std::process::id()));
+    let output = Command::new(support::examples::binary("reconcile"))
+        .env("TRACING_ENABLED", "false")
+        .env("HYPERFLEET_RECONCILE_SPANS_JSON", &file)
+        .env_remove("PUBSUB_EMULATOR_HOST")
+        .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
+        .env_remove("OTEL_TRACES_EXPORTER")
+        .env_remove("HYPERFLEET_TRACING_ENABLED")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("tracing is disabled"), "{stdout}");
+    let spans: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    let _ = std::fs::remove_file(&file);
+    assert!(spans.is_empty(), "spans were recorded: {spans:?}");
+    let logs: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let reconciled: Vec<&Value> = logs
+        .iter()
+        .filter(|l| l["message"] == "reconciled cluster")
+        .collect();
+    assert_eq!(reconciled.len(), 6, "{stdout}");
+    for line in reconciled.iter().chain(
+        logs.iter()
+            .filter(|l| l["message"] == "published reconcile event")
+            .collect::<Vec<_>>()
+            .iter(),
+    ) {
+        assert_eq!(line["trace_id"], UPSTREAM, "{line}");
+    }
+}

@@ -1,5 +1,6 @@
 //! The HyperFleet API: clusters in an embedded SQLite database, behind a bearer token.
 
+use super::provider::Spans;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, patch};
@@ -8,7 +9,6 @@ use hyperfleet_tracing::database::DatabaseTracing;
 use hyperfleet_tracing::http::HttpServerTracing;
 use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
 use tracing::instrument::WithSubscriber;
@@ -20,13 +20,13 @@ pub const TOKEN: &str = "hyperfleet-demo-token";
 struct Api {
     db: Arc<Mutex<rusqlite::Connection>>,
     queries: DatabaseTracing,
-    provider: SdkTracerProvider,
+    provider: Spans,
     logs: tracing::Dispatch,
 }
 
 /// Seeds the database and serves the API on a free loopback port; returns its base URL.
 pub async fn start(
-    provider: SdkTracerProvider,
+    provider: Spans,
     logs: tracing::Dispatch,
     clusters: &[(&str, &str, i64)],
 ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {

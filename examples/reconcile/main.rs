@@ -19,6 +19,7 @@
 //! `HYPERFLEET_RECONCILE_SPANS_JSON=path` writes the spans as JSON (used by the tests).
 
 mod api;
+mod provider;
 mod waterfall;
 
 use cloudevents::{EventBuilder, EventBuilderV10};
@@ -33,14 +34,21 @@ use hyperfleet_tracing::transport::{SubscriptionConfig, Transport};
 use hyperfleet_tracing::{HandlerError, Received};
 use hyperfleet_tracing::{PublishOptions, TracedPublisher, TracedSubscriber};
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider};
+use opentelemetry::trace::{
+    SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState, Tracer, TracerProvider,
+};
 use opentelemetry::{Context, KeyValue};
-use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SimpleSpanProcessor};
+use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor};
+use provider::Spans;
 use serde_json::Value;
 use tracing::instrument::WithSubscriber;
 use waterfall::ServiceSpan;
 
 const TOPIC: &str = "hyperfleet-clusters";
+/// The trace an upstream caller started, when tracing is disabled here.
+const UPSTREAM_TRACE_ID: [u8; 16] =
+    *b"\x4b\xf9\x2f\x35\x77\xb3\x4d\xa6\xa3\xce\x92\x9d\x0e\x0e\x47\x36";
+const UPSTREAM_SPAN_ID: [u8; 8] = *b"\x00\xf0\x67\xaa\x0b\xa9\x02\xb7";
 const ADAPTERS: [&str; 2] = ["validation", "provisioning"];
 const CLUSTERS: [(&str, &str, i64); 3] = [
     ("2f5c7d1e-0000-4000-8000-000000000001", "prod-east", 3),
@@ -53,7 +61,7 @@ type Error = Box<dyn std::error::Error + Send + Sync>;
 /// One component's telemetry: its provider, its log dispatcher, its spans.
 struct Part {
     service: String,
-    provider: SdkTracerProvider,
+    provider: Spans,
     logs: tracing::Dispatch,
     spans: InMemorySpanExporter,
     _guard: TelemetryGuard,
@@ -67,10 +75,10 @@ fn part(component: Component) -> Result<Part, Error> {
         .config(Config::from_lookup(&service, example_environment)?)
         .with_span_processor(SimpleSpanProcessor::new(spans.clone()))
         .build()?;
-    let provider = telemetry
-        .tracer_provider()
-        .ok_or("tracing is disabled: there is no trace to show")?
-        .clone();
+    let provider = match telemetry.tracer_provider() {
+        Some(provider) => Spans::Recorded(provider.clone()),
+        None => Spans::Off,
+    };
     let (logs, guard) = telemetry.into_subscriber();
     Ok(Part {
         service,
@@ -107,6 +115,7 @@ async fn main() -> Result<(), Error> {
     let provisioning = part(Component::ProvisioningAdapter)?;
     let client = part(Component::custom("hyperfleet-client"))?;
 
+    let upstream = upstream(&sentinel.provider);
     let base = api::start(api.provider.clone(), api.logs.clone(), &CLUSTERS).await?;
 
     #[cfg(feature = "pubsub")]
@@ -125,7 +134,15 @@ async fn main() -> Result<(), Error> {
                 .await?;
         }
         let transport = PubSubTransport::connect(config).await?;
-        reconcile(transport, &base, &sentinel, &validation, &provisioning).await?;
+        reconcile(
+            transport,
+            &base,
+            &upstream,
+            &sentinel,
+            &validation,
+            &provisioning,
+        )
+        .await?;
         return finish(
             &base,
             &[&api, &sentinel, &validation, &provisioning, &client],
@@ -143,7 +160,15 @@ async fn main() -> Result<(), Error> {
             SubscriptionConfig::default(),
         )?;
     }
-    reconcile(transport, &base, &sentinel, &validation, &provisioning).await?;
+    reconcile(
+        transport,
+        &base,
+        &upstream,
+        &sentinel,
+        &validation,
+        &provisioning,
+    )
+    .await?;
     finish(
         &base,
         &[&api, &sentinel, &validation, &provisioning, &client],
@@ -152,15 +177,38 @@ async fn main() -> Result<(), Error> {
     .await
 }
 
+/// The context the Sentinel's poll starts under. With tracing on, none: the poll starts the
+/// trace. With tracing disabled, an upstream caller's, as if a `traceparent` had come in: no
+/// span is recorded, yet every hop carries that trace on and every log line names it.
+fn upstream(sentinel: &Spans) -> Context {
+    if sentinel.is_recorded() {
+        return Context::new();
+    }
+    let upstream = SpanContext::new(
+        TraceId::from_bytes(UPSTREAM_TRACE_ID),
+        SpanId::from_bytes(UPSTREAM_SPAN_ID),
+        TraceFlags::SAMPLED,
+        true,
+        TraceState::default(),
+    );
+    println!(
+        "tracing is disabled: no span is recorded, but trace context still travels. The \
+         Sentinel runs under an upstream trace, {}; every log line below carries it on.",
+        upstream.trace_id()
+    );
+    Context::new().with_remote_span_context(upstream)
+}
+
 /// The reconciliation flow: the Sentinel publishes, both adapters handle every event.
 async fn reconcile<T: Transport + Clone>(
     transport: T,
     base: &str,
+    upstream: &Context,
     sentinel: &Part,
     validation: &Part,
     provisioning: &Part,
 ) -> Result<(), Error> {
-    let published = sentinel_poll(&transport, base, sentinel).await?;
+    let published = sentinel_poll(&transport, base, upstream, sentinel).await?;
     let (a, b) = tokio::join!(
         adapter(&transport, base, validation, "validation", published),
         adapter(&transport, base, provisioning, "provisioning", published),
@@ -173,6 +221,7 @@ async fn reconcile<T: Transport + Clone>(
 async fn sentinel_poll<T: Transport + Clone>(
     transport: &T,
     base: &str,
+    upstream: &Context,
     sentinel: &Part,
 ) -> Result<usize, Error> {
     let tracer = sentinel.provider.tracer("hyperfleet-sentinel");
@@ -181,7 +230,7 @@ async fn sentinel_poll<T: Transport + Clone>(
         .build();
     let http = HttpClientTracing::new().tracer_provider(&sentinel.provider);
     let client = reqwest::Client::new();
-    let poll = Context::new().with_span(tracer.start("sentinel.poll"));
+    let poll = upstream.with_span(tracer.start_with_context("sentinel.poll", upstream));
     let published = async {
         let request = client
             .get(format!("{base}/clusters"))
@@ -334,7 +383,11 @@ async fn finish(base: &str, parts: &[&Part], client_part: &Part) -> Result<(), E
             });
         }
     }
-    waterfall::print(&spans);
+    if parts.iter().any(|part| part.provider.is_recorded()) {
+        waterfall::print(&spans);
+    } else {
+        println!("no waterfall: tracing is disabled, so no span was recorded");
+    }
     if let Some(path) = std::env::var_os("HYPERFLEET_RECONCILE_SPANS_JSON") {
         std::fs::write(path, waterfall::to_json(&spans).to_string())?;
     }
