@@ -15,6 +15,7 @@ use hyperfleet_tracing::{HandlerError, Received};
 use opentelemetry::Value;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
+use tracing::instrument::WithSubscriber;
 
 const TOPIC: &str = "hyperfleet-clusters";
 const SUBSCRIPTION: &str = "validation";
@@ -179,6 +180,25 @@ fn decodable() -> Vec<(&'static str, Message, Option<&'static str>)> {
     ]
 }
 
+/// The telemetry log layer in its text format, writing to memory.
+fn text_logs() -> (tracing::Dispatch, support::capture::Captured) {
+    use hyperfleet_tracing::telemetry::{self, Component, Config};
+    let captured = support::capture::Captured::default();
+    let config = Config::from_lookup("hyperfleet-adapter-validation", |k| match k {
+        "HYPERFLEET_LOG_FORMAT" => Some("text".to_owned()),
+        "OTEL_TRACES_EXPORTER" => Some("none".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let (dispatch, _guard) = telemetry::builder(Component::ValidationAdapter)
+        .config(config)
+        .log_writer(captured.clone())
+        .build()
+        .unwrap()
+        .into_subscriber();
+    (dispatch, captured)
+}
+
 fn setup() -> (MemoryTransport, TestTelemetry) {
     let transport = MemoryTransport::new();
     transport.create_topic(TOPIC).unwrap();
@@ -218,18 +238,34 @@ async fn every_bad_message_is_handled_or_dead_lettered_and_none_is_lost() {
 
     let handled = Arc::new(Mutex::new(Vec::new()));
     let seen = Arc::clone(&handled);
+    let (logs, log_lines) = text_logs();
     TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
         .tracer_provider(&telemetry.provider)
         .concurrency(4)
         .run(
             move |received: Received| {
                 seen.lock().unwrap().push(received.event.id().to_owned());
+                tracing::info!(source = %received.event.source(), "handled");
                 async { Ok::<(), HandlerError>(()) }
             },
             drained(transport.clone()),
         )
+        .with_subscriber(logs)
         .await
         .expect("the loop survives bad input");
+    // One line per handled event, whatever the event held: nothing forged a line, and the
+    // message fields the loop adds (event_id) are bounded.
+    let lines = log_lines.lines();
+    assert_eq!(lines.len(), handled.lock().unwrap().len(), "{lines:#?}");
+    for line in &lines {
+        assert!(!line.chars().any(char::is_control), "{line:?}");
+        let event_id = line
+            .split(" event_id=")
+            .nth(1)
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or_else(|| panic!("no event_id in {line}"));
+        assert!(event_id.len() <= ATTRIBUTE_LIMIT + 2, "{event_id}");
+    }
 
     // Every event was handled exactly once.
     let mut handled = handled.lock().unwrap().clone();

@@ -61,3 +61,74 @@ async fn a_key_whose_publish_failed_stays_paused_until_it_is_resumed() {
         .await
         .unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keys_messages_are_handled_in_publish_order_around_a_handler_failure() {
+    use cloudevents::AttributesReader;
+    use hyperfleet_tracing::transport::SubscriptionConfig;
+    use hyperfleet_tracing::{HandlerError, Received, TracedSubscriber};
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    let emulator = tokio::task::spawn_blocking(Emulator::start).await.unwrap();
+    let config = PubSubConfig::new("hyperfleet-ordering").emulator(&emulator.host);
+    let admin = PubSubAdmin::connect(config.clone()).await.unwrap();
+    let transport = PubSubTransport::connect(config).await.unwrap();
+    let topic = format!("ordered-{}", std::process::id());
+    let subscription = format!("{topic}-sub");
+    admin.create_topic_if_missing(&topic).await.unwrap();
+    admin
+        .create_subscription_if_missing(
+            &subscription,
+            &topic,
+            &SubscriptionConfig::default().message_ordering(true),
+        )
+        .await
+        .unwrap();
+    let publisher = TracedPublisher::new(transport.clone(), &topic);
+    let ids: Vec<String> = (0..6).map(|i| format!("k-{i}")).collect();
+    for id in &ids {
+        publisher
+            .publish_with(reconcile_event(id), keyed("k"))
+            .await
+            .unwrap();
+    }
+    let handled = Arc::new(Mutex::new(Vec::new()));
+    let failed = Arc::new(AtomicBool::new(false));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let record = Arc::clone(&handled);
+    let handler = move |received: Received| {
+        let id = received.event.id().to_owned();
+        // The second message fails once.
+        let fail = id == "k-1" && !failed.swap(true, Ordering::SeqCst);
+        if !fail {
+            record.lock().unwrap().push(id);
+            let _ = tx.send(());
+        }
+        async move {
+            if fail {
+                return Err::<(), HandlerError>("fails once".into());
+            }
+            Ok(())
+        }
+    };
+    let count = ids.len();
+    tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        TracedSubscriber::new(transport, &subscription, &topic)
+            .concurrency(8)
+            .run(handler, async move {
+                for _ in 0..count {
+                    rx.recv().await;
+                }
+            }),
+    )
+    .await
+    .expect("the key's messages were not all handled")
+    .unwrap();
+    // Each successful handling, in publish order; a redelivery may repeat a message (at
+    // least once), never reorder them.
+    let mut handled = handled.lock().unwrap().clone();
+    handled.dedup();
+    assert_eq!(handled, ids, "out of order around the failure");
+}

@@ -109,6 +109,11 @@ async fn publishing_while_the_emulator_is_down_fails_with_an_error_span_and_reco
         matches!(error.error_type(), "UNAVAILABLE" | "DEADLINE_EXCEEDED"),
         "{error}"
     );
+    // The transport's error text (the gRPC status, the endpoint) is bounded on every span.
+    for span in &spans {
+        let oversized = hyperfleet_tracing::testing::spans::oversized(span, 256);
+        assert!(oversized.is_empty(), "{oversized:#?}");
+    }
 
     // Started again; it keeps state in memory, so the topic must be created anew.
     let _emulator = tokio::task::spawn_blocking(move || Emulator::start_on(port))
