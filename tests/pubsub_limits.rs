@@ -3,7 +3,7 @@
 
 mod support;
 
-use cloudevents::{AttributesReader, AttributesWriter};
+use cloudevents::AttributesReader;
 use hyperfleet_tracing::binding::Encoding;
 use hyperfleet_tracing::transport::pubsub::{PubSubAdmin, PubSubConfig, PubSubTransport};
 use hyperfleet_tracing::transport::{ErrorCode, SubscriptionConfig};

@@ -129,10 +129,10 @@ async fn a_shutdown_among_slow_nacks_and_keyed_failures_returns_in_time_and_lose
         async move {
             // Every third message fails; some handlers near the end outlive the shutdown
             // timeout.
-            if n >= 50 && n % 7 == 0 {
+            if n >= 50 && n.is_multiple_of(7) {
                 tokio::time::sleep(Duration::from_secs(30)).await;
             }
-            if n % 3 == 0 {
+            if n.is_multiple_of(3) {
                 return Err::<(), HandlerError>("fails".into());
             }
             Ok(())
