@@ -170,7 +170,7 @@ impl<T: Transport> TracedSubscriber<T> {
     }
 
     /// Sets how long shutdown waits for the handlers in flight (default 25 s). Handlers still
-    /// running then are dropped and their messages nacked, so Pub/Sub redelivers them.
+    /// running then are aborted and their messages nacked, so Pub/Sub redelivers them.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
         self
@@ -189,8 +189,11 @@ impl<T: Transport> TracedSubscriber<T> {
     /// Handles deliveries until `shutdown` completes, then stops pulling, waits for the
     /// handlers in flight to finish and settle, and returns.
     ///
-    /// Handlers still running after the [shutdown timeout](Self::shutdown_timeout) are dropped
-    /// and their messages nacked. A handler that runs past the subscription's ack deadline
+    /// Handlers still running after the [shutdown timeout](Self::shutdown_timeout) are aborted
+    /// and their messages nacked; `run` returns within the shutdown timeout plus one second,
+    /// whatever the handlers and the transport do. A handler that blocks its thread in
+    /// synchronous code cannot be aborted: it is left running, and its message, never
+    /// settled, is delivered again when its lease ends. A handler that runs past the subscription's ack deadline
     /// keeps its message: the transport extends the lease (the Pub/Sub client, and the memory
     /// transport likewise) up to its maximum lease, an hour by default. A handler that runs
     /// longer than that sees its message delivered again, and its late ack is ignored. Either
