@@ -37,6 +37,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
     };
     let config = PubSubConfig::from_env(None)?;
+    // What it runs over, on standard error so standard output stays machine-readable.
+    eprintln!("running over {}", config.describe());
     if var("HYPERFLEET_CREATE_IF_MISSING", "false") == "true" {
         PubSubAdmin::connect(config.clone())
             .await?

@@ -41,6 +41,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         Err(_) => None,
     };
     let config = PubSubConfig::from_env(None)?;
+    // What it runs over, on standard error so standard output stays machine-readable.
+    eprintln!("running over {}", config.describe());
     if var("HYPERFLEET_CREATE_IF_MISSING", "false") == "true" {
         let admin = PubSubAdmin::connect(config.clone()).await?;
         admin.create_topic_if_missing(&topic).await?;

@@ -42,6 +42,17 @@ fn run(emulator: Option<&str>) -> Run {
         stdout.contains("waterfall"),
         "no waterfall printed:\n{stdout}"
     );
+    let backend = match emulator {
+        Some(host) => format!("running over Google's Pub/Sub emulator at {host}"),
+        None => "running over the in-memory Pub/Sub".to_owned(),
+    };
+    assert!(
+        stdout
+            .lines()
+            .next()
+            .is_some_and(|l| l.starts_with(&backend)),
+        "the example does not say first what it runs over ({backend}):\n{stdout}"
+    );
     let spans: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     let _ = std::fs::remove_file(&file);
     let logs = stdout

@@ -103,6 +103,45 @@ fn example_environment(key: &str) -> Option<String> {
     std::env::var(key).ok()
 }
 
+/// What the events cross: the in-memory Pub/Sub, or Google's emulator when
+/// `PUBSUB_EMULATOR_HOST` names one. Asking for the emulator in a build without the Pub/Sub
+/// backend is an error, never a silent fallback to memory.
+enum Backend {
+    Memory,
+    Emulator(String),
+}
+
+impl Backend {
+    fn from_env() -> Result<Self, Error> {
+        let Some(host) = std::env::var("PUBSUB_EMULATOR_HOST")
+            .ok()
+            .filter(|h| !h.is_empty())
+        else {
+            return Ok(Self::Memory);
+        };
+        if cfg!(feature = "pubsub") {
+            Ok(Self::Emulator(host))
+        } else {
+            Err(format!(
+                "PUBSUB_EMULATOR_HOST={host} asks for the Pub/Sub emulator, but this build has \
+                 no Pub/Sub backend: run `cargo run --features pubsub --example reconcile`"
+            )
+            .into())
+        }
+    }
+}
+
+impl std::fmt::Display for Backend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Memory => {
+                f.write_str("the in-memory Pub/Sub (set PUBSUB_EMULATOR_HOST for the emulator)")
+            }
+            Self::Emulator(host) => write!(f, "Google's Pub/Sub emulator at {host}"),
+        }
+    }
+}
+
 fn subscription(adapter: &str) -> String {
     format!("hyperfleet-dev-clusters-{adapter}-adapter")
 }
@@ -115,11 +154,13 @@ async fn main() -> Result<(), Error> {
     let provisioning = part(Component::ProvisioningAdapter)?;
     let client = part(Component::custom("hyperfleet-client"))?;
 
+    let backend = Backend::from_env()?;
+    println!("running over {backend}");
     let upstream = upstream(&sentinel.provider);
     let base = api::start(api.provider.clone(), api.logs.clone(), &CLUSTERS).await?;
 
     #[cfg(feature = "pubsub")]
-    if std::env::var_os("PUBSUB_EMULATOR_HOST").is_some() {
+    if let Backend::Emulator(_) = backend {
         use hyperfleet_tracing::transport::pubsub::{PubSubAdmin, PubSubConfig, PubSubTransport};
         let config = PubSubConfig::from_env(Some("hyperfleet-demo"))?;
         let admin = PubSubAdmin::connect(config.clone()).await?;

@@ -119,6 +119,22 @@ impl PubSubConfig {
         }
     }
 
+    /// What this configuration talks to, for a user to read: `the Pub/Sub emulator at …` or
+    /// `Google Cloud Pub/Sub at …, project …`.
+    pub fn describe(&self) -> String {
+        match &self.emulator_endpoint {
+            Some(endpoint) => format!(
+                "the Pub/Sub emulator at {endpoint}, project {}",
+                self.project
+            ),
+            None => format!(
+                "Google Cloud Pub/Sub at {}, project {}",
+                self.endpoint(),
+                self.project
+            ),
+        }
+    }
+
     /// The endpoint as reported in errors and in `server.address`'s source.
     pub fn endpoint(&self) -> &str {
         self.emulator_endpoint
