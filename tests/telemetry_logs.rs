@@ -217,9 +217,16 @@ async fn text_lines_escape_what_could_forge_a_line_or_a_field() {
             note = "a b=c \"q\"",
             "handled\nERROR forged"
         );
+        // A message is the application's text, which may quote what an event held.
+        tracing::info!("got x event_id=forged adapter=evil");
     });
     let lines = logs.lines();
-    assert_eq!(lines.len(), 1, "one event, one line: {lines:?}");
+    assert_eq!(lines.len(), 2, "one event, one line: {lines:?}");
+    assert!(
+        !outside_quotes(&lines[1]).contains("adapter="),
+        "a message forged a field: {}",
+        lines[1]
+    );
     let line = &lines[0];
     assert!(!line.contains('\r') && !line.contains('\u{1b}'), "{line:?}");
     assert!(line.contains(r"handled\nERROR forged"), "{line}");

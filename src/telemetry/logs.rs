@@ -133,8 +133,9 @@ impl<S: Subscriber> Layer<S> for LogLayer {
 
 /// `timestamp LEVEL message key=value …`, with the standard keys first.
 ///
-/// Nothing a value holds can forge a line or a field: control characters are escaped
-/// everywhere, and a value with a space, `=`, `"` or `\` is quoted, logfmt-style.
+/// Nothing a message or value holds can forge a line or a field: control characters are
+/// escaped everywhere, and a message or value with a space, `=`, `"` or `\` is quoted,
+/// logfmt-style.
 fn text_line(mut line: Map<String, Value>) -> String {
     let mut take = |key: &str| match line.remove(key) {
         Some(Value::String(s)) => s,
@@ -146,7 +147,7 @@ fn text_line(mut line: Map<String, Value>) -> String {
         take("timestamp"),
         take("level").to_ascii_uppercase()
     );
-    escape_controls(&take("message"), &mut out);
+    quoted_if_needed(&take("message"), &mut out);
     for (key, value) in line {
         let value = match value {
             Value::String(s) => s,

@@ -184,10 +184,27 @@ impl Inner {
             })
     }
 
-    fn publish(&self, topic: &str, mut message: Message) -> Result<String, TransportError> {
+    fn publish(&self, topic: &str, message: Message) -> Result<String, TransportError> {
+        self.publish_to(topic, message, false)
+    }
+
+    /// Publishes to `topic`'s subscriptions as they are now; with `listened`, fails (taking
+    /// nothing) when it has none, judged on the same snapshot the message goes to.
+    fn publish_to(
+        &self,
+        topic: &str,
+        mut message: Message,
+        listened: bool,
+    ) -> Result<String, TransportError> {
         let subscribers = self.registry().topics.get(topic).cloned().ok_or_else(|| {
             TransportError::new(ErrorCode::NotFound, format!("topic {topic} not found"))
         })?;
+        if listened && subscribers.is_empty() {
+            return Err(TransportError::new(
+                ErrorCode::FailedPrecondition,
+                format!("topic {topic} has no subscription"),
+            ));
+        }
         let id = (self.next_id.fetch_add(1, Ordering::Relaxed) + 1).to_string();
         message.id = Some(id.clone());
         for subscription in subscribers {
@@ -200,15 +217,6 @@ impl Inner {
     /// delivered again, while the dead-letter topic is missing or has no subscription: Pub/Sub
     /// would discard it there, and a dead letter must never be lost.
     fn dead_letter(&self, from: &SubscriptionState, dead: DeadLetter) {
-        let listened = self
-            .registry()
-            .topics
-            .get(&dead.topic)
-            .is_some_and(|subscriptions| !subscriptions.is_empty());
-        if !listened {
-            from.requeue(dead.pending);
-            return;
-        }
         let mut message = dead.pending.message.clone();
         message.id = None;
         message.attributes.insert(
@@ -219,7 +227,7 @@ impl Inner {
             DEAD_LETTER_SOURCE_DELIVERY_COUNT.to_owned(),
             dead.pending.attempts.to_string(),
         );
-        if self.publish(&dead.topic, message).is_err() {
+        if self.publish_to(&dead.topic, message, true).is_err() {
             from.requeue(dead.pending);
         }
     }
