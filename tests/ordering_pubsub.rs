@@ -70,21 +70,17 @@ async fn a_keys_messages_are_handled_in_publish_order_around_a_handler_failure()
     use std::sync::atomic::{AtomicBool, Ordering};
     use std::sync::{Arc, Mutex};
 
-    let emulator = tokio::task::spawn_blocking(Emulator::start).await.unwrap();
-    let config = PubSubConfig::new("hyperfleet-ordering").emulator(&emulator.host);
-    let admin = PubSubAdmin::connect(config.clone()).await.unwrap();
-    let transport = PubSubTransport::connect(config).await.unwrap();
-    let topic = format!("ordered-{}", std::process::id());
-    let subscription = format!("{topic}-sub");
-    admin.create_topic_if_missing(&topic).await.unwrap();
-    admin
-        .create_subscription_if_missing(
-            &subscription,
-            &topic,
-            &SubscriptionConfig::default().message_ordering(true),
-        )
-        .await
-        .unwrap();
+    let emulated = support::emulator::with_subscription(
+        "hyperfleet-ordering",
+        "ordered",
+        &SubscriptionConfig::default().message_ordering(true),
+    )
+    .await;
+    let (transport, topic, subscription) = (
+        emulated.transport.clone(),
+        emulated.topic.clone(),
+        emulated.subscription.clone(),
+    );
     let publisher = TracedPublisher::new(transport.clone(), &topic);
     let ids: Vec<String> = (0..6).map(|i| format!("k-{i}")).collect();
     for id in &ids {

@@ -10,6 +10,29 @@ use hyperfleet_tracing::{PublishError, PublishOptions, TracedPublisher, binding}
 use opentelemetry::Value;
 use opentelemetry::trace::{SpanKind, Status};
 
+/// A memory transport with topic `t` and its subscription `s`.
+fn topic_with_subscription() -> MemoryTransport {
+    let transport = MemoryTransport::new();
+    transport.create_topic("t").unwrap();
+    transport
+        .create_subscription("s", "t", SubscriptionConfig::default())
+        .unwrap();
+    transport
+}
+
+/// The first event delivered on `s`.
+async fn first_event(transport: &MemoryTransport) -> Event {
+    let delivery = transport
+        .subscribe("s")
+        .await
+        .unwrap()
+        .next()
+        .await
+        .unwrap()
+        .unwrap();
+    binding::decode(&delivery.message).unwrap()
+}
+
 fn event(id: &str) -> Event {
     EventBuilderV10::new()
         .id(id)
@@ -110,11 +133,7 @@ async fn a_transport_error_is_returned_and_recorded_with_its_grpc_code() {
 
 #[tokio::test]
 async fn overwrite_removes_a_stale_context_even_when_there_is_none_to_write() {
-    let transport = MemoryTransport::new();
-    transport.create_topic("t").unwrap();
-    transport
-        .create_subscription("s", "t", SubscriptionConfig::default())
-        .unwrap();
+    let transport = topic_with_subscription();
     // No tracer provider: the publish span is invalid and nothing is injected.
     let publisher = TracedPublisher::builder(transport.clone(), "t")
         .tracer_provider(&opentelemetry::trace::noop::NoopTracerProvider::new())
@@ -127,15 +146,7 @@ async fn overwrite_removes_a_stale_context_even_when_there_is_none_to_write() {
     );
     stale.set_extension("tracestate", "old=1");
     publisher.publish(stale).await.unwrap();
-    let delivery = transport
-        .subscribe("s")
-        .await
-        .unwrap()
-        .next()
-        .await
-        .unwrap()
-        .unwrap();
-    let received = binding::decode(&delivery.message).unwrap();
+    let received = first_event(&transport).await;
     assert_eq!(received.extension("traceparent"), None);
     assert_eq!(received.extension("tracestate"), None);
 }
@@ -170,11 +181,7 @@ async fn every_text_on_a_publish_span_is_bounded_however_big_the_event() {
 #[tokio::test]
 async fn overwrite_removes_a_stale_untrusted_baggage_the_propagator_does_not_write() {
     let telemetry = TestTelemetry::new();
-    let transport = MemoryTransport::new();
-    transport.create_topic("t").unwrap();
-    transport
-        .create_subscription("s", "t", SubscriptionConfig::default())
-        .unwrap();
+    let transport = topic_with_subscription();
     // W3C TraceContext only: no baggage is written for this publish.
     let publisher = TracedPublisher::builder(transport.clone(), "t")
         .tracer_provider(&telemetry.provider)
@@ -188,15 +195,7 @@ async fn overwrite_removes_a_stale_untrusted_baggage_the_propagator_does_not_wri
     );
     stale.set_extension("baggage", "user=attacker,role=admin");
     publisher.publish(stale).await.unwrap();
-    let delivery = transport
-        .subscribe("s")
-        .await
-        .unwrap()
-        .next()
-        .await
-        .unwrap()
-        .unwrap();
-    let received = binding::decode(&delivery.message).unwrap();
+    let received = first_event(&transport).await;
     assert_eq!(received.extension("baggage"), None);
     assert!(received.extension("traceparent").is_some());
 }
@@ -204,11 +203,7 @@ async fn overwrite_removes_a_stale_untrusted_baggage_the_propagator_does_not_wri
 #[tokio::test]
 async fn a_message_over_pubsubs_limits_is_refused_alone_with_the_limit_named() {
     let telemetry = TestTelemetry::new();
-    let transport = MemoryTransport::new();
-    transport.create_topic("t").unwrap();
-    transport
-        .create_subscription("s", "t", SubscriptionConfig::default())
-        .unwrap();
+    let transport = topic_with_subscription();
     let publisher = TracedPublisher::builder(transport.clone(), "t")
         .tracer_provider(&telemetry.provider)
         .encoding(binding::Encoding::Binary)

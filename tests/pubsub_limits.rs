@@ -5,26 +5,24 @@ mod support;
 
 use cloudevents::AttributesReader;
 use hyperfleet_tracing::binding::Encoding;
-use hyperfleet_tracing::transport::pubsub::{PubSubAdmin, PubSubConfig, PubSubTransport};
 use hyperfleet_tracing::transport::{ErrorCode, SubscriptionConfig};
 use hyperfleet_tracing::{HandlerError, PublishError, Received, TracedPublisher, TracedSubscriber};
 use std::sync::{Arc, Mutex};
-use support::emulator::Emulator;
 use support::events::reconcile_event;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_oversized_message_never_fails_the_good_ones_batched_with_it() {
-    let emulator = tokio::task::spawn_blocking(Emulator::start).await.unwrap();
-    let config = PubSubConfig::new("hyperfleet-limits").emulator(&emulator.host);
-    let admin = PubSubAdmin::connect(config.clone()).await.unwrap();
-    let transport = PubSubTransport::connect(config).await.unwrap();
-    let topic = format!("limits-{}", std::process::id());
-    let subscription = format!("{topic}-sub");
-    admin.create_topic_if_missing(&topic).await.unwrap();
-    admin
-        .create_subscription_if_missing(&subscription, &topic, &SubscriptionConfig::default())
-        .await
-        .unwrap();
+    let emulated = support::emulator::with_subscription(
+        "hyperfleet-limits",
+        "limits",
+        &SubscriptionConfig::default(),
+    )
+    .await;
+    let (transport, topic, subscription) = (
+        emulated.transport.clone(),
+        emulated.topic.clone(),
+        emulated.subscription.clone(),
+    );
     let publisher = TracedPublisher::builder(transport.clone(), &topic)
         .encoding(Encoding::Binary)
         .build();

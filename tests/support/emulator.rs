@@ -136,3 +136,43 @@ fn ping(host: &str) -> bool {
     let _ = stream.read_to_string(&mut response);
     response.ends_with("Ok") || response.contains("\r\n\r\nOk")
 }
+
+/// An emulator (ours, or the one `PUBSUB_EMULATOR_HOST` names) with an admin and a transport
+/// for `project`, and a topic named `{prefix}-{pid}` with a subscription `{topic}-sub` on it
+/// configured by `config`.
+#[cfg(feature = "pubsub")]
+pub async fn with_subscription(
+    project: &str,
+    prefix: &str,
+    config: &hyperfleet_tracing::transport::SubscriptionConfig,
+) -> Emulated {
+    use hyperfleet_tracing::transport::pubsub::{PubSubAdmin, PubSubConfig, PubSubTransport};
+    let emulator = tokio::task::spawn_blocking(Emulator::start).await.unwrap();
+    let settings = PubSubConfig::new(project).emulator(&emulator.host);
+    let admin = PubSubAdmin::connect(settings.clone()).await.unwrap();
+    let transport = PubSubTransport::connect(settings).await.unwrap();
+    let topic = format!("{prefix}-{}", std::process::id());
+    let subscription = format!("{topic}-sub");
+    admin.create_topic_if_missing(&topic).await.unwrap();
+    admin
+        .create_subscription_if_missing(&subscription, &topic, config)
+        .await
+        .unwrap();
+    Emulated {
+        _emulator: emulator,
+        admin,
+        transport,
+        topic,
+        subscription,
+    }
+}
+
+/// What [`with_subscription`] set up; the emulator stops when it is dropped.
+#[cfg(feature = "pubsub")]
+pub struct Emulated {
+    _emulator: Emulator,
+    pub admin: hyperfleet_tracing::transport::pubsub::PubSubAdmin,
+    pub transport: hyperfleet_tracing::transport::pubsub::PubSubTransport,
+    pub topic: String,
+    pub subscription: String,
+}
