@@ -146,7 +146,7 @@ fn invalid_values_mean_no_parent() {
         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331",
         "ff-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
         "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01-",
-        " 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+        "\n00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
     ]
     .into_iter()
     .map(|s| ExtensionValue::String(s.to_owned()))
@@ -160,6 +160,20 @@ fn invalid_values_mean_no_parent() {
         assert!(
             !cx.span().span_context().is_valid(),
             "{value:?} gave a parent"
+        );
+    }
+}
+
+#[test]
+fn whitespace_around_traceparent_is_ignored() {
+    for padded in [format!(" {VALID}"), format!("\t{VALID} \t")] {
+        let mut event = event();
+        event.set_extension("traceparent", padded.as_str());
+        let cx = extract(&event);
+        assert_eq!(
+            cx.span().span_context().span_id().to_string(),
+            "b7ad6b7169203331",
+            "{padded:?}"
         );
     }
 }

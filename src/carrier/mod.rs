@@ -35,17 +35,18 @@ mod googclient;
 mod policy;
 mod propagation;
 mod validate;
+mod w3c;
 
 pub use googclient::{GOOGCLIENT_TRACEPARENT, GOOGCLIENT_TRACESTATE, GoogclientExtractor};
 pub use policy::OverwritePolicy;
 pub use propagation::{NoPropagation, Propagation};
+pub use w3c::W3cTraceContext;
 
 use cloudevents::Event;
 use cloudevents::event::ExtensionValue;
 use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt};
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use std::borrow::Cow;
 
 /// Extension attribute carrying the W3C `traceparent`.
@@ -105,8 +106,8 @@ impl Extractor for EventExtractor<'_> {
 }
 
 /// Any carrier, read with the same strict checks as [`EventExtractor`]: a `traceparent` that
-/// is not in the exact W3C layout, a `tracestate` or `baggage` over the W3C limits, read as
-/// absent.
+/// is not in the exact W3C layout, a `tracestate` or `baggage` over its bound, read as absent.
+/// Repeated values (`get_all`) are checked one by one.
 #[derive(Debug, Clone, Copy)]
 pub struct StrictExtractor<E>(pub E);
 
@@ -118,6 +119,15 @@ impl<E: Extractor> Extractor for StrictExtractor<E> {
 
     fn keys(&self) -> Vec<&str> {
         self.0.keys()
+    }
+
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        let key = lowercase(key);
+        self.0
+            .get_all(&key)?
+            .into_iter()
+            .map(|value| validate::checked(&key, value))
+            .collect()
     }
 }
 
@@ -134,7 +144,7 @@ fn lowercase(key: &str) -> Cow<'_, str> {
 /// Injects `cx` into `event` with the application's propagator.
 ///
 /// Uses the global propagator when the application has configured one (for instance through
-/// `opentelemetry::global::set_text_map_propagator`), otherwise a W3C TraceContext propagator.
+/// `opentelemetry::global::set_text_map_propagator`), otherwise [`W3cTraceContext`].
 pub fn inject(cx: &Context, event: &mut Event) {
     Propagation::global().inject(cx, event);
 }
@@ -158,10 +168,9 @@ pub fn extract_with(propagator: &dyn TextMapPropagator, event: &Event) -> Contex
 
 /// Extracts the trace context a Google Pub/Sub client left in `googclient_*` message attributes.
 ///
-/// Always W3C TraceContext: that is what those clients write.
+/// Always W3C Trace Context ([`W3cTraceContext`]): that is what those clients write.
 pub fn extract_googclient(attributes: &std::collections::BTreeMap<String, String>) -> Context {
-    TraceContextPropagator::new()
-        .extract_with_context(&Context::new(), &GoogclientExtractor(attributes))
+    W3cTraceContext.extract_with_context(&Context::new(), &GoogclientExtractor(attributes))
 }
 
 /// The valid remote span context `event` carries, if any, read with the application's

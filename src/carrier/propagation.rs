@@ -4,7 +4,6 @@ use opentelemetry::Context;
 use opentelemetry::global;
 use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
-use opentelemetry_sdk::propagation::TraceContextPropagator;
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 
@@ -13,7 +12,7 @@ use std::sync::{Arc, LazyLock};
 /// [`Propagation::global`] (the default) looks the global propagator up on every use: the
 /// application's, when it configured one (for instance with
 /// `opentelemetry::global::set_text_map_propagator`, or through the telemetry bootstrap),
-/// otherwise W3C TraceContext. [`Propagation::new`] fixes one.
+/// otherwise the crate's strict [`W3cTraceContext`](super::W3cTraceContext). [`Propagation::new`] fixes one.
 #[derive(Clone, Default)]
 pub struct Propagation(Option<Arc<dyn TextMapPropagator + Send + Sync>>);
 
@@ -23,7 +22,7 @@ impl Propagation {
         Self(Some(Arc::new(propagator)))
     }
 
-    /// The global propagator when one is configured, else W3C TraceContext.
+    /// The global propagator when one is configured, else [`W3cTraceContext`](super::W3cTraceContext).
     pub fn global() -> Self {
         Self(None)
     }
@@ -39,7 +38,7 @@ impl Propagation {
                 if p.fields().next().is_some() {
                     f(p)
                 } else {
-                    f(&TraceContextPropagator::new())
+                    f(&super::W3cTraceContext)
                 }
             }),
         }

@@ -1,10 +1,11 @@
 //! HTTP spans as the standard names them (features `http-server` and `http-client`).
 //!
-//! Thin glue over the field's crates: `opentelemetry-http`'s header carriers move the context,
-//! an axum middleware makes the server span (`http-server`), a wrapper around `reqwest` the
-//! client span (`http-client`). The
-//! propagator is the one the event carrier uses (the application's, or W3C TraceContext), so
-//! HTTP and CloudEvents hops continue the same traces.
+//! Thin glue over the field's crates: an axum middleware makes the server span
+//! (`http-server`), a wrapper around `reqwest` the client span (`http-client`). The propagator
+//! is the one the event carrier uses (the application's, or the crate's strict
+//! [`W3cTraceContext`](crate::carrier::W3cTraceContext)), so HTTP and CloudEvents hops continue
+//! the same traces. The server reads every value of a repeated header (repeated `tracestate`
+//! headers are one list) and takes two `traceparent` headers for none.
 //!
 //! | span | kind | attributes |
 //! |---|---|---|

@@ -114,8 +114,9 @@ async fn trace_request(
     response
 }
 
-/// A request's headers as a carrier: each value that is text, and no `traceparent` when the
-/// request sent more than one (W3C Trace Context: the context is then invalid).
+/// A request's headers as a carrier: each value that is text, every value of a repeated header
+/// in order (W3C Trace Context combines repeated `tracestate` headers), and no `traceparent`
+/// when the request sent more than one (the context is then invalid).
 struct RequestHeaders<'a>(&'a http::HeaderMap);
 
 impl Extractor for RequestHeaders<'_> {
@@ -130,5 +131,18 @@ impl Extractor for RequestHeaders<'_> {
 
     fn keys(&self) -> Vec<&str> {
         self.0.keys().map(http::HeaderName::as_str).collect()
+    }
+
+    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
+        if key.eq_ignore_ascii_case(TRACEPARENT) {
+            return self.get(key).map(|value| vec![value]);
+        }
+        let values: Vec<&str> = self
+            .0
+            .get_all(key)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .collect();
+        (!values.is_empty()).then_some(values)
     }
 }

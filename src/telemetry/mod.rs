@@ -52,12 +52,12 @@ pub use component::Component;
 pub use config::{Config, ConfigError};
 pub use guard::TelemetryGuard;
 
-use crate::carrier::{NoPropagation, Propagation};
+use crate::carrier::{NoPropagation, Propagation, W3cTraceContext};
 use config::{LogLevel, LogOutput, PropagatorKind};
 use logs::LogLayer;
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_sdk::propagation::{BaggagePropagator, TraceContextPropagator};
+use opentelemetry_sdk::propagation::BaggagePropagator;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanProcessor, TracerProviderBuilder};
 use std::time::Duration;
 use tracing_subscriber::Layer;
@@ -259,7 +259,7 @@ impl Telemetry {
             .iter()
             .map(|p| -> Box<dyn TextMapPropagator + Send + Sync> {
                 match p {
-                    PropagatorKind::TraceContext => Box::new(TraceContextPropagator::new()),
+                    PropagatorKind::TraceContext => Box::new(W3cTraceContext),
                     PropagatorKind::Baggage => Box::new(BaggagePropagator::new()),
                 }
             })

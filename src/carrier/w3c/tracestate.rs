@@ -1,0 +1,293 @@
+//! The `tracestate` field: the current key and value grammar, read across repeated fields and
+//! written within the propagation limits.
+
+use opentelemetry::trace::TraceState;
+
+/// W3C limit on `tracestate` list members.
+pub(crate) const MAX_MEMBERS: usize = 32;
+
+/// Longest key and longest value the grammar allows.
+const MAX_KEY_LEN: usize = 256;
+const MAX_VALUE_LEN: usize = 256;
+
+/// Longest `tracestate` written: the 512 characters the W3C asks every participant to pass
+/// on, which also fits a binary-mode Pub/Sub attribute (1,024 bytes).
+pub(crate) const MAX_WRITTEN_LEN: usize = 512;
+
+/// Members longer than this go first when a written list must be truncated (W3C).
+const LONG_MEMBER: usize = 128;
+
+/// Longest input read: 32 members of the longest key and value, with generous whitespace.
+/// Anything longer is discarded unread, which bounds the work per message.
+pub(crate) const MAX_READ_LEN: usize = 2 * MAX_MEMBERS * (MAX_KEY_LEN + 1 + MAX_VALUE_LEN);
+
+/// One `key=value` list member.
+pub(crate) type Member<'a> = (&'a str, &'a str);
+
+/// The non-empty members of the fields `values`, combined in order, or `None` when the list
+/// must be discarded: an invalid member, more than 32 members, or an input over
+/// [`MAX_READ_LEN`]. Later duplicates of a key are dropped (the left-most is the most recent).
+///
+/// Calls `each` per member; nothing is allocated.
+pub(crate) fn parse<'a>(values: &[&'a str], mut each: impl FnMut(Member<'a>)) -> Option<()> {
+    if values.iter().map(|v| v.len()).sum::<usize>() > MAX_READ_LEN {
+        return None;
+    }
+    let mut seen: [Member<'a>; MAX_MEMBERS] = [("", ""); MAX_MEMBERS];
+    let mut count = 0;
+    for member in members(values) {
+        let member = member?;
+        if count == MAX_MEMBERS {
+            return None;
+        }
+        seen[count] = member;
+        count += 1;
+    }
+    for (i, member) in seen[..count].iter().enumerate() {
+        if !seen[..i].iter().any(|earlier| earlier.0 == member.0) {
+            each(*member);
+        }
+    }
+    Some(())
+}
+
+/// Every non-empty member of `values`, each `None` when it is invalid.
+fn members<'a>(values: &[&'a str]) -> impl Iterator<Item = Option<Member<'a>>> {
+    values
+        .iter()
+        .flat_map(|value| value.split(','))
+        .map(|member| member.trim_matches([' ', '\t']))
+        .filter(|member| !member.is_empty())
+        .map(|member| {
+            let (key, value) = member.split_once('=')?;
+            (is_key(key) && is_value(value)).then_some((key, value))
+        })
+}
+
+/// `key = ( lcalpha / DIGIT ) 0*255 ( keychar )`,
+/// `keychar = lcalpha / DIGIT / "_" / "-" / "*" / "/" / "@"`.
+pub(crate) fn is_key(key: &str) -> bool {
+    let bytes = key.as_bytes();
+    let first_ok = bytes
+        .first()
+        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    first_ok
+        && bytes.len() <= MAX_KEY_LEN
+        && bytes.iter().all(|&b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || matches!(b, b'_' | b'-' | b'*' | b'/' | b'@')
+        })
+}
+
+/// `value = 0*255(chr) nblk-chr`: printable ASCII except `,` and `=`, not ending in a space.
+pub(crate) fn is_value(value: &str) -> bool {
+    let bytes = value.as_bytes();
+    (1..=MAX_VALUE_LEN).contains(&bytes.len())
+        && bytes.last() != Some(&b' ')
+        && bytes
+            .iter()
+            .all(|&b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
+}
+
+/// Writes `members` as one field: at most 32, within [`MAX_WRITTEN_LEN`]. When the list is
+/// too long, whole members go, those over 128 characters first, then from the right (W3C).
+pub(crate) fn format<'a>(members: impl Iterator<Item = Member<'a>>) -> String {
+    let mut kept: [Member<'a>; MAX_MEMBERS] = [("", ""); MAX_MEMBERS];
+    let mut count = 0;
+    for member in members.take(MAX_MEMBERS) {
+        kept[count] = member;
+        count += 1;
+    }
+    let len = |m: &Member<'_>| m.0.len() + 1 + m.1.len();
+    let total =
+        |kept: &[Member<'_>]| kept.iter().map(len).sum::<usize>() + kept.len().saturating_sub(1);
+    while total(&kept[..count]) > MAX_WRITTEN_LEN {
+        let drop = kept[..count]
+            .iter()
+            .rposition(|m| len(m) > LONG_MEMBER)
+            .unwrap_or(count - 1);
+        kept.copy_within(drop + 1..count, drop);
+        count -= 1;
+    }
+    let mut out = String::with_capacity(total(&kept[..count]));
+    for (i, (key, value)) in kept[..count].iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(key);
+        out.push('=');
+        out.push_str(value);
+    }
+    out
+}
+
+/// The OpenTelemetry API's `TraceState` of `members`, and whether it holds all of them: the
+/// API checks keys by an older grammar (it refuses `foo@@bar`), so the members it refuses are
+/// left out of it.
+pub(crate) fn to_trace_state(members: &[Member<'_>]) -> (TraceState, bool) {
+    if let Ok(state) = TraceState::from_key_value(members.iter().copied()) {
+        return (state, true);
+    }
+    let accepted = members
+        .iter()
+        .copied()
+        .filter(|&(key, value)| TraceState::NONE.insert(key, value).is_ok());
+    (
+        TraceState::from_key_value(accepted).unwrap_or_default(),
+        false,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(values: &[&str]) -> Option<Vec<(String, String)>> {
+        let mut out = Vec::new();
+        parse(values, |(k, v)| out.push((k.to_owned(), v.to_owned())))?;
+        Some(out)
+    }
+
+    fn pairs(list: &[(&str, &str)]) -> Option<Vec<(String, String)>> {
+        Some(
+            list.iter()
+                .map(|&(k, v)| (k.to_owned(), v.to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn keys_follow_the_current_grammar() {
+        for key in ["foo", "0foo", "foo@@bar", "foo@bar@baz", "foo@", "a_-*/@z"] {
+            assert!(is_key(key), "{key:?}");
+        }
+        assert!(is_key(&"z".repeat(256)));
+        assert!(is_key(&format!("{}@{}", "t".repeat(241), "v".repeat(14))));
+        for key in ["", "@foo", "Foo", "foo ", "foo.bar", "_foo", "fo=o", "föo"] {
+            assert!(!is_key(key), "{key:?}");
+        }
+        assert!(!is_key(&"z".repeat(257)));
+    }
+
+    #[test]
+    fn values_are_printable_ascii_without_comma_or_equals() {
+        let all: String = (0x20u8..=0x7e)
+            .filter(|b| *b != b',' && *b != b'=')
+            .map(char::from)
+            .collect();
+        for value in ["1", " leading", "a b", all.as_str()] {
+            assert!(is_value(value), "{value:?}");
+        }
+        for value in ["", "trailing ", "a=b", "a,b", "tab\t", "é", "\u{7f}"] {
+            assert!(!is_value(value), "{value:?}");
+        }
+        assert!(is_value(&"v".repeat(256)));
+        assert!(!is_value(&"v".repeat(257)));
+    }
+
+    #[test]
+    fn repeated_fields_combine_in_order_with_whitespace_and_empty_members() {
+        assert_eq!(
+            read(&["foo=1 \t , \t bar=2", "", ",, ", "\tbaz=3"]),
+            pairs(&[("foo", "1"), ("bar", "2"), ("baz", "3")])
+        );
+        assert_eq!(read(&["foo= 1"]), pairs(&[("foo", " 1")]));
+        assert_eq!(read(&[""]), pairs(&[]));
+    }
+
+    #[test]
+    fn an_invalid_member_discards_the_list() {
+        for bad in [
+            "foo=",
+            "foo=bar=baz",
+            "foo",
+            "=1",
+            "FOO=1",
+            "foo =1",
+            "@foo=1,bar=2",
+        ] {
+            assert_eq!(read(&["ok=1", bad]), None, "{bad:?}");
+        }
+        assert_eq!(read(&["foo=1", &format!("{}=1", "z".repeat(257))]), None);
+    }
+
+    #[test]
+    fn more_than_32_members_discard_the_list_and_duplicates_keep_the_first() {
+        let members: Vec<String> = (1..=33).map(|i| format!("bar{i:02}={i:02}")).collect();
+        assert_eq!(read(&[&members[..32].join(",")]).map(|m| m.len()), Some(32));
+        assert_eq!(
+            read(&[&members[..30].join(","), &members[30..].join(",")]),
+            None
+        );
+        assert_eq!(read(&["foo=1,foo=2", "foo=3"]), pairs(&[("foo", "1")]));
+        let long = "x".repeat(MAX_READ_LEN);
+        assert_eq!(read(&[&long]), None);
+    }
+
+    #[test]
+    fn written_lists_keep_32_members_and_512_characters() {
+        let members: Vec<String> = (1..=40).map(|i| format!("k{i}=v")).collect();
+        let split: Vec<Member<'_>> = members.iter().map(|m| m.split_once('=').unwrap()).collect();
+        let written = format(split.iter().copied());
+        assert_eq!(written, members[..32].join(","));
+
+        let long_value = "v".repeat(200);
+        let short_value = "s".repeat(100);
+        let mut list = vec![("a", short_value.as_str()), ("big", long_value.as_str())];
+        list.extend([("b", short_value.as_str()), ("c", short_value.as_str())]);
+        list.extend([("d", short_value.as_str()), ("e", short_value.as_str())]);
+        let written = format(list.iter().copied());
+        assert!(written.len() <= MAX_WRITTEN_LEN, "{}", written.len());
+        assert!(
+            !written.contains("big="),
+            "members over 128 characters go first"
+        );
+        assert!(written.starts_with("a=") && written.contains(",d="));
+        assert!(!written.contains(",e="), "then members from the right");
+    }
+
+    #[test]
+    fn the_api_trace_state_holds_what_it_can() {
+        let (state, complete) = to_trace_state(&[("foo", "1"), ("bar", "2")]);
+        assert!(complete);
+        assert_eq!(state.header(), "foo=1,bar=2");
+        let (state, complete) = to_trace_state(&[("foo@@bar", "1"), ("bar", "2")]);
+        assert!(!complete);
+        assert_eq!(state.header(), "bar=2");
+    }
+
+    /// The ABNF read plainly, with regular expressions.
+    fn plain_reading(values: &[&str]) -> Option<Vec<(String, String)>> {
+        let member = regex::Regex::new(
+            r"^([a-z0-9][a-z0-9_\-*/@]{0,255})=([\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e])$",
+        )
+        .unwrap();
+        let joined = values.join(",");
+        let mut out: Vec<(String, String)> = Vec::new();
+        let mut count = 0;
+        for part in joined.split(',') {
+            let part = part.trim_matches(|c| c == ' ' || c == '\t');
+            if part.is_empty() {
+                continue;
+            }
+            let captures = member.captures(part)?;
+            count += 1;
+            let key = captures[1].to_owned();
+            if !out.iter().any(|(k, _)| *k == key) {
+                out.push((key, captures[2].to_owned()));
+            }
+        }
+        (count <= MAX_MEMBERS).then_some(out)
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn agrees_with_the_plain_reading(
+            values in proptest::collection::vec("([ \t]{0,2}[a-cA@_0-9 .]{0,4}=?[a-c= ,\t~!]{0,4}[ \t]{0,2},?){0,5}", 1..4),
+        ) {
+            let values: Vec<&str> = values.iter().map(String::as_str).collect();
+            proptest::prop_assert_eq!(read(&values), plain_reading(&values), "{:?}", values);
+        }
+    }
+}
