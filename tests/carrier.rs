@@ -228,3 +228,81 @@ fn baggage_that_could_not_be_sent_on_over_pubsub_is_ignored() {
     let cx = hyperfleet_tracing::carrier::extract_with(&propagator, &event);
     assert_eq!(cx.baggage().len(), 1);
 }
+
+/// A context that updates a received list: its member moves to the front, the received order
+/// of the rest is kept, members the API cannot hold stay, and at most 32 are written.
+#[test]
+fn an_updated_tracestate_moves_its_member_to_the_front_and_keeps_32() {
+    use hyperfleet_tracing::carrier::W3cTraceContext;
+    use opentelemetry::propagation::TextMapPropagator;
+    use std::collections::HashMap;
+
+    let mut members = vec!["foo@@bar=1".to_owned()];
+    members.extend((1..32).map(|i| format!("k{i:02}=v")));
+    let received = HashMap::from([
+        ("traceparent".to_owned(), VALID.to_owned()),
+        ("tracestate".to_owned(), members.join(",")),
+    ]);
+    let cx = W3cTraceContext.extract(&received);
+    let sc = cx.span().span_context().clone();
+    assert_eq!(
+        sc.trace_state().get("foo@@bar"),
+        None,
+        "the API cannot hold it"
+    );
+    let rewritten = |state: TraceState| {
+        let updated = SpanContext::new(sc.trace_id(), sc.span_id(), sc.trace_flags(), true, state);
+        let mut out = HashMap::new();
+        W3cTraceContext.inject_context(&cx.with_remote_span_context(updated), &mut out);
+        out["tracestate"].clone()
+    };
+
+    let unchanged = rewritten(sc.trace_state().clone());
+    assert_eq!(unchanged, members.join(","));
+
+    let updated = rewritten(sc.trace_state().insert("k05", "new").unwrap());
+    let mut expected = vec!["k05=new".to_owned()];
+    expected.extend(members.iter().filter(|m| !m.starts_with("k05=")).cloned());
+    assert_eq!(updated, expected.join(","));
+
+    let added = rewritten(sc.trace_state().insert("added", "1").unwrap());
+    let mut expected = vec!["added=1".to_owned()];
+    expected.extend(members[..31].iter().cloned());
+    assert_eq!(added, expected.join(","), "the right-most member goes");
+
+    let deleted = rewritten(sc.trace_state().delete("k01").unwrap());
+    let expected: Vec<&str> = members
+        .iter()
+        .map(String::as_str)
+        .filter(|m| !m.starts_with("k01="))
+        .collect();
+    assert_eq!(deleted, expected.join(","));
+}
+
+/// A new trace does not carry the received list or the random flag.
+#[test]
+fn a_new_trace_drops_what_was_received() {
+    use hyperfleet_tracing::carrier::W3cTraceContext;
+    use opentelemetry::propagation::TextMapPropagator;
+    use std::collections::HashMap;
+
+    let received = HashMap::from([
+        ("traceparent".to_owned(), VALID.replace("-01", "-02")),
+        ("tracestate".to_owned(), "foo@@bar=1".to_owned()),
+    ]);
+    let cx = W3cTraceContext.extract(&received);
+    let other = SpanContext::new(
+        TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap(),
+        SpanId::from_hex("00f067aa0ba902b7").unwrap(),
+        TraceFlags::default(),
+        false,
+        TraceState::default(),
+    );
+    let mut out = HashMap::new();
+    W3cTraceContext.inject_context(&cx.with_remote_span_context(other), &mut out);
+    assert_eq!(
+        out["traceparent"],
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00"
+    );
+    assert_eq!(out["tracestate"], "");
+}
