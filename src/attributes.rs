@@ -25,6 +25,9 @@ use std::sync::{Arc, Mutex};
 /// `error.type` of a failure whose kind is not known (the semantic conventions' fallback).
 pub(crate) const OTHER_ERROR: &str = "_OTHER";
 
+/// `messaging.system` of Google Cloud Pub/Sub, pulled or pushed.
+pub const GCP_PUBSUB: &str = "gcp_pubsub";
+
 /// A hook that derives span attributes from an event.
 pub(crate) type AttributeHook = Arc<dyn Fn(&Event) -> Vec<KeyValue> + Send + Sync>;
 

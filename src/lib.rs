@@ -34,6 +34,8 @@ pub mod log_fields;
 mod message;
 pub mod naming;
 pub mod publisher;
+#[cfg(feature = "push")]
+pub mod push;
 pub mod subscriber;
 mod sync;
 #[cfg(feature = "telemetry")]

@@ -32,12 +32,16 @@
 //! ```
 
 mod googclient;
+#[cfg(any(feature = "http-server", feature = "push"))]
+mod headers;
 mod policy;
 mod propagation;
 mod validate;
 mod w3c;
 
 pub use googclient::{GOOGCLIENT_TRACEPARENT, GOOGCLIENT_TRACESTATE, GoogclientExtractor};
+#[cfg(any(feature = "http-server", feature = "push"))]
+pub(crate) use headers::RequestHeaders;
 pub use policy::OverwritePolicy;
 pub use propagation::{NoPropagation, Propagation};
 pub use w3c::W3cTraceContext;

@@ -23,7 +23,7 @@ mod spans;
 pub use handler::{Handler, HandlerError, Received};
 pub use policy::{AckPolicy, ParentMode};
 
-pub(crate) use config::ConsumerConfig;
+pub(crate) use config::{ConsumerConfig, consumer_settings};
 pub(crate) use outcome::{Consumed, Verdict};
 
 use crate::attributes::{self, AttributeHook, CLOUDEVENTS_EVENT_ID, EventAttributes};
@@ -33,7 +33,7 @@ use crate::instrumentation::{Destination, SharedTracer, record_failure};
 use crate::log_fields::MessageLogFields;
 use crate::transport::Message;
 use cloudevents::{AttributesReader, Event};
-use opentelemetry::trace::TraceContextExt;
+use opentelemetry::trace::{Link, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use run::HandlerOutcome;
 use spans::{ConsumeSpans, ReceiveAttributes};
@@ -47,6 +47,9 @@ pub(crate) struct DeliveryFacts {
     pub(crate) delivery_attempt: Option<u32>,
     /// The transport's own attributes of this delivery, added to the receive span.
     pub(crate) attributes: Vec<KeyValue>,
+    /// Contexts of the delivery itself (a push request's own `traceparent`), linked from the
+    /// receive span: they belong to the broker, not to the producer.
+    pub(crate) links: Vec<Link>,
 }
 
 /// The consume pipeline of one subscription, with its span templates built.
@@ -101,13 +104,14 @@ impl Consumer {
         &self,
         handler: &H,
         message: Message,
-        facts: DeliveryFacts,
+        mut facts: DeliveryFacts,
     ) -> Consumed {
         let attempt = facts.delivery_attempt;
+        let delivery_links = std::mem::take(&mut facts.links);
         let delivery = spans::delivery_attributes(&message, facts);
         let event = match binding::decode(&message) {
             Ok(event) => event,
-            Err(error) => return self.undecodable(delivery, &error),
+            Err(error) => return self.undecodable(delivery, delivery_links, &error),
         };
         let creation = parent::creation_context(
             &self.propagation,
@@ -115,7 +119,8 @@ impl Consumer {
             &message.attributes,
             self.googclient_fallback,
         );
-        let (parent, links) = self.parent_mode.resolve(creation);
+        let (parent, mut links) = self.parent_mode.resolve(creation);
+        links.extend(delivery_links);
         let hook = self.hook_attributes(&event);
         let cloudevents = self.event_attributes.of(&event);
         // The event id's value is shared with the process span.
@@ -148,7 +153,12 @@ impl Consumer {
 
     /// Nothing to continue: a root receive span records why, and the nack lets a dead-letter
     /// policy take the message.
-    fn undecodable(&self, delivery: Vec<KeyValue>, error: &BindingError) -> Consumed {
+    fn undecodable(
+        &self,
+        delivery: Vec<KeyValue>,
+        links: Vec<Link>,
+        error: &BindingError,
+    ) -> Consumed {
         let start = ReceiveAttributes {
             delivery,
             cloudevents: Vec::new(),
@@ -156,7 +166,7 @@ impl Consumer {
         };
         let receive = self
             .spans
-            .start_receive(&self.tracer, &Context::new(), Vec::new(), start);
+            .start_receive(&self.tracer, &Context::new(), links, start);
         record_failure(&receive.span(), error.error_type(), error);
         Consumed::new(Verdict::Nack, receive)
     }

@@ -1,7 +1,7 @@
 //! The SERVER span of an axum route, continuing the caller's trace.
 
 use crate::attributes::{self, HTTP_ROUTE, SERVER_ADDRESS, URL_PATH};
-use crate::carrier::{Propagation, StrictExtractor, TRACEPARENT};
+use crate::carrier::{Propagation, RequestHeaders, StrictExtractor};
 use crate::consume::ParentMode;
 use crate::instrumentation::{self, SharedTracer};
 use axum::Router;
@@ -10,7 +10,6 @@ use axum::middleware::Next;
 use axum::response::Response;
 use opentelemetry::KeyValue;
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::propagation::Extractor;
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
 
 /// Traces the routes of an axum router: one SERVER span `{method} {route}` per request, a
@@ -112,37 +111,4 @@ async fn trace_request(
     super::record_status(&span, response.status().as_u16(), 500);
     span.end();
     response
-}
-
-/// A request's headers as a carrier: each value that is text, every value of a repeated header
-/// in order (W3C Trace Context combines repeated `tracestate` headers), and no `traceparent`
-/// when the request sent more than one (the context is then invalid).
-struct RequestHeaders<'a>(&'a http::HeaderMap);
-
-impl Extractor for RequestHeaders<'_> {
-    fn get(&self, key: &str) -> Option<&str> {
-        let mut values = self.0.get_all(key).iter();
-        let first = values.next()?.to_str().ok()?;
-        if key.eq_ignore_ascii_case(TRACEPARENT) && values.next().is_some() {
-            return None;
-        }
-        Some(first)
-    }
-
-    fn keys(&self) -> Vec<&str> {
-        self.0.keys().map(http::HeaderName::as_str).collect()
-    }
-
-    fn get_all(&self, key: &str) -> Option<Vec<&str>> {
-        if key.eq_ignore_ascii_case(TRACEPARENT) {
-            return self.get(key).map(|value| vec![value]);
-        }
-        let values: Vec<&str> = self
-            .0
-            .get_all(key)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .collect();
-        (!values.is_empty()).then_some(values)
-    }
 }

@@ -7,12 +7,9 @@ pub use crate::consume::{AckPolicy, Handler, HandlerError, ParentMode, Received}
 pub use crate::log_fields::MessageLogFields;
 
 use crate::consume::{Consumer, ConsumerConfig};
-use crate::naming::SpanNaming;
 use crate::transport::{DeliveryStream, Transport, TransportError};
-use cloudevents::Event;
 use dispatch::Dispatcher;
 use futures::StreamExt;
-use opentelemetry::KeyValue;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -125,43 +122,7 @@ impl<T: Transport> TracedSubscriber<T> {
         }
     }
 
-    /// Names the adapter (`hyperfleet.adapter` on the process span).
-    pub fn adapter(mut self, adapter: impl Into<String>) -> Self {
-        self.config.adapter = Some(adapter.into());
-        self
-    }
-
-    /// Sets the process span's name (default `adapter.process`).
-    pub fn process_span_name(mut self, name: impl Into<String>) -> Self {
-        self.config.process_span_name = name.into();
-        self
-    }
-
-    /// Sets the span-name order.
-    pub fn span_naming(mut self, naming: SpanNaming) -> Self {
-        self.config.naming = naming;
-        self
-    }
-
-    /// Sets how the receive span relates to the event's creation context.
-    pub fn parent_mode(mut self, mode: ParentMode) -> Self {
-        self.config.parent_mode = mode;
-        self
-    }
-
-    /// Sets what happens to a message whose handler fails.
-    pub fn ack_policy(mut self, policy: AckPolicy) -> Self {
-        self.config.ack_policy = policy;
-        self
-    }
-
-    /// Whether a message whose event carries no trace context continues the trace a Google
-    /// Pub/Sub client left in its `googclient_traceparent` attribute (default on). When both
-    /// exist, the event's own context wins.
-    pub fn googclient_fallback(mut self, on: bool) -> Self {
-        self.config.googclient_fallback = on;
-        self
-    }
+    crate::consume::consumer_settings!(config);
 
     /// Sets how many handlers may run at once (at least 1).
     pub fn concurrency(mut self, limit: usize) -> Self {
@@ -173,16 +134,6 @@ impl<T: Transport> TracedSubscriber<T> {
     /// running then are aborted and their messages nacked, so Pub/Sub redelivers them.
     pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
         self.shutdown_timeout = timeout;
-        self
-    }
-
-    /// Replaces the hook that adds attributes from the event to the receive and process spans
-    /// at their start. Never return payload data from it.
-    pub fn attributes<F>(mut self, hook: F) -> Self
-    where
-        F: Fn(&Event) -> Vec<KeyValue> + Send + Sync + 'static,
-    {
-        self.config.attributes = Arc::new(hook);
         self
     }
 

@@ -1,0 +1,140 @@
+//! The running endpoint: verify, read, consume, answer.
+
+use super::delivery::{self, PushDelivery};
+use super::in_flight::InFlight;
+use super::{NotAPushDelivery, Verifier};
+use crate::attributes;
+use crate::carrier::{Propagation, RequestHeaders, StrictExtractor};
+use crate::consume::{Consumer, ConsumerConfig, DeliveryFacts, Handler, Verdict};
+use crate::sync::lock;
+use axum::body::Bytes;
+use axum::extract::{FromRequest, Request, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use opentelemetry::trace::{Link, TraceContextExt};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Most subscriptions whose consume pipelines are kept built; deliveries naming others get a
+/// pipeline of their own (subscription names come from requests, so the cache is bounded).
+const MAX_CACHED_SUBSCRIPTIONS: usize = 64;
+
+/// What every request of one endpoint shares.
+pub(super) struct Endpoint<H> {
+    pub(super) config: ConsumerConfig,
+    pub(super) verifier: Option<Verifier>,
+    pub(super) handler: Arc<H>,
+    pub(super) in_flight: InFlight,
+    pub(super) consumers: Mutex<HashMap<String, Arc<Consumer>>>,
+}
+
+impl<H: Handler> Endpoint<H> {
+    /// The consume pipeline of `subscription` (the endpoint's own when the delivery names
+    /// none).
+    fn consumer(&self, subscription: Option<&str>) -> Arc<Consumer> {
+        let name = subscription.map_or_else(|| self.config.subscription.clone(), attributes::bounded);
+        let mut consumers = lock(&self.consumers);
+        if let Some(consumer) = consumers.get(&name) {
+            return Arc::clone(consumer);
+        }
+        let mut config = self.config.clone();
+        config.subscription = name.clone();
+        let consumer = Arc::new(Consumer::new(config, crate::attributes::GCP_PUBSUB, None));
+        if consumers.len() < MAX_CACHED_SUBSCRIPTIONS {
+            consumers.insert(name, Arc::clone(&consumer));
+        }
+        consumer
+    }
+}
+
+/// Handles one push request.
+pub(super) async fn deliver<H: Handler>(
+    State(endpoint): State<Arc<Endpoint<H>>>,
+    request: Request,
+) -> Response {
+    let (mut parts, body) = request.into_parts();
+    let headers = std::mem::take(&mut parts.headers);
+    if let Some(verifier) = &endpoint.verifier
+        && let Err(rejection) = verifier(&headers)
+    {
+        tracing::warn!(reason = %bounded(&rejection), "push request rejected");
+        return (rejection.status(), rejection.to_string()).into_response();
+    }
+    // The body limit is the router's `DefaultBodyLimit`; over it, 413.
+    let body = match Bytes::from_request(Request::from_parts(parts, body), &()).await {
+        Ok(body) => body,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let delivery = match delivery::read(&headers, &body) {
+        Ok(delivery) => delivery,
+        Err(reason) => return not_a_delivery(&reason),
+    };
+    drop(body);
+    tracing::debug!(shape = ?delivery.shape, "push delivery");
+    let links = delivery_links(&endpoint.config.propagation, &headers, &delivery);
+    let PushDelivery {
+        message,
+        subscription,
+        delivery_attempt,
+        ..
+    } = delivery;
+    let consumer = endpoint.consumer(subscription.as_deref());
+    let facts = DeliveryFacts {
+        delivery_attempt,
+        links,
+        ..DeliveryFacts::default()
+    };
+    let consume = consumer.consume(endpoint.handler.as_ref(), message, facts);
+    let Some(consumed) = endpoint.in_flight.run(consume).await else {
+        // Abandoned at shutdown: a nack, so Pub/Sub delivers it again.
+        return (StatusCode::SERVICE_UNAVAILABLE, "shutting down").into_response();
+    };
+    let status = match consumed.verdict() {
+        Verdict::Ack => StatusCode::NO_CONTENT,
+        Verdict::Nack => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    // The answer is the settlement.
+    consumed.settled(Ok(()));
+    status.into_response()
+}
+
+/// 400 with the reason, which is also logged (bounded: it may quote the request).
+fn not_a_delivery(reason: &NotAPushDelivery) -> Response {
+    tracing::warn!(
+        error_type = reason.error_type(),
+        reason = %bounded(reason),
+        "not a push delivery"
+    );
+    (
+        StatusCode::BAD_REQUEST,
+        format!("not a push delivery ({}): {}", reason.error_type(), bounded(reason)),
+    )
+        .into_response()
+}
+
+fn bounded(error: &dyn std::fmt::Display) -> String {
+    attributes::bounded(&error.to_string())
+}
+
+/// The delivery's own contexts, linked from the receive span: the request's `traceparent`
+/// (Google's delivery) and, for Eventarc, its CloudEvent's.
+fn delivery_links(
+    propagation: &Propagation,
+    headers: &HeaderMap,
+    delivery: &PushDelivery,
+) -> Vec<Link> {
+    let outer: HashMap<String, String> = delivery.outer_context.iter().cloned().collect();
+    let contexts = [
+        propagation.extract(&StrictExtractor(RequestHeaders(headers))),
+        propagation.extract(&StrictExtractor(outer)),
+    ];
+    let mut links: Vec<Link> = Vec::new();
+    for cx in contexts {
+        let span = cx.span();
+        let sc = span.span_context();
+        if sc.is_valid() && !links.iter().any(|l| l.span_context == *sc) {
+            links.push(Link::with_context(sc.clone()));
+        }
+    }
+    links
+}
