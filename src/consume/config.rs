@@ -52,53 +52,53 @@ impl ConsumerConfig {
 /// push endpoint): `consumer_settings!(config)` where `config` is the `ConsumerConfig` field.
 macro_rules! consumer_settings {
     ($field:ident) => {
-    /// Names the adapter (`hyperfleet.adapter` on the process span).
-    pub fn adapter(mut self, adapter: impl Into<String>) -> Self {
-        self.$field.adapter = Some(adapter.into());
-        self
-    }
+        /// Names the adapter (`hyperfleet.adapter` on the process span).
+        pub fn adapter(mut self, adapter: impl Into<String>) -> Self {
+            self.$field.adapter = Some(adapter.into());
+            self
+        }
 
-    /// Sets the process span's name (default `adapter.process`).
-    pub fn process_span_name(mut self, name: impl Into<String>) -> Self {
-        self.$field.process_span_name = name.into();
-        self
-    }
+        /// Sets the process span's name (default `adapter.process`).
+        pub fn process_span_name(mut self, name: impl Into<String>) -> Self {
+            self.$field.process_span_name = name.into();
+            self
+        }
 
-    /// Sets the span-name order.
-    pub fn span_naming(mut self, naming: $crate::SpanNaming) -> Self {
-        self.$field.naming = naming;
-        self
-    }
+        /// Sets the span-name order.
+        pub fn span_naming(mut self, naming: $crate::SpanNaming) -> Self {
+            self.$field.naming = naming;
+            self
+        }
 
-    /// Sets how the receive span relates to the event's creation context.
-    pub fn parent_mode(mut self, mode: $crate::ParentMode) -> Self {
-        self.$field.parent_mode = mode;
-        self
-    }
+        /// Sets how the receive span relates to the event's creation context.
+        pub fn parent_mode(mut self, mode: $crate::ParentMode) -> Self {
+            self.$field.parent_mode = mode;
+            self
+        }
 
-    /// Sets what happens to a message whose handler fails.
-    pub fn ack_policy(mut self, policy: $crate::AckPolicy) -> Self {
-        self.$field.ack_policy = policy;
-        self
-    }
+        /// Sets what happens to a message whose handler fails.
+        pub fn ack_policy(mut self, policy: $crate::AckPolicy) -> Self {
+            self.$field.ack_policy = policy;
+            self
+        }
 
-    /// Whether a message whose event carries no trace context continues the trace a Google
-    /// Pub/Sub client left in its `googclient_traceparent` attribute (default on). When both
-    /// exist, the event's own context wins.
-    pub fn googclient_fallback(mut self, on: bool) -> Self {
-        self.$field.googclient_fallback = on;
-        self
-    }
+        /// Whether a message whose event carries no trace context continues the trace a Google
+        /// Pub/Sub client left in its `googclient_traceparent` attribute (default on). When both
+        /// exist, the event's own context wins.
+        pub fn googclient_fallback(mut self, on: bool) -> Self {
+            self.$field.googclient_fallback = on;
+            self
+        }
 
-    /// Replaces the hook that adds attributes from the event to the receive and process spans
-    /// at their start. Never return payload data from it.
-    pub fn attributes<F>(mut self, hook: F) -> Self
-    where
-        F: Fn(&cloudevents::Event) -> Vec<opentelemetry::KeyValue> + Send + Sync + 'static,
-    {
-        self.$field.attributes = std::sync::Arc::new(hook);
-        self
-    }
+        /// Replaces the hook that adds attributes from the event to the receive and process spans
+        /// at their start. Never return payload data from it.
+        pub fn attributes<F>(mut self, hook: F) -> Self
+        where
+            F: Fn(&cloudevents::Event) -> Vec<opentelemetry::KeyValue> + Send + Sync + 'static,
+        {
+            self.$field.attributes = std::sync::Arc::new(hook);
+            self
+        }
     };
 }
 pub(crate) use consumer_settings;

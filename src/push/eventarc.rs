@@ -1,9 +1,9 @@
 //! Eventarc deliveries: a `google.cloud.pubsub.topic.v1.messagePublished` CloudEvent over
 //! HTTP whose data (`MessagePublishedData`) is the Pub/Sub message.
 
+use super::NotAPushDelivery;
 use super::delivery::{self, PushDelivery, Shape};
 use super::pubsub_message::{self, Envelope, JsonMessage};
-use super::NotAPushDelivery;
 use axum::http::HeaderMap;
 use serde::Deserialize;
 
@@ -33,13 +33,16 @@ pub(super) fn read(
     if ce_type == Some(MESSAGE_PUBLISHED.as_bytes()) {
         let envelope = pubsub_message::envelope(body)?;
         let mut delivery = delivery::from_envelope(Shape::EventarcBinary, envelope)?;
-        delivery.outer_context = [("traceparent", "ce-traceparent"), ("tracestate", "ce-tracestate")]
-            .into_iter()
-            .filter_map(|(key, header)| {
-                let value = headers.get(header)?.to_str().ok()?;
-                Some((key.to_owned(), value.to_owned()))
-            })
-            .collect();
+        delivery.outer_context = [
+            ("traceparent", "ce-traceparent"),
+            ("tracestate", "ce-tracestate"),
+        ]
+        .into_iter()
+        .filter_map(|(key, header)| {
+            let value = headers.get(header)?.to_str().ok()?;
+            Some((key.to_owned(), value.to_owned()))
+        })
+        .collect();
         return Ok(Some(delivery));
     }
     if !is_structured_cloudevent(headers) {
@@ -52,10 +55,13 @@ pub(super) fn read(
     }
     let data = event.data.ok_or(NotAPushDelivery::NoMessage)?;
     let mut delivery = delivery::from_envelope(Shape::EventarcStructured, published_data(data)?)?;
-    delivery.outer_context = [("traceparent", event.traceparent), ("tracestate", event.tracestate)]
-        .into_iter()
-        .filter_map(|(key, value)| Some((key.to_owned(), value?)))
-        .collect();
+    delivery.outer_context = [
+        ("traceparent", event.traceparent),
+        ("tracestate", event.tracestate),
+    ]
+    .into_iter()
+    .filter_map(|(key, value)| Some((key.to_owned(), value?)))
+    .collect();
     Ok(Some(delivery))
 }
 
@@ -64,7 +70,11 @@ fn is_structured_cloudevent(headers: &HeaderMap) -> bool {
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/cloudevents+json"))
+        .is_some_and(|essence| {
+            essence
+                .trim()
+                .eq_ignore_ascii_case("application/cloudevents+json")
+        })
 }
 
 /// `MessagePublishedData`: `{"subscription", "message": {...}}`; Google's structured example

@@ -163,7 +163,10 @@ impl PushEndpoint {
         });
         let limit = tower::ServiceBuilder::new()
             .layer(HandleErrorLayer::new(|_: tower::BoxError| async {
-                (StatusCode::TOO_MANY_REQUESTS, "too many deliveries in flight")
+                (
+                    StatusCode::TOO_MANY_REQUESTS,
+                    "too many deliveries in flight",
+                )
             }))
             .load_shed()
             .concurrency_limit(self.concurrency);

@@ -27,8 +27,11 @@ pub(super) struct JsonMessage {
     data: Option<String>,
     #[serde(default)]
     attributes: BTreeMap<String, String>,
-    #[serde(default, alias = "message_id")]
+    #[serde(default)]
     message_id: Option<String>,
+    /// The emulator and Google send the id in both spellings.
+    #[serde(default, rename = "message_id")]
+    message_id_snake: Option<String>,
     #[serde(default)]
     ordering_key: Option<String>,
 }
@@ -44,7 +47,10 @@ impl JsonMessage {
         };
         let mut message = Message::new(data);
         message.attributes = self.attributes;
-        message.id = self.message_id.filter(|id| !id.is_empty());
+        message.id = self
+            .message_id
+            .or(self.message_id_snake)
+            .filter(|id| !id.is_empty());
         message.ordering_key = self.ordering_key.filter(|key| !key.is_empty());
         Ok(message)
     }
@@ -57,5 +63,6 @@ pub(super) fn envelope(body: &[u8]) -> Result<Envelope, NotAPushDelivery> {
 
 /// The short name of `projects/P/subscriptions/S` (a short name stays as it is).
 pub(super) fn short_subscription(name: &str) -> &str {
-    name.rsplit_once("/subscriptions/").map_or(name, |(_, short)| short)
+    name.rsplit_once("/subscriptions/")
+        .map_or(name, |(_, short)| short)
 }

@@ -32,7 +32,8 @@ impl<H: Handler> Endpoint<H> {
     /// The consume pipeline of `subscription` (the endpoint's own when the delivery names
     /// none).
     fn consumer(&self, subscription: Option<&str>) -> Arc<Consumer> {
-        let name = subscription.map_or_else(|| self.config.subscription.clone(), attributes::bounded);
+        let name =
+            subscription.map_or_else(|| self.config.subscription.clone(), attributes::bounded);
         let mut consumers = lock(&self.consumers);
         if let Some(consumer) = consumers.get(&name) {
             return Arc::clone(consumer);
@@ -107,7 +108,11 @@ fn not_a_delivery(reason: &NotAPushDelivery) -> Response {
     );
     (
         StatusCode::BAD_REQUEST,
-        format!("not a push delivery ({}): {}", reason.error_type(), bounded(reason)),
+        format!(
+            "not a push delivery ({}): {}",
+            reason.error_type(),
+            bounded(reason)
+        ),
     )
         .into_response()
 }

@@ -63,7 +63,9 @@ pub(super) fn read(
         None => None,
     };
     let subscription = match headers.get(SUBSCRIPTION) {
-        Some(name) => Some(pubsub_message::short_subscription(&text(SUBSCRIPTION, name)?).to_owned()),
+        Some(name) => {
+            Some(pubsub_message::short_subscription(&text(SUBSCRIPTION, name)?).to_owned())
+        }
         None => None,
     };
     message.attributes = headers

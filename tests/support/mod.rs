@@ -6,7 +6,10 @@ pub mod emulator;
 pub mod events;
 pub mod examples;
 pub mod otlp_receiver;
+pub mod peer;
 pub mod process;
 pub mod proxy;
+#[cfg(feature = "push")]
+pub mod push;
 #[cfg(all(feature = "http-server", feature = "http-client"))]
 pub mod trace_context_service;

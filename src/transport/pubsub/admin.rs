@@ -7,8 +7,37 @@ use crate::transport::{ErrorCode, SubscriptionConfig, TransportError};
 use google_cloud_gax::options::RequestOptionsBuilder;
 use google_cloud_gax::retry_policy::{Aip194Strict, RetryPolicyExt};
 use google_cloud_pubsub::client::{SubscriptionAdmin, TopicAdmin};
-use google_cloud_pubsub::model::{DeadLetterPolicy, RetryPolicy};
+use google_cloud_pubsub::model::push_config::NoWrapper;
+use google_cloud_pubsub::model::{DeadLetterPolicy, PushConfig, RetryPolicy};
 use std::time::Duration;
+
+/// Where a push subscription delivers, and in which shape.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PushSubscription {
+    /// The URL Pub/Sub `POST`s each message to.
+    pub endpoint: String,
+    /// `false`: the JSON envelope (the default); `true`: the body is the data, attributes and
+    /// metadata are headers (`no_wrapper` with `write_metadata`).
+    pub unwrapped: bool,
+}
+
+impl PushSubscription {
+    /// Wrapped deliveries to `endpoint`.
+    pub fn wrapped(endpoint: impl Into<String>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            unwrapped: false,
+        }
+    }
+
+    /// Unwrapped deliveries, with metadata headers, to `endpoint`.
+    pub fn unwrapped(endpoint: impl Into<String>) -> Self {
+        Self {
+            endpoint: endpoint.into(),
+            unwrapped: true,
+        }
+    }
+}
 
 /// Creates topics and subscriptions when they are missing.
 #[derive(Debug, Clone)]
@@ -54,6 +83,20 @@ impl PubSubAdmin {
             .await
     }
 
+    /// As [`create_subscription_if_missing`](Self::create_subscription_if_missing), for a push
+    /// subscription delivering to `push` (served by
+    /// `push::PushEndpoint`, feature `push`).
+    pub async fn create_push_subscription_if_missing(
+        &self,
+        subscription: &str,
+        topic: &str,
+        push: &PushSubscription,
+        config: &SubscriptionConfig,
+    ) -> Result<(), TransportError> {
+        self.create(subscription, topic, config, None, Some(push))
+            .await
+    }
+
     /// As [`create_subscription_if_missing`](Self::create_subscription_if_missing), with a
     /// redelivery backoff between `minimum` and `maximum` (hyperfleet-broker uses 10–600 s).
     pub async fn create_subscription_with_retry(
@@ -62,6 +105,17 @@ impl PubSubAdmin {
         topic: &str,
         config: &SubscriptionConfig,
         retry: Option<(Duration, Duration)>,
+    ) -> Result<(), TransportError> {
+        self.create(subscription, topic, config, retry, None).await
+    }
+
+    async fn create(
+        &self,
+        subscription: &str,
+        topic: &str,
+        config: &SubscriptionConfig,
+        retry: Option<(Duration, Duration)>,
+        push: Option<&PushSubscription>,
     ) -> Result<(), TransportError> {
         config.validate()?;
         let name = self.config.subscription_name(subscription);
@@ -93,6 +147,13 @@ impl PubSubAdmin {
                     .set_minimum_backoff(seconds(minimum))
                     .set_maximum_backoff(seconds(maximum)),
             );
+        }
+        if let Some(push) = push {
+            let mut push_config = PushConfig::new().set_push_endpoint(&push.endpoint);
+            if push.unwrapped {
+                push_config = push_config.set_no_wrapper(NoWrapper::new().set_write_metadata(true));
+            }
+            request = request.set_push_config(push_config);
         }
         let created = request.send().await;
         self.ignore_exists(created.map(|_| ()), &name)

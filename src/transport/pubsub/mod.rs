@@ -39,7 +39,7 @@ mod admin;
 mod config;
 mod error;
 
-pub use admin::PubSubAdmin;
+pub use admin::{PubSubAdmin, PushSubscription};
 pub use config::{EMULATOR_HOST_VARIABLE, PROJECT_VARIABLE, PubSubConfig};
 
 use crate::transport::{
