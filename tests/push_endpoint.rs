@@ -36,6 +36,19 @@ fn recorder() -> (
     (handler, rx)
 }
 
+/// No span attribute, event or status quotes `needle`.
+fn assert_no_span_carries(spans: &[opentelemetry_sdk::trace::SpanData], needle: &str) {
+    for span in spans {
+        for (key, text) in texts(span) {
+            assert!(
+                !text.contains(needle),
+                "{key} of {} carries {needle:?}",
+                span.name
+            );
+        }
+    }
+}
+
 fn link_trace_ids(span: &opentelemetry_sdk::trace::SpanData) -> Vec<String> {
     span.links
         .iter()
@@ -88,11 +101,7 @@ async fn eventarc_binary_continues_the_inner_event_and_links_the_delivery() {
     );
     let process = single(&spans, "adapter.process").unwrap();
     assert_eq!(process.parent_span_id, receive.span_context.span_id());
-    for span in &spans {
-        for (key, text) in texts(span) {
-            assert!(!text.contains("secret-token"), "{key} carries the token");
-        }
-    }
+    assert_no_span_carries(&spans, "secret-token");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -203,11 +212,7 @@ async fn wrapped_and_unwrapped_deliveries_carry_their_metadata() {
         attribute_str(receives[1], "messaging.gcp_pubsub.message.ordering_key").as_deref(),
         Some("c-1")
     );
-    for span in &spans {
-        for (key, text) in texts(span) {
-            assert!(!text.contains("secret-token"), "{key} carries the token");
-        }
-    }
+    assert_no_span_carries(&spans, "secret-token");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,14 +226,7 @@ async fn each_outcome_gets_the_status_pubsub_settles_it_by() {
         }
     };
     let served = serve(endpoint(&telemetry), handler).await;
-    let body_of = |id: &str| {
-        let event = hyperfleet_tracing::testing::reconcile_event(id, "c-1").unwrap();
-        wrapped_body(
-            &serde_json::to_vec(&event).unwrap(),
-            serde_json::json!({}),
-            serde_json::json!({}),
-        )
-    };
+    let body_of = event_body;
     let headers = json_headers();
     assert_eq!(post(&served.url, &headers, body_of("ok")).await.0, 204);
     assert_eq!(post(&served.url, &headers, body_of("fails")).await.0, 500);
@@ -279,12 +277,7 @@ async fn always_ack_answers_a_failure_with_an_ack() {
         handler,
     )
     .await;
-    let event = hyperfleet_tracing::testing::reconcile_event("e", "c").unwrap();
-    let body = wrapped_body(
-        &serde_json::to_vec(&event).unwrap(),
-        serde_json::json!({}),
-        serde_json::json!({}),
-    );
+    let body = event_body("e");
     let (status, text) = post(&served.url, &json_headers(), body).await;
     assert_eq!(status, 204, "{text}");
     served.stop().await;
@@ -307,12 +300,7 @@ async fn the_verifier_sees_the_headers_first_and_a_rejection_processes_nothing()
         }
     });
     let served = serve(verified, handler).await;
-    let event = hyperfleet_tracing::testing::reconcile_event("e", "c").unwrap();
-    let body = wrapped_body(
-        &serde_json::to_vec(&event).unwrap(),
-        serde_json::json!({}),
-        serde_json::json!({}),
-    );
+    let body = event_body("e");
     let with = |token: Option<&str>| {
         let mut headers = json_headers();
         if let Some(token) = token {
@@ -338,11 +326,7 @@ async fn the_verifier_sees_the_headers_first_and_a_rejection_processes_nothing()
     );
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     served.stop().await;
-    for span in telemetry.spans() {
-        for (key, text) in texts(&span) {
-            assert!(!text.contains("Bearer"), "{key} carries the credentials");
-        }
-    }
+    assert_no_span_carries(&telemetry.spans(), "Bearer");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
