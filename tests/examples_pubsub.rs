@@ -1,6 +1,6 @@
-//! The `publish` and `subscribe` examples work as documented against the emulator: what one
-//! publishes, the other handles, and each handled event's log line names the trace the
-//! publisher printed. The examples are built by `cargo test` next to this test.
+//! The `publish`, `subscribe` and `push` examples work as documented against the emulator:
+//! what one publishes, the others handle (pulled, or pushed by the emulator), and each handled
+//! event's log line names the trace the publisher printed. The examples are built by `cargo test` next to this test.
 
 mod support;
 
@@ -27,19 +27,26 @@ fn run(name: &str, emulator: &str, vars: &[(&str, &str)]) -> String {
     stdout
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn publish_then_subscribe_carries_each_trace() {
+/// A fresh emulator with the examples' topic.
+async fn emulator_with_topic() -> (Emulator, PubSubAdmin) {
     let emulator = tokio::task::spawn_blocking(Emulator::start_fresh)
         .await
         .unwrap();
-    let host = emulator.host.clone();
-    let admin = PubSubAdmin::connect(PubSubConfig::new("hyperfleet-examples").emulator(&host))
-        .await
-        .unwrap();
+    let admin =
+        PubSubAdmin::connect(PubSubConfig::new("hyperfleet-examples").emulator(&emulator.host))
+            .await
+            .unwrap();
     admin
         .create_topic_if_missing("hyperfleet-clusters")
         .await
         .unwrap();
+    (emulator, admin)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publish_then_subscribe_carries_each_trace() {
+    let (emulator, admin) = emulator_with_topic().await;
+    let host = emulator.host.clone();
     admin
         .create_subscription_if_missing(
             "examples-sub",
@@ -92,5 +99,75 @@ async fn publish_then_subscribe_carries_each_trace() {
         .collect();
     published_traces.sort();
     handled_traces.sort();
+    assert_eq!(handled_traces, published_traces, "logs:\n{logs}");
+}
+
+/// The `push` example behind a real push subscription: what the publisher sends is handled,
+/// and each handled event's log line names the publisher's trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_serves_the_emulator_and_logs_each_trace() {
+    use hyperfleet_tracing::transport::pubsub::PushSubscription;
+    let (emulator, admin) = emulator_with_topic().await;
+    let host = emulator.host.clone();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let address = format!("127.0.0.1:{port}");
+    admin
+        .create_push_subscription_if_missing(
+            "examples-push",
+            "hyperfleet-clusters",
+            &PushSubscription::unwrapped(format!("http://{address}/")),
+            &SubscriptionConfig::default(),
+        )
+        .await
+        .unwrap();
+    let server = {
+        let (host, address) = (host.clone(), address.clone());
+        tokio::task::spawn_blocking(move || {
+            run(
+                "push",
+                &host,
+                &[
+                    ("HYPERFLEET_PUSH_ADDR", address.as_str()),
+                    ("HYPERFLEET_MAX_MESSAGES", "2"),
+                ],
+            )
+        })
+    };
+    // Publish once the example listens (its deliveries are retried until then anyway).
+    while tokio::net::TcpStream::connect(&address).await.is_err() {
+        assert!(
+            !server.is_finished(),
+            "the push example exited before it listened"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let published = tokio::task::spawn_blocking(move || {
+        run("publish", &host, &[("HYPERFLEET_EVENT_COUNT", "2")])
+    })
+    .await
+    .unwrap();
+    let logs = server.await.unwrap();
+
+    let mut published_traces: Vec<String> = published
+        .lines()
+        .filter_map(|line| line.split_once(' '))
+        .map(|(_, traceparent)| traceparent[3..35].to_owned())
+        .collect();
+    let mut handled_traces: Vec<String> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|l| l["message"] == "handled event")
+        .map(|l| {
+            assert_eq!(l["subscription"], "examples-push");
+            l["trace_id"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    published_traces.sort();
+    handled_traces.sort();
+    assert_eq!(published_traces.len(), 2, "{published}");
     assert_eq!(handled_traces, published_traces, "logs:\n{logs}");
 }
