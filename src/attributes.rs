@@ -12,8 +12,8 @@ pub use opentelemetry_semantic_conventions::attribute::{
     MESSAGING_OPERATION_TYPE, MESSAGING_SYSTEM, SERVER_ADDRESS,
 };
 pub use opentelemetry_semantic_conventions::attribute::{
-    DB_COLLECTION_NAME, DB_OPERATION_NAME, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE,
-    HTTP_ROUTE, SERVER_PORT, URL_FULL, URL_PATH,
+    DB_COLLECTION_NAME, DB_OPERATION_NAME, DB_QUERY_SUMMARY, DB_SYSTEM_NAME, HTTP_REQUEST_METHOD,
+    HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE, SERVER_PORT, URL_FULL, URL_PATH,
 };
 
 /// `db.system`: the name the HyperFleet standard asks for. The semantic conventions have

@@ -14,8 +14,9 @@ struct Run {
     logs: Vec<Value>,
 }
 
-/// Runs the example; over the in-memory Pub/Sub, or over the emulator at `emulator`.
-fn run(emulator: Option<&str>) -> Run {
+/// Runs the example; over the in-memory Pub/Sub, or over the emulator at `emulator`; the API on
+/// SQLite, or on the PostgreSQL at `database`.
+fn run(emulator: Option<&str>, database: Option<&str>) -> Run {
     let file = std::env::temp_dir().join(format!(
         "reconcile-spans-{}-{}.json",
         std::process::id(),
@@ -25,6 +26,10 @@ fn run(emulator: Option<&str>) -> Run {
     match emulator {
         Some(host) => command.env("PUBSUB_EMULATOR_HOST", host),
         None => command.env_remove("PUBSUB_EMULATOR_HOST"),
+    };
+    match database {
+        Some(url) => command.env("DATABASE_URL", url),
+        None => command.env_remove("DATABASE_URL"),
     };
     let output = command
         .env("HYPERFLEET_RECONCILE_SPANS_JSON", &file)
@@ -46,12 +51,16 @@ fn run(emulator: Option<&str>) -> Run {
         Some(host) => format!("running over Google's Pub/Sub emulator at {host}"),
         None => "running over the in-memory Pub/Sub".to_owned(),
     };
+    let store = match database {
+        Some(_) => "the API keeps its clusters in PostgreSQL at",
+        None => "the API keeps its clusters in an embedded SQLite database",
+    };
     assert!(
         stdout
             .lines()
             .next()
-            .is_some_and(|l| l.starts_with(&backend)),
-        "the example does not say first what it runs over ({backend}):\n{stdout}"
+            .is_some_and(|l| l.starts_with(&backend) && l.contains(store)),
+        "the example does not say first what it runs over ({backend}; {store}):\n{stdout}"
     );
     let spans: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
     let _ = std::fs::remove_file(&file);
@@ -81,7 +90,28 @@ fn expect(span: &Value, name: &str, kind: &str, service: &str) {
 
 #[test]
 fn the_reconciliation_is_one_trace_across_every_component() {
-    check(run(None));
+    check(run(None, None), "sqlite");
+}
+
+/// The API on a real PostgreSQL (`DATABASE_URL`, default this machine's local server): the
+/// same trace, with `postgresql` database spans.
+#[test]
+fn the_reconciliation_on_postgresql_has_the_standards_database_spans() {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let config: tokio_postgres::Config = url.parse().expect("DATABASE_URL is a postgres:// URL");
+    let host = match config.get_hosts().first() {
+        Some(tokio_postgres::config::Host::Tcp(host)) => host.clone(),
+        _ => "127.0.0.1".to_owned(),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    assert!(
+        std::net::TcpStream::connect((host.as_str(), port)).is_ok(),
+        "no PostgreSQL at {host}:{port} (DATABASE_URL={url}). Start the local server with \
+         `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` (Debian's \
+         postgresql package), or set DATABASE_URL to a reachable postgres:// URL."
+    );
+    check(run(None, Some(&url)), "postgresql");
 }
 
 /// The same flow with the events crossing Google's Pub/Sub emulator.
@@ -89,10 +119,10 @@ fn the_reconciliation_is_one_trace_across_every_component() {
 #[test]
 fn the_reconciliation_over_the_pubsub_emulator_is_the_same_trace() {
     let emulator = support::emulator::Emulator::start_fresh();
-    check(run(Some(&emulator.host)));
+    check(run(Some(&emulator.host), None), "sqlite");
 }
 
-fn check(Run { spans, logs }: Run) {
+fn check(Run { spans, logs }: Run, database: &str) {
     let index = by_id(&spans);
     let poll: Vec<&Value> = spans
         .iter()
@@ -121,9 +151,11 @@ fn check(Run { spans, logs }: Run) {
         .iter()
         .find(|s| s["name"] == "SELECT clusters")
         .unwrap();
-    assert_eq!(select["attributes"]["db.system"], "sqlite");
+    assert_eq!(select["attributes"]["db.system"], database);
+    assert_eq!(select["attributes"]["db.system.name"], database);
     assert_eq!(select["attributes"]["db.operation.name"], "SELECT");
     assert_eq!(select["attributes"]["db.collection.name"], "clusters");
+    assert_eq!(select["attributes"]["db.query.summary"], "SELECT clusters");
     assert_eq!(list["attributes"]["http.route"], "/clusters");
     assert_eq!(list["attributes"]["http.request.method"], "GET");
     assert_eq!(list["attributes"]["http.response.status_code"], "200");

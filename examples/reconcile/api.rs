@@ -1,16 +1,17 @@
-//! The HyperFleet API: clusters in an embedded SQLite database, behind a bearer token.
+//! The HyperFleet API: clusters in PostgreSQL (`DATABASE_URL`) or an embedded SQLite
+//! database, behind a bearer token.
 
 use super::provider::Spans;
+use super::store::Store;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, patch};
 use axum::{Json, Router};
-use hyperfleet_tracing::database::DatabaseTracing;
 use hyperfleet_tracing::http::HttpServerTracing;
 use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use tracing::instrument::WithSubscriber;
 
 /// The static token the example's clients send.
@@ -18,8 +19,7 @@ pub const TOKEN: &str = "hyperfleet-demo-token";
 
 #[derive(Clone)]
 struct Api {
-    db: Arc<Mutex<rusqlite::Connection>>,
-    queries: DatabaseTracing,
+    db: Arc<Store>,
     provider: Spans,
     logs: tracing::Dispatch,
 }
@@ -28,22 +28,12 @@ struct Api {
 pub async fn start(
     provider: Spans,
     logs: tracing::Dispatch,
+    store: Store,
     clusters: &[(&str, &str, i64)],
 ) -> Result<String, Box<dyn std::error::Error + Send + Sync>> {
-    let db = rusqlite::Connection::open_in_memory()?;
-    db.execute_batch(
-        "CREATE TABLE clusters (id TEXT PRIMARY KEY, name TEXT NOT NULL, generation INTEGER NOT NULL,
-                                validation TEXT, provisioning TEXT)",
-    )?;
-    for (id, name, generation) in clusters {
-        db.execute(
-            "INSERT INTO clusters (id, name, generation) VALUES (?1, ?2, ?3)",
-            (id, name, generation),
-        )?;
-    }
+    store.seed(clusters).await?;
     let api = Api {
-        db: Arc::new(Mutex::new(db)),
-        queries: DatabaseTracing::new("sqlite").tracer_provider(&provider),
+        db: Arc::new(store),
         provider: provider.clone(),
         logs,
     };
@@ -83,43 +73,13 @@ impl Api {
             Err(StatusCode::UNAUTHORIZED)
         }
     }
-
-    fn query<T>(
-        &self,
-        operation: &str,
-        run: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
-    ) -> Result<T, StatusCode> {
-        let cx = self.queries.start(operation, "clusters");
-        let db = self
-            .db
-            .lock()
-            .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
-        let result = run(&db).map_err(|_| StatusCode::INTERNAL_SERVER_ERROR);
-        cx.span().end();
-        result
-    }
-}
-
-fn cluster_json(row: &rusqlite::Row<'_>) -> rusqlite::Result<Value> {
-    Ok(json!({
-        "id": row.get::<_, String>(0)?,
-        "name": row.get::<_, String>(1)?,
-        "generation": row.get::<_, i64>(2)?,
-        "status": {"validation": row.get::<_, Option<String>>(3)?, "provisioning": row.get::<_, Option<String>>(4)?},
-    }))
 }
 
 async fn list(State(api): State<Api>, headers: HeaderMap) -> Result<Json<Value>, StatusCode> {
     let logs = api.logs.clone();
     async move {
         api.validate_token(&headers)?;
-        let clusters = api.query("SELECT", |db| {
-            let mut statement = db.prepare(
-                "SELECT id, name, generation, validation, provisioning FROM clusters ORDER BY id",
-            )?;
-            let rows = statement.query_map([], cluster_json)?;
-            rows.collect::<rusqlite::Result<Vec<Value>>>()
-        })?;
+        let clusters = api.db.list().await.map_err(internal)?;
         tracing::info!(count = clusters.len(), "listed clusters");
         Ok(Json(json!({"items": clusters})))
     }
@@ -135,14 +95,8 @@ async fn show(
     let logs = api.logs.clone();
     async move {
         api.validate_token(&headers)?;
-        let cluster = api.query("SELECT", |db| {
-            db.query_row(
-                "SELECT id, name, generation, validation, provisioning FROM clusters WHERE id = ?1",
-                [&id],
-                cluster_json,
-            )
-        });
-        let cluster = cluster.map_err(|_| StatusCode::NOT_FOUND)?;
+        let cluster = api.db.show(&id).await.map_err(internal)?;
+        let cluster = cluster.ok_or(StatusCode::NOT_FOUND)?;
         tracing::info!(cluster_id = id, "served cluster");
         Ok(Json(cluster))
     }
@@ -166,12 +120,11 @@ async fn update_status(
             "provisioning" => "provisioning",
             _ => return Err(StatusCode::BAD_REQUEST),
         };
-        let updated = api.query("UPDATE", |db| {
-            db.execute(
-                &format!("UPDATE clusters SET {column} = ?1 WHERE id = ?2"),
-                (&status, &id),
-            )
-        })?;
+        let updated = api
+            .db
+            .update_status(column, &status, &id)
+            .await
+            .map_err(internal)?;
         if updated == 0 {
             return Err(StatusCode::NOT_FOUND);
         }
@@ -180,4 +133,10 @@ async fn update_status(
     }
     .with_subscriber(logs)
     .await
+}
+
+/// A database failure: 500, and a log line with the error.
+fn internal(error: Box<dyn std::error::Error + Send + Sync>) -> StatusCode {
+    tracing::error!(%error, "database call failed");
+    StatusCode::INTERNAL_SERVER_ERROR
 }

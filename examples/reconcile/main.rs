@@ -20,6 +20,7 @@
 
 mod api;
 mod provider;
+mod store;
 mod waterfall;
 
 use cloudevents::{EventBuilder, EventBuilderV10};
@@ -155,9 +156,13 @@ async fn main() -> Result<(), Error> {
     let client = part(Component::custom("hyperfleet-client"))?;
 
     let backend = Backend::from_env()?;
-    println!("running over {backend}");
+    let store = store::Store::from_env(&api.provider).await?;
+    println!(
+        "running over {backend}; the API keeps its clusters in {}",
+        store.describe()
+    );
     let upstream = upstream(&sentinel.provider);
-    let base = api::start(api.provider.clone(), api.logs.clone(), &CLUSTERS).await?;
+    let base = api::start(api.provider.clone(), api.logs.clone(), store, &CLUSTERS).await?;
 
     #[cfg(feature = "pubsub")]
     if let Backend::Emulator(_) = backend {
