@@ -124,13 +124,15 @@ impl<H: Handler> Dispatcher<H> {
     }
 
     /// Starts a handler's task: consume, then settle.
-    fn spawn(&mut self, delivery: Delivery) -> Id {
+    fn spawn(&mut self, mut delivery: Delivery) -> Id {
         let consumer = Arc::clone(&self.consumer);
         let handler = Arc::clone(&self.handler);
         let task = async move {
+            let attributes = std::mem::take(&mut delivery.attributes);
             let (message, delivery_attempt, acker) = delivery.into_parts();
             let facts = DeliveryFacts {
                 delivery_attempt,
+                attributes,
                 ..DeliveryFacts::default()
             };
             let consumed = consumer.consume(handler.as_ref(), message, facts).await;

@@ -22,6 +22,8 @@ pub struct Delivery {
     /// 1 for the first delivery, 2 for the first redelivery, …; `None` when the backend does not
     /// count (Pub/Sub counts only on subscriptions with a dead-letter policy).
     pub delivery_attempt: Option<u32>,
+    /// The backend's own span attributes of this delivery (RabbitMQ's delivery tag, …).
+    pub attributes: Vec<opentelemetry::KeyValue>,
     acknowledger: Box<dyn Acknowledger>,
 }
 
@@ -35,8 +37,15 @@ impl Delivery {
         Self {
             message,
             delivery_attempt,
+            attributes: Vec::new(),
             acknowledger,
         }
+    }
+
+    /// Adds the backend's own span attributes (added to the receive span).
+    pub fn with_attributes(mut self, attributes: Vec<opentelemetry::KeyValue>) -> Self {
+        self.attributes = attributes;
+        self
     }
 
     /// Acknowledges the message.

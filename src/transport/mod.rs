@@ -11,6 +11,8 @@ pub mod limits;
 pub mod memory;
 #[cfg(feature = "pubsub")]
 pub mod pubsub;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
 mod stream;
 mod subscription_config;
 

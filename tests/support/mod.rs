@@ -11,5 +11,7 @@ pub mod process;
 pub mod proxy;
 #[cfg(feature = "push")]
 pub mod push;
+#[cfg(feature = "rabbitmq")]
+pub mod rabbitmq;
 #[cfg(all(feature = "http-server", feature = "http-client"))]
 pub mod trace_context_service;

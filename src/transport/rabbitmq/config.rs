@@ -1,0 +1,108 @@
+//! How to reach RabbitMQ and how topics map onto it, as hyperfleet-broker reads it.
+
+use crate::transport::{ErrorCode, TransportError};
+
+/// The variable naming the broker URL, as hyperfleet-broker reads it.
+pub const BROKER_RABBITMQ_URL: &str = "BROKER_RABBITMQ_URL";
+
+/// How a topic's exchange routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExchangeType {
+    /// Every bound queue gets every message (hyperfleet-broker's default).
+    #[default]
+    Fanout,
+    /// By routing-key pattern.
+    Topic,
+    /// By exact routing key.
+    Direct,
+}
+
+/// What publishing does with a message no queue takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Unroutable {
+    /// A typed error (`FAILED_PRECONDITION`): nothing is silently lost.
+    #[default]
+    Error,
+    /// Accept it, as Pub/Sub accepts a message for a topic without subscriptions.
+    Accept,
+}
+
+/// Settings of a [`RabbitMqTransport`](super::RabbitMqTransport).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RabbitMqConfig {
+    /// `amqp://user:password@host:port/vhost`.
+    pub url: String,
+    /// The type of the exchanges the admin declares (default fanout).
+    pub exchange_type: ExchangeType,
+    /// The routing key messages are published with and queues bound with (default empty).
+    pub routing_key: String,
+    /// Unacknowledged deliveries per consumer: the flow control (default 10).
+    pub prefetch: u16,
+    /// What to do with an unroutable message.
+    pub unroutable: Unroutable,
+}
+
+impl RabbitMqConfig {
+    /// Settings for the broker at `url`, with hyperfleet-broker's topology.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            exchange_type: ExchangeType::Fanout,
+            routing_key: String::new(),
+            prefetch: 10,
+            unroutable: Unroutable::Error,
+        }
+    }
+
+    /// Settings from `BROKER_RABBITMQ_URL`.
+    pub fn from_env() -> Result<Self, TransportError> {
+        let url = std::env::var(BROKER_RABBITMQ_URL).unwrap_or_default();
+        if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+            return Err(TransportError::new(
+                ErrorCode::InvalidArgument,
+                format!("{BROKER_RABBITMQ_URL} must be an amqp:// or amqps:// URL"),
+            ));
+        }
+        Ok(Self::new(url))
+    }
+
+    /// Sets the exchange type.
+    pub fn exchange_type(mut self, kind: ExchangeType) -> Self {
+        self.exchange_type = kind;
+        self
+    }
+
+    /// Sets the routing key.
+    pub fn routing_key(mut self, key: impl Into<String>) -> Self {
+        self.routing_key = key.into();
+        self
+    }
+
+    /// Sets the prefetch count (at least 1).
+    pub fn prefetch(mut self, count: u16) -> Self {
+        self.prefetch = count.max(1);
+        self
+    }
+
+    /// Sets what happens to an unroutable message.
+    pub fn unroutable(mut self, policy: Unroutable) -> Self {
+        self.unroutable = policy;
+        self
+    }
+
+    /// `host:port`, without credentials, for messages and `server.address`.
+    pub fn describe(&self) -> String {
+        let rest = self
+            .url
+            .split_once("://")
+            .map_or(self.url.as_str(), |(_, r)| r);
+        let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+        host.split('/').next().unwrap_or(host).to_owned()
+    }
+
+    /// The queue of `subscription` on `topic`: `{topic}-{subscription}`, as hyperfleet-broker
+    /// names it.
+    pub fn queue_name(topic: &str, subscription: &str) -> String {
+        format!("{topic}-{subscription}")
+    }
+}
