@@ -7,6 +7,10 @@ per message on stdout for the Rust test to check.
   publish-sdkgo       PROJECT TOPIC TRACEPARENT   CloudEvents sdk-go binary mode
   publish-googclient  PROJECT TOPIC               google-cloud-pubsub with OpenTelemetry on
   receive             PROJECT SUBSCRIPTION COUNT  parse with the CloudEvents Python SDK
+  rabbit-publish-broker  URL EXCHANGE TRACEPARENT  hyperfleet-broker's RabbitMQ wire (pika)
+  rabbit-receive         URL QUEUE COUNT           read as hyperfleet-broker reads (pika)
+
+The rabbit-* commands talk to the RabbitMQ node at URL instead.
 """
 
 import json
@@ -134,6 +138,56 @@ def receive(project, subscription, count):
             )
 
 
+def rabbit_publish_broker(url, exchange, traceparent):
+    import pika
+
+    event = dict(EVENT, traceparent=traceparent)
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    channel.confirm_delivery()
+    # What watermill-amqp sends: the JSON body, persistent, one string header, no content type.
+    channel.basic_publish(
+        exchange=exchange,
+        routing_key="",
+        body=json.dumps(event).encode(),
+        properties=pika.BasicProperties(
+            delivery_mode=2, headers={"_watermill_message_uuid": event["id"]}
+        ),
+    )
+    connection.close()
+    print(json.dumps({"id": event["id"]}))
+
+
+def rabbit_receive(url, queue, count):
+    import pika
+    from cloudevents.v1.http import from_json
+
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    seen = 0
+    for method, properties, body in channel.consume(queue, inactivity_timeout=60):
+        if method is None:
+            sys.exit(f"only {seen} of {count} messages arrived")
+        headers = properties.headers or {}
+        event = from_json(body)
+        print(
+            json.dumps(
+                {
+                    "id": event["id"],
+                    "traceparent": event.get("traceparent"),
+                    "headers": {k: [type(v).__name__, v if isinstance(v, str) else repr(v)] for k, v in headers.items()},
+                    "delivery_mode": properties.delivery_mode,
+                }
+            ),
+            flush=True,
+        )
+        channel.basic_ack(method.delivery_tag)
+        seen += 1
+        if seen >= count:
+            break
+    connection.close()
+
+
 def main(argv):
     command, args = argv[1], argv[2:]
     if command == "publish-broker":
@@ -144,6 +198,10 @@ def main(argv):
         publish_googclient(*args)
     elif command == "receive":
         receive(args[0], args[1], int(args[2]))
+    elif command == "rabbit-publish-broker":
+        rabbit_publish_broker(*args)
+    elif command == "rabbit-receive":
+        rabbit_receive(args[0], args[1], int(args[2]))
     else:
         sys.exit(f"unknown command {command}")
 
