@@ -107,12 +107,14 @@ impl RabbitNode {
         stop_epmd(self.epmd_port);
     }
 
-    /// Stops the node and starts it again on the same port and data (a broker restart).
-    pub fn restart(&mut self) {
-        self.stop();
+    /// Starts a stopped node again on the same port and data (the second half of a broker
+    /// restart).
+    pub fn start_again(&mut self) {
         let dir = self.dir.clone();
         let fresh = Self::start_in(dir, self.port, free_port(), self.epmd_port);
-        *self = fresh;
+        // The old value's directory is the new one's: keep it.
+        let old = std::mem::replace(self, fresh);
+        std::mem::forget(old);
     }
 }
 

@@ -40,6 +40,8 @@ pub struct RabbitMqConfig {
     pub prefetch: u16,
     /// What to do with an unroutable message.
     pub unroutable: Unroutable,
+    /// Longest wait for the broker's confirm of one publish (default 10 s).
+    pub publish_timeout: std::time::Duration,
 }
 
 impl RabbitMqConfig {
@@ -51,6 +53,7 @@ impl RabbitMqConfig {
             routing_key: String::new(),
             prefetch: 10,
             unroutable: Unroutable::Error,
+            publish_timeout: std::time::Duration::from_secs(10),
         }
     }
 
@@ -81,6 +84,12 @@ impl RabbitMqConfig {
     /// Sets the prefetch count (at least 1).
     pub fn prefetch(mut self, count: u16) -> Self {
         self.prefetch = count.max(1);
+        self
+    }
+
+    /// Sets the longest wait for a publish's confirm.
+    pub fn publish_timeout(mut self, timeout: std::time::Duration) -> Self {
+        self.publish_timeout = timeout;
         self
     }
 

@@ -124,19 +124,37 @@ impl Transport for RabbitMqTransport {
             ..BasicPublishOptions::default()
         };
         let doing = format!("publishing to exchange {topic}");
-        let confirm = self
-            .inner
-            .publisher
-            .basic_publish(
-                topic.into(),
-                config.routing_key.as_str().into(),
-                options,
-                &message.data,
-                properties,
-            )
+        let publisher = &self.inner.publisher;
+        // While the connection recovers, lapin would hold the publish: fail it now instead.
+        if !publisher.status().connected() {
+            return Err(TransportError::new(
+                ErrorCode::Unavailable,
+                format!(
+                    "{doing}: the connection to {} is down",
+                    self.inner.server_address
+                ),
+            ));
+        }
+        let send_and_confirm = async {
+            publisher
+                .basic_publish(
+                    topic.into(),
+                    config.routing_key.as_str().into(),
+                    options,
+                    &message.data,
+                    properties,
+                )
+                .await?
+                .await
+        };
+        let confirm = tokio::time::timeout(config.publish_timeout, send_and_confirm)
             .await
-            .map_err(|e| transport_error(&e, &doing))?
-            .await
+            .map_err(|_| {
+                TransportError::new(
+                    ErrorCode::DeadlineExceeded,
+                    format!("{doing}: no confirm within {:?}", config.publish_timeout),
+                )
+            })?
             .map_err(|e| transport_error(&e, &doing))?;
         match confirm {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(id),

@@ -1,0 +1,135 @@
+//! RabbitMQ stopped and restarted under a running subscriber and publisher: no message lost,
+//! none acked before its handler finished, publishing fails while the broker is down, and
+//! both recover after.
+
+mod support;
+
+use cloudevents::AttributesReader;
+use hyperfleet_tracing::testing::TestTelemetry;
+use hyperfleet_tracing::transport::SubscriptionConfig;
+use hyperfleet_tracing::transport::rabbitmq::{
+    QueueKind, RabbitMqAdmin, RabbitMqConfig, RabbitMqTransport,
+};
+use hyperfleet_tracing::{HandlerError, Received, TracedPublisher, TracedSubscriber};
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use support::rabbitmq::RabbitNode;
+use tokio::sync::{Notify, mpsc};
+
+const TOPIC: &str = "hyperfleet-clusters";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_restart_loses_nothing_and_both_sides_recover() {
+    let mut node = tokio::task::spawn_blocking(RabbitNode::start)
+        .await
+        .unwrap();
+    let config = RabbitMqConfig::new(&node.url).publish_timeout(Duration::from_secs(3));
+    let transport = RabbitMqTransport::connect(config).await.unwrap();
+    let queue = RabbitMqConfig::queue_name(TOPIC, "validation");
+    let admin = RabbitMqAdmin::new(&transport);
+    admin.create_topic_if_missing(TOPIC).await.unwrap();
+    admin
+        .create_subscription_if_missing(
+            &queue,
+            TOPIC,
+            QueueKind::Classic,
+            &SubscriptionConfig::default(),
+        )
+        .await
+        .unwrap();
+    let telemetry = TestTelemetry::new();
+    let publisher = TracedPublisher::builder(transport.clone(), TOPIC)
+        .tracer_provider(&telemetry.provider)
+        .build();
+    let event = |id: &str| hyperfleet_tracing::testing::reconcile_event(id, "c-1").unwrap();
+    for id in ["a", "b", "c"] {
+        publisher.publish(event(id)).await.unwrap();
+    }
+
+    // The handler of `b` is held while the broker goes down; every finished handler is
+    // recorded before it returns (and so before its ack).
+    let finished = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (started_tx, mut started) = mpsc::unbounded_channel::<String>();
+    let release = Arc::new(Notify::new());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let handler = {
+        let (finished, release) = (Arc::clone(&finished), Arc::clone(&release));
+        move |received: Received| {
+            let (finished, release, started_tx) = (
+                Arc::clone(&finished),
+                Arc::clone(&release),
+                started_tx.clone(),
+            );
+            async move {
+                let id = received.event.id().to_owned();
+                let _ = started_tx.send(id.clone());
+                if id == "b" && !finished.lock().unwrap().contains(&"b-held".to_owned()) {
+                    finished.lock().unwrap().push("b-held".to_owned());
+                    release.notified().await;
+                    return Err::<(), HandlerError>("held through the restart".into());
+                }
+                finished.lock().unwrap().push(id);
+                Ok(())
+            }
+        }
+    };
+    let subscriber = tokio::spawn(
+        TracedSubscriber::new(transport.clone(), &queue, TOPIC)
+            .tracer_provider(&telemetry.provider)
+            .concurrency(1)
+            .run(handler, async move {
+                let _ = stopped.await;
+            }),
+    );
+    // `a` handled, `b` held.
+    while started.recv().await.as_deref() != Some("b") {}
+
+    tokio::task::block_in_place(|| node.stop());
+    let down = tokio::time::timeout(
+        Duration::from_secs(30),
+        publisher.publish(event("while-down")),
+    )
+    .await
+    .expect("publishing while the broker is down fails promptly");
+    assert!(
+        down.is_err(),
+        "publishing while the broker is down must fail"
+    );
+    release.notify_one();
+
+    tokio::task::block_in_place(|| node.start_again());
+
+    // Publishing recovers (the connection reconnects by itself).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        match publisher.publish(event("after")).await {
+            Ok(_) => break,
+            Err(error) if tokio::time::Instant::now() < deadline => {
+                let _ = error;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("publishing did not recover: {error}"),
+        }
+    }
+    // Everything published while up is handled: `b` again (its first handling never
+    // acked), `c`, and `after`.
+    let mut seen = BTreeSet::new();
+    while !["b", "c", "after"].iter().all(|id| seen.contains(*id)) {
+        let id = tokio::time::timeout(Duration::from_secs(60), started.recv())
+            .await
+            .expect("the subscriber recovered")
+            .unwrap();
+        seen.insert(id);
+    }
+    let _ = stop.send(());
+    subscriber.await.unwrap().unwrap();
+    let finished = finished.lock().unwrap().clone();
+    for id in ["a", "b", "c", "after"] {
+        assert!(
+            finished.contains(&id.to_owned()),
+            "{id} was not handled: {finished:?}"
+        );
+    }
+    drop(node);
+}
