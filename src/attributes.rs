@@ -54,8 +54,9 @@ pub(crate) fn messaging(
     destination: &str,
     subscription: Option<&str>,
     server_address: Option<&str>,
+    server_port: Option<u16>,
 ) -> Vec<KeyValue> {
-    let mut attributes = Vec::with_capacity(6);
+    let mut attributes = Vec::with_capacity(7);
     attributes.extend([
         KeyValue::new(MESSAGING_SYSTEM, system),
         KeyValue::new(MESSAGING_OPERATION_TYPE, operation),
@@ -70,6 +71,9 @@ pub(crate) fn messaging(
     }
     if let Some(address) = server_address {
         attributes.push(KeyValue::new(SERVER_ADDRESS, shared(address)));
+    }
+    if let Some(port) = server_port {
+        attributes.push(KeyValue::new(SERVER_PORT, i64::from(port)));
     }
     attributes
 }

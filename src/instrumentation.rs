@@ -104,6 +104,8 @@ pub(crate) struct Destination<'a> {
     pub(crate) subscription: Option<&'a str>,
     /// `server.address`, when the transport talks to a server.
     pub(crate) server_address: Option<&'a str>,
+    /// `server.port`, when the transport names one.
+    pub(crate) server_port: Option<u16>,
     /// The span-name order.
     pub(crate) naming: SpanNaming,
 }
@@ -135,6 +137,7 @@ impl SpanTemplate {
             destination.topic,
             destination.subscription,
             destination.server_address,
+            destination.server_port,
         );
         Self {
             name: naming::intern(&destination.naming.name(destination.topic, operation)),

@@ -221,6 +221,7 @@ impl<T: Transport> PublisherBuilder<T> {
             topic: &self.topic,
             subscription: None,
             server_address: self.transport.server_address(),
+            server_port: self.transport.server_port(),
             naming: self.naming,
         });
         TracedPublisher {

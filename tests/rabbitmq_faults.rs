@@ -133,3 +133,66 @@ async fn a_broker_restart_loses_nothing_and_both_sides_recover() {
     }
     drop(node);
 }
+
+/// The broker cancels the consumer when its queue is deleted: the subscriber consumes again
+/// (with backoff) once the queue is back, instead of stopping.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_consumer_consumes_again_once_its_queue_is_back() {
+    let node = tokio::task::spawn_blocking(RabbitNode::start)
+        .await
+        .unwrap();
+    let transport = RabbitMqTransport::connect(RabbitMqConfig::new(&node.url))
+        .await
+        .unwrap();
+    let queue = RabbitMqConfig::queue_name(TOPIC, "cancelled");
+    let admin = RabbitMqAdmin::new(&transport);
+    let declare = || async {
+        admin.create_topic_if_missing(TOPIC).await.unwrap();
+        admin
+            .create_subscription_if_missing(
+                &queue,
+                TOPIC,
+                QueueKind::Classic,
+                &SubscriptionConfig::default(),
+            )
+            .await
+            .unwrap();
+    };
+    declare().await;
+    let (handled_tx, mut handled) = mpsc::unbounded_channel::<String>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let subscriber = tokio::spawn(TracedSubscriber::new(transport.clone(), &queue, TOPIC).run(
+        move |received: Received| {
+            let _ = handled_tx.send(received.event.id().to_owned());
+            async { Ok::<(), HandlerError>(()) }
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let publisher = TracedPublisher::new(transport.clone(), TOPIC);
+    let event = |id: &str| hyperfleet_tracing::testing::reconcile_event(id, "c-1").unwrap();
+    publisher.publish(event("before")).await.unwrap();
+    assert_eq!(handled.recv().await.as_deref(), Some("before"));
+
+    let raw = lapin::Connection::connect(&node.url, lapin::ConnectionProperties::default())
+        .await
+        .unwrap();
+    let channel = raw.create_channel().await.unwrap();
+    channel
+        .queue_delete(
+            queue.as_str().into(),
+            lapin::options::QueueDeleteOptions::default(),
+        )
+        .await
+        .unwrap();
+    declare().await;
+    publisher.publish(event("after")).await.unwrap();
+    let next = tokio::time::timeout(Duration::from_secs(60), handled.recv())
+        .await
+        .expect("the subscriber consumed the queue again");
+    assert_eq!(next.as_deref(), Some("after"));
+    assert!(!subscriber.is_finished(), "the subscriber kept running");
+    let _ = stop.send(());
+    subscriber.await.unwrap().unwrap();
+}

@@ -67,17 +67,20 @@ pub(crate) struct Consumer {
 }
 
 impl Consumer {
-    /// Builds the pipeline `config` describes, for a transport of `system` at `server_address`.
+    /// Builds the pipeline `config` describes, for a transport of `system` at `server_address`
+    /// (and `server_port`).
     pub(crate) fn new(
         config: ConsumerConfig,
         system: &'static str,
         server_address: Option<&str>,
+        server_port: Option<u16>,
     ) -> Self {
         let destination = Destination {
             system,
             topic: &config.topic,
             subscription: Some(&config.subscription),
             server_address,
+            server_port,
             naming: config.naming,
         };
         let spans = ConsumeSpans::new(

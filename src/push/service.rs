@@ -40,7 +40,12 @@ impl<H: Handler> Endpoint<H> {
         }
         let mut config = self.config.clone();
         config.subscription = name.clone();
-        let consumer = Arc::new(Consumer::new(config, crate::attributes::GCP_PUBSUB, None));
+        let consumer = Arc::new(Consumer::new(
+            config,
+            crate::attributes::GCP_PUBSUB,
+            None,
+            None,
+        ));
         if consumers.len() < MAX_CACHED_SUBSCRIPTIONS {
             consumers.insert(name, Arc::clone(&consumer));
         }

@@ -167,6 +167,7 @@ impl<T: Transport> TracedSubscriber<T> {
             self.config,
             self.transport.system(),
             self.transport.server_address(),
+            self.transport.server_port(),
         );
         let mut dispatcher = Dispatcher::new(Arc::new(consumer), Arc::new(handler));
         let outcome = pull(

@@ -37,6 +37,11 @@ pub trait Transport: Send + Sync + 'static {
         None
     }
 
+    /// The `server.port` attribute value, when the transport talks to a server.
+    fn server_port(&self) -> Option<u16> {
+        None
+    }
+
     /// Publishes one message to `topic` and returns the id the transport assigned to it.
     fn publish(
         &self,
@@ -75,6 +80,9 @@ impl<T: Transport> Transport for std::sync::Arc<T> {
     }
     fn server_address(&self) -> Option<&str> {
         (**self).server_address()
+    }
+    fn server_port(&self) -> Option<u16> {
+        (**self).server_port()
     }
     async fn publish(&self, topic: &str, message: Message) -> Result<String, TransportError> {
         (**self).publish(topic, message).await

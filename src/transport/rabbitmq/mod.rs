@@ -20,6 +20,7 @@ pub use admin::{QueueKind, RabbitMqAdmin};
 pub use config::{BROKER_RABBITMQ_URL, ExchangeType, RabbitMqConfig, Unroutable};
 pub use wire::WATERMILL_UUID;
 
+use crate::sync::lock;
 use crate::transport::{
     Acknowledger, Delivery, DeliveryStream, ErrorCode, Message, Transport, TransportError,
 };
@@ -33,7 +34,8 @@ use lapin::options::{
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection, ConnectionProperties};
 use opentelemetry::KeyValue;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// `messaging.system` for RabbitMQ.
 pub const SYSTEM: &str = "rabbitmq";
@@ -54,6 +56,7 @@ struct Inner {
     publisher: Channel,
     config: RabbitMqConfig,
     server_address: String,
+    server_port: Option<u16>,
 }
 
 impl RabbitMqTransport {
@@ -73,16 +76,17 @@ impl RabbitMqTransport {
             .confirm_select(ConfirmSelectOptions::default())
             .await
             .map_err(|e| transport_error(&e, "turning publisher confirms on"))?;
-        let host = server_address
-            .rsplit_once(':')
-            .map_or(server_address.as_str(), |(h, _)| h)
-            .to_owned();
+        let (host, port) = match server_address.rsplit_once(':') {
+            Some((host, port)) => (host.to_owned(), port.parse().ok()),
+            None => (server_address.clone(), Some(5672)),
+        };
         Ok(Self {
             inner: Arc::new(Inner {
                 connection,
                 publisher,
                 config,
                 server_address: host,
+                server_port: port,
             }),
         })
     }
@@ -112,6 +116,10 @@ impl Transport for RabbitMqTransport {
 
     fn server_address(&self) -> Option<&str> {
         Some(&self.inner.server_address)
+    }
+
+    fn server_port(&self) -> Option<u16> {
+        self.inner.server_port
     }
 
     async fn publish(&self, topic: &str, message: Message) -> Result<String, TransportError> {
@@ -171,43 +179,133 @@ impl Transport for RabbitMqTransport {
     }
 
     async fn subscribe(&self, subscription: &str) -> Result<DeliveryStream, TransportError> {
-        let doing = format!("consuming from queue {subscription}");
-        let channel = self
-            .inner
-            .connection
-            .create_channel()
-            .await
-            .map_err(|e| transport_error(&e, &doing))?;
-        channel
-            .basic_qos(self.inner.config.prefetch, BasicQosOptions::default())
-            .await
-            .map_err(|e| transport_error(&e, &doing))?;
-        let consumer = channel
-            .basic_consume(
-                subscription.into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| transport_error(&e, &doing))?;
-        let tag = consumer.tag();
-        let channel = Arc::new(ConsumerChannel(channel));
-        let settling = Arc::clone(&channel);
-        let deliveries = consumer.map(move |delivery| {
-            let delivery = delivery.map_err(|e| transport_error(&e, &doing))?;
-            Ok(into_delivery(delivery, Arc::clone(&settling)))
-        });
-        // Closing stops the deliveries; the channel stays open until the last of them is
-        // settled, so that their acks still reach the broker.
+        let first = consume(&self.inner, subscription).await?;
+        let current = Arc::new(Mutex::new(Some(first.handle())));
+        let state = Resubscribe {
+            inner: Arc::clone(&self.inner),
+            queue: subscription.to_owned(),
+            consuming: Some(first),
+            current: Arc::clone(&current),
+            backoff: MIN_BACKOFF,
+        };
+        let deliveries = futures::stream::unfold(state, Resubscribe::next);
+        // Closing stops the deliveries; each channel stays open until the last of its
+        // deliveries is settled, so that their acks still reach the broker.
         Ok(DeliveryStream::new(deliveries.boxed()).on_close(move || {
             Box::pin(async move {
-                let _ = channel
-                    .0
-                    .basic_cancel(tag, BasicCancelOptions::default())
-                    .await;
+                let handle = lock(&current).take();
+                if let Some((channel, tag)) = handle {
+                    let _ = channel
+                        .0
+                        .basic_cancel(tag, BasicCancelOptions::default())
+                        .await;
+                }
             })
         }))
+    }
+}
+
+/// First wait before consuming again after the broker cancelled the consumer, doubled up to
+/// [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_millis(100);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// A consumer on its own channel.
+struct Consuming {
+    channel: Arc<ConsumerChannel>,
+    consumer: lapin::Consumer,
+    doing: String,
+}
+
+impl Consuming {
+    fn handle(&self) -> (Arc<ConsumerChannel>, lapin::types::ShortString) {
+        (Arc::clone(&self.channel), self.consumer.tag())
+    }
+}
+
+/// Opens a channel with the prefetch and consumes `queue` on it.
+async fn consume(inner: &Inner, queue: &str) -> Result<Consuming, TransportError> {
+    let doing = format!("consuming from queue {queue}");
+    let channel = inner
+        .connection
+        .create_channel()
+        .await
+        .map_err(|e| transport_error(&e, &doing))?;
+    channel
+        .basic_qos(inner.config.prefetch, BasicQosOptions::default())
+        .await
+        .map_err(|e| transport_error(&e, &doing))?;
+    let consumer = channel
+        .basic_consume(
+            queue.into(),
+            "".into(),
+            BasicConsumeOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .map_err(|e| transport_error(&e, &doing))?;
+    Ok(Consuming {
+        channel: Arc::new(ConsumerChannel(channel)),
+        consumer,
+        doing,
+    })
+}
+
+/// The delivery stream: one consumer after another, so that one the broker cancels (its
+/// queue deleted, a node gone) or that fails is replaced, with backoff, until the stream is
+/// closed. Connection loss itself is lapin's recovery's; the stream never ends with an error.
+struct Resubscribe {
+    inner: Arc<Inner>,
+    queue: String,
+    consuming: Option<Consuming>,
+    /// What `close` cancels; `None` once closed.
+    current: Arc<Mutex<Option<(Arc<ConsumerChannel>, lapin::types::ShortString)>>>,
+    backoff: Duration,
+}
+
+impl Resubscribe {
+    async fn next(mut self) -> Option<(Result<Delivery, TransportError>, Self)> {
+        loop {
+            if lock(&self.current).is_none() {
+                return None;
+            }
+            if let Some(consuming) = &mut self.consuming {
+                match consuming.consumer.next().await {
+                    Some(Ok(delivery)) => {
+                        self.backoff = MIN_BACKOFF;
+                        let channel = Arc::clone(&consuming.channel);
+                        return Some((Ok(into_delivery(delivery, channel)), self));
+                    }
+                    // The consumer broke: consume again, with backoff, rather than end.
+                    Some(Err(error)) => {
+                        let error = transport_error(&error, &consuming.doing);
+                        tracing::warn!(%error, "RabbitMQ consumer failed; consuming again");
+                        self.consuming = None;
+                    }
+                    // Cancelled: by `close` (then `current` is empty), or by the broker.
+                    None => self.consuming = None,
+                }
+                continue;
+            }
+            tokio::time::sleep(self.backoff).await;
+            self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            let consuming = match consume(&self.inner, &self.queue).await {
+                Ok(consuming) => consuming,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot consume yet; trying again");
+                    continue;
+                }
+            };
+            {
+                let mut current = lock(&self.current);
+                if current.is_none() {
+                    return None;
+                }
+                *current = Some(consuming.handle());
+                drop(current);
+                self.consuming = Some(consuming);
+            }
+        }
     }
 }
 
