@@ -180,7 +180,7 @@ impl Transport for RabbitMqTransport {
 
     async fn subscribe(&self, subscription: &str) -> Result<DeliveryStream, TransportError> {
         let first = consume(&self.inner, subscription).await?;
-        let current = Arc::new(Mutex::new(Some(first.handle())));
+        let current: Current = Arc::new(Mutex::new(Some(first.handle())));
         let state = Resubscribe {
             inner: Arc::clone(&self.inner),
             queue: subscription.to_owned(),
@@ -209,6 +209,9 @@ impl Transport for RabbitMqTransport {
 /// [`MAX_BACKOFF`].
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
+
+/// The consumer `close` cancels: its channel and tag; `None` once closed.
+type Current = Arc<Mutex<Option<(Arc<ConsumerChannel>, lapin::types::ShortString)>>>;
 
 /// A consumer on its own channel.
 struct Consuming {
@@ -259,7 +262,7 @@ struct Resubscribe {
     queue: String,
     consuming: Option<Consuming>,
     /// What `close` cancels; `None` once closed.
-    current: Arc<Mutex<Option<(Arc<ConsumerChannel>, lapin::types::ShortString)>>>,
+    current: Current,
     backoff: Duration,
 }
 
