@@ -14,18 +14,39 @@ struct Run {
     logs: Vec<Value>,
 }
 
-/// Runs the example; over the in-memory Pub/Sub, or over the emulator at `emulator`; the API on
-/// SQLite, or on the PostgreSQL at `database`.
-fn run(emulator: Option<&str>, database: Option<&str>) -> Run {
+/// The start of the example's Pub/Sub subscription names.
+const PUBSUB: &str = "hyperfleet-dev-clusters-";
+
+/// What the example's events cross.
+enum Broker<'a> {
+    Memory,
+    Emulator(&'a str),
+    RabbitMq(&'a str, u16),
+}
+
+/// Runs the example over `broker`; the API on SQLite, or on the PostgreSQL at `database`.
+fn run(broker: Broker<'_>, database: Option<&str>) -> Run {
     let file = std::env::temp_dir().join(format!(
-        "reconcile-spans-{}-{}.json",
+        "reconcile-spans-{}-{:?}.json",
         std::process::id(),
-        emulator.is_some()
+        std::thread::current().id()
     ));
     let mut command = Command::new(support::examples::binary("reconcile"));
-    match emulator {
-        Some(host) => command.env("PUBSUB_EMULATOR_HOST", host),
-        None => command.env_remove("PUBSUB_EMULATOR_HOST"),
+    command
+        .env_remove("PUBSUB_EMULATOR_HOST")
+        .env_remove("BROKER_TYPE");
+    let backend = match broker {
+        Broker::Memory => "running over the in-memory Pub/Sub".to_owned(),
+        Broker::Emulator(host) => {
+            command.env("PUBSUB_EMULATOR_HOST", host);
+            format!("running over Google's Pub/Sub emulator at {host}")
+        }
+        Broker::RabbitMq(url, port) => {
+            command
+                .env("BROKER_TYPE", "rabbitmq")
+                .env("BROKER_RABBITMQ_URL", url);
+            format!("running over RabbitMQ at 127.0.0.1:{port}")
+        }
     };
     match database {
         Some(url) => command.env("DATABASE_URL", url),
@@ -47,10 +68,6 @@ fn run(emulator: Option<&str>, database: Option<&str>) -> Run {
         stdout.contains("waterfall"),
         "no waterfall printed:\n{stdout}"
     );
-    let backend = match emulator {
-        Some(host) => format!("running over Google's Pub/Sub emulator at {host}"),
-        None => "running over the in-memory Pub/Sub".to_owned(),
-    };
     let store = match database {
         Some(_) => "the API keeps its clusters in PostgreSQL at",
         None => "the API keeps its clusters in an embedded SQLite database",
@@ -90,7 +107,7 @@ fn expect(span: &Value, name: &str, kind: &str, service: &str) {
 
 #[test]
 fn the_reconciliation_is_one_trace_across_every_component() {
-    check(run(None, None), "sqlite");
+    check(run(Broker::Memory, None), "sqlite", PUBSUB);
 }
 
 /// The API on a real PostgreSQL (`DATABASE_URL`, default this machine's local server): the
@@ -111,7 +128,7 @@ fn the_reconciliation_on_postgresql_has_the_standards_database_spans() {
          `pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start` (Debian's \
          postgresql package), or set DATABASE_URL to a reachable postgres:// URL."
     );
-    check(run(None, Some(&url)), "postgresql");
+    check(run(Broker::Memory, Some(&url)), "postgresql", PUBSUB);
 }
 
 /// The same flow with the events crossing Google's Pub/Sub emulator.
@@ -119,10 +136,29 @@ fn the_reconciliation_on_postgresql_has_the_standards_database_spans() {
 #[test]
 fn the_reconciliation_over_the_pubsub_emulator_is_the_same_trace() {
     let emulator = support::emulator::Emulator::start_fresh();
-    check(run(Some(&emulator.host), None), "sqlite");
+    check(
+        run(Broker::Emulator(&emulator.host), None),
+        "sqlite",
+        PUBSUB,
+    );
 }
 
-fn check(Run { spans, logs }: Run, database: &str) {
+/// The same flow over RabbitMQ (`BROKER_TYPE=rabbitmq`), on a private node.
+#[cfg(feature = "rabbitmq")]
+#[test]
+fn the_reconciliation_over_rabbitmq_is_the_same_trace() {
+    let node = support::rabbitmq::RabbitNode::start();
+    // RabbitMQ queues are `{topic}-{subscription}`, as hyperfleet-broker names them.
+    check(
+        run(Broker::RabbitMq(&node.url, node.port), None),
+        "sqlite",
+        "hyperfleet-clusters-",
+    );
+}
+
+/// Checks the flow's trace; `database` is the API's `db.system`, `subscriptions` what each
+/// adapter's subscription name starts with.
+fn check(Run { spans, logs }: Run, database: &str, subscriptions: &str) {
     let index = by_id(&spans);
     let poll: Vec<&Value> = spans
         .iter()
@@ -231,7 +267,7 @@ fn check(Run { spans, logs }: Run, database: &str) {
             expect(receive, "hyperfleet-clusters receive", "Consumer", service);
             assert_eq!(
                 receive["attributes"]["messaging.destination.subscription.name"],
-                format!("hyperfleet-dev-clusters-{adapter}-adapter")
+                format!("{subscriptions}{adapter}-adapter")
             );
             let process = trace
                 .iter()
@@ -338,6 +374,8 @@ fn with_tracing_disabled_the_flow_runs_and_the_upstream_trace_travels_in_the_log
         .env("TRACING_ENABLED", "false")
         .env("HYPERFLEET_RECONCILE_SPANS_JSON", &file)
         .env_remove("PUBSUB_EMULATOR_HOST")
+        .env_remove("BROKER_TYPE")
+        .env_remove("DATABASE_URL")
         .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
         .env_remove("OTEL_TRACES_EXPORTER")
         .env_remove("HYPERFLEET_TRACING_ENABLED")

@@ -104,16 +104,28 @@ fn example_environment(key: &str) -> Option<String> {
     std::env::var(key).ok()
 }
 
-/// What the events cross: the in-memory Pub/Sub, or Google's emulator when
-/// `PUBSUB_EMULATOR_HOST` names one. Asking for the emulator in a build without the Pub/Sub
-/// backend is an error, never a silent fallback to memory.
+/// What the events cross: the in-memory Pub/Sub, Google's emulator when
+/// `PUBSUB_EMULATOR_HOST` names one, or RabbitMQ with `BROKER_TYPE=rabbitmq` and
+/// `BROKER_RABBITMQ_URL` (as hyperfleet-broker reads them). Asking for a backend the build
+/// lacks is an error, never a silent fallback to memory.
 enum Backend {
     Memory,
     Emulator(String),
+    RabbitMq(String),
 }
 
 impl Backend {
     fn from_env() -> Result<Self, Error> {
+        match std::env::var("BROKER_TYPE").unwrap_or_default().as_str() {
+            "" | "googlepubsub" => {}
+            "rabbitmq" => return Self::rabbitmq(),
+            other => {
+                return Err(format!(
+                    "BROKER_TYPE={other} is no broker type: use googlepubsub or rabbitmq"
+                )
+                .into());
+            }
+        }
         let Some(host) = std::env::var("PUBSUB_EMULATOR_HOST")
             .ok()
             .filter(|h| !h.is_empty())
@@ -132,6 +144,29 @@ impl Backend {
     }
 }
 
+impl Backend {
+    fn rabbitmq() -> Result<Self, Error> {
+        let url = std::env::var("BROKER_RABBITMQ_URL").unwrap_or_default();
+        if !cfg!(feature = "rabbitmq") {
+            return Err(
+                "BROKER_TYPE=rabbitmq asks for RabbitMQ, but this build has no RabbitMQ \
+                        backend: run `cargo run --features rabbitmq --example reconcile`"
+                    .into(),
+            );
+        }
+        if !url.starts_with("amqp://") && !url.starts_with("amqps://") {
+            return Err("BROKER_TYPE=rabbitmq needs BROKER_RABBITMQ_URL=amqp://…".into());
+        }
+        Ok(Self::RabbitMq(url))
+    }
+}
+
+/// A RabbitMQ URL without its credentials.
+fn without_credentials(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    rest.rsplit_once('@').map_or(rest, |(_, host)| host)
+}
+
 impl std::fmt::Display for Backend {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -139,12 +174,23 @@ impl std::fmt::Display for Backend {
                 f.write_str("the in-memory Pub/Sub (set PUBSUB_EMULATOR_HOST for the emulator)")
             }
             Self::Emulator(host) => write!(f, "Google's Pub/Sub emulator at {host}"),
+            Self::RabbitMq(url) => write!(f, "RabbitMQ at {}", without_credentials(url)),
         }
     }
 }
 
 fn subscription(adapter: &str) -> String {
     format!("hyperfleet-dev-clusters-{adapter}-adapter")
+}
+
+/// On RabbitMQ a subscription is the queue `{topic}-{subscription}`, as hyperfleet-broker
+/// names it.
+#[cfg(feature = "rabbitmq")]
+fn rabbitmq_queue(adapter: &str) -> String {
+    hyperfleet_tracing::transport::rabbitmq::RabbitMqConfig::queue_name(
+        TOPIC,
+        &format!("{adapter}-adapter"),
+    )
 }
 
 #[tokio::main]
@@ -187,6 +233,43 @@ async fn main() -> Result<(), Error> {
             &sentinel,
             &validation,
             &provisioning,
+            subscription,
+        )
+        .await?;
+        return finish(
+            &base,
+            &[&api, &sentinel, &validation, &provisioning, &client],
+            &client,
+        )
+        .await;
+    }
+
+    #[cfg(feature = "rabbitmq")]
+    if let Backend::RabbitMq(url) = &backend {
+        use hyperfleet_tracing::transport::rabbitmq::{
+            QueueKind, RabbitMqAdmin, RabbitMqConfig, RabbitMqTransport,
+        };
+        let transport = RabbitMqTransport::connect(RabbitMqConfig::new(url)).await?;
+        let admin = RabbitMqAdmin::new(&transport);
+        admin.create_topic_if_missing(TOPIC).await?;
+        for adapter in ADAPTERS {
+            admin
+                .create_subscription_if_missing(
+                    &rabbitmq_queue(adapter),
+                    TOPIC,
+                    QueueKind::Classic,
+                    &SubscriptionConfig::default(),
+                )
+                .await?;
+        }
+        reconcile(
+            transport,
+            &base,
+            &upstream,
+            &sentinel,
+            &validation,
+            &provisioning,
+            rabbitmq_queue,
         )
         .await?;
         return finish(
@@ -213,6 +296,7 @@ async fn main() -> Result<(), Error> {
         &sentinel,
         &validation,
         &provisioning,
+        subscription,
     )
     .await?;
     finish(
@@ -253,11 +337,24 @@ async fn reconcile<T: Transport + Clone>(
     sentinel: &Part,
     validation: &Part,
     provisioning: &Part,
+    subscription_of: fn(&str) -> String,
 ) -> Result<(), Error> {
     let published = sentinel_poll(&transport, base, upstream, sentinel).await?;
     let (a, b) = tokio::join!(
-        adapter(&transport, base, validation, "validation", published),
-        adapter(&transport, base, provisioning, "provisioning", published),
+        adapter(
+            &transport,
+            base,
+            validation,
+            ("validation", subscription_of("validation")),
+            published
+        ),
+        adapter(
+            &transport,
+            base,
+            provisioning,
+            ("provisioning", subscription_of("provisioning")),
+            published
+        ),
     );
     a?;
     b
@@ -350,7 +447,7 @@ async fn adapter<T: Transport + Clone>(
     transport: &T,
     base: &str,
     part: &Part,
-    name: &'static str,
+    (name, subscription): (&'static str, String),
     expected: usize,
 ) -> Result<(), Error> {
     let http = HttpClientTracing::new().tracer_provider(&part.provider);
@@ -384,7 +481,7 @@ async fn adapter<T: Transport + Clone>(
             Ok(())
         }
     };
-    TracedSubscriber::new(transport.clone(), subscription(name), TOPIC)
+    TracedSubscriber::new(transport.clone(), subscription, TOPIC)
         .adapter(name)
         .tracer_provider(&part.provider)
         .run(handler, async move {
