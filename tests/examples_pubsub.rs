@@ -152,22 +152,5 @@ async fn push_serves_the_emulator_and_logs_each_trace() {
     .unwrap();
     let logs = server.await.unwrap();
 
-    let mut published_traces: Vec<String> = published
-        .lines()
-        .filter_map(|line| line.split_once(' '))
-        .map(|(_, traceparent)| traceparent[3..35].to_owned())
-        .collect();
-    let mut handled_traces: Vec<String> = logs
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|l| l["message"] == "handled event")
-        .map(|l| {
-            assert_eq!(l["subscription"], "examples-push");
-            l["trace_id"].as_str().unwrap().to_owned()
-        })
-        .collect();
-    published_traces.sort();
-    handled_traces.sort();
-    assert_eq!(published_traces.len(), 2, "{published}");
-    assert_eq!(handled_traces, published_traces, "logs:\n{logs}");
+    support::examples::assert_each_published_trace_handled(&published, &logs, "examples-push", 2);
 }
