@@ -125,3 +125,82 @@ pub(super) fn event_id(message: &Message) -> Option<String> {
         .ok()
         .map(|e| e.id)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use lapin::types::FieldArray;
+
+    fn headers(pairs: Vec<(&str, AMQPValue)>) -> BasicProperties {
+        let mut table = FieldTable::default();
+        for (key, value) in pairs {
+            table.insert(key.into(), value);
+        }
+        BasicProperties::default().with_headers(table)
+    }
+
+    #[test]
+    fn both_amqp_binding_spellings_read_as_ce_attributes_and_non_strings_are_skipped() {
+        let properties = headers(vec![
+            ("cloudEvents_id", AMQPValue::LongString("1".into())),
+            ("cloudEvents:type", AMQPValue::LongString("t".into())),
+            ("x-death", AMQPValue::FieldArray(FieldArray::default())),
+            ("x-delivery-count", AMQPValue::LongLongInt(2)),
+            (WATERMILL_UUID, AMQPValue::LongString("uuid-1".into())),
+        ])
+        .with_content_type("application/json".into());
+        let message = message(b"{}".to_vec(), &properties);
+        assert_eq!(
+            message.attributes.get("ce-id").map(String::as_str),
+            Some("1")
+        );
+        assert_eq!(
+            message.attributes.get("ce-type").map(String::as_str),
+            Some("t")
+        );
+        assert_eq!(
+            message.attributes.get("content-type").map(String::as_str),
+            Some("application/json")
+        );
+        assert!(!message.attributes.contains_key("x-death"));
+        assert!(!message.attributes.contains_key("x-delivery-count"));
+        assert_eq!(message.id.as_deref(), Some("uuid-1"));
+        assert_eq!(delivery_attempt(&properties, true), Some(3));
+    }
+
+    #[test]
+    fn the_attempt_is_known_on_a_first_delivery_and_unknown_on_a_classic_redelivery() {
+        let none = BasicProperties::default();
+        assert_eq!(delivery_attempt(&none, false), Some(1));
+        assert_eq!(delivery_attempt(&none, true), None);
+    }
+
+    #[test]
+    fn outgoing_headers_are_strings_with_the_event_id() {
+        let mut binary = Message::new(b"{}".to_vec());
+        binary.attributes.insert("ce-id".into(), "e-1".into());
+        binary
+            .attributes
+            .insert("content-type".into(), "application/json".into());
+        let properties = properties(&binary);
+        let table = properties.headers().clone().unwrap_or_default();
+        assert!(
+            table
+                .inner()
+                .values()
+                .all(|v| matches!(v, AMQPValue::LongString(_)))
+        );
+        assert!(table.inner().contains_key("cloudEvents_id"));
+        assert_eq!(
+            table.inner().get(WATERMILL_UUID).and_then(text).as_deref(),
+            Some("e-1")
+        );
+        assert_eq!(properties.delivery_mode(), &Some(PERSISTENT));
+        assert_eq!(
+            properties.content_type().as_ref().map(|c| c.as_str()),
+            Some("application/json")
+        );
+        let structured = Message::new(br#"{"id":"e-2","data":{"id":"inner"}}"#.to_vec());
+        assert_eq!(event_id(&structured).as_deref(), Some("e-2"));
+    }
+}
