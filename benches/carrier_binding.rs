@@ -2,7 +2,7 @@
 //!
 //! - carrier: inject + extract of `traceparent`/`tracestate` on a CloudEvent, against
 //!   `opentelemetry-http`'s `HeaderInjector`/`HeaderExtractor` on an `http::HeaderMap` with the
-//!   same W3C propagator;
+//!   SDK's W3C propagator; with that propagator and with the crate's `W3cTraceContext`;
 //! - binding: encode + decode of the real HyperFleet event, structured and binary, against
 //!   plain `serde_json` of the same event (the floor).
 //!
@@ -66,6 +66,17 @@ fn carrier(c: &mut Criterion) {
             |event| {
                 hyperfleet_tracing::inject(black_box(&cx), event);
                 black_box(hyperfleet_tracing::extract(event))
+            },
+            BatchSize::SmallInput,
+        )
+    });
+    let codec = hyperfleet_tracing::carrier::W3cTraceContext::new();
+    group.bench_function("cloudevent, the crate's W3C codec (W3cTraceContext)", |b| {
+        b.iter_batched_ref(
+            || event.clone(),
+            |event| {
+                hyperfleet_tracing::carrier::inject_with(&codec, black_box(&cx), event);
+                black_box(hyperfleet_tracing::carrier::extract_with(&codec, event))
             },
             BatchSize::SmallInput,
         )
