@@ -64,7 +64,16 @@ impl RabbitMqTransport {
     pub async fn connect(config: RabbitMqConfig) -> Result<Self, TransportError> {
         let server_address = config.describe();
         let doing = format!("connecting to RabbitMQ at {server_address}");
-        let properties = ConnectionProperties::default().enable_auto_recover();
+        // Retry the connection promptly and for long (every 5 s at most, for over an hour):
+        // lapin's default gives up after 16 growing waits, which a slow broker restart outlasts.
+        let properties = ConnectionProperties::default()
+            .configure_backoff(|backoff| {
+                backoff
+                    .with_min_delay(Duration::from_millis(100))
+                    .with_max_delay(Duration::from_secs(5))
+                    .with_max_times(1000)
+            })
+            .enable_auto_recover();
         let connection = Connection::connect(&config.url, properties)
             .await
             .map_err(|e| transport_error(&e, &doing))?;
