@@ -14,7 +14,7 @@ pub(crate) const SCOPE_NAME: &str = "hyperfleet-tracing";
 
 pub(crate) type SharedTracer = Arc<BoxedTracer>;
 
-fn scope() -> InstrumentationScope {
+pub(crate) fn scope() -> InstrumentationScope {
     InstrumentationScope::builder(SCOPE_NAME)
         .with_version(env!("CARGO_PKG_VERSION"))
         .build()

@@ -106,6 +106,7 @@ pub mod http;
 mod instrumentation;
 pub mod log_fields;
 mod message;
+pub mod metrics;
 pub mod naming;
 pub mod publisher;
 #[cfg(feature = "push")]

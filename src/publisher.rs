@@ -7,6 +7,7 @@ use crate::attributes::{
 use crate::binding::{self, BindingError, Encoding};
 use crate::carrier::{OverwritePolicy, Propagation};
 use crate::instrumentation::{self, Destination, SharedTracer, SpanTemplate, record_failure};
+use crate::metrics::{BrokerError, Measurement, Metrics, PipelineMetrics, Timed};
 use crate::naming::SpanNaming;
 use crate::transport::{ErrorCode, Message, Transport, TransportError};
 use cloudevents::Event;
@@ -14,6 +15,7 @@ use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use std::sync::Arc;
+use std::time::Instant;
 
 /// Why a publish failed.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +30,14 @@ pub enum PublishError {
 }
 
 impl PublishError {
+    /// What failed, as `hyperfleet_broker_errors_total` names it.
+    fn broker_error(&self) -> BrokerError {
+        match self {
+            Self::Encode(_) => BrokerError::Conversion,
+            Self::Transport(_) => BrokerError::Publish,
+        }
+    }
+
     /// The `error.type` recorded on the span: the transport's gRPC code name, or the binding
     /// error's kind.
     pub fn error_type(&self) -> &'static str {
@@ -109,6 +119,7 @@ pub struct TracedPublisher<T> {
     attributes: AttributeHook,
     tracer: SharedTracer,
     propagation: Propagation,
+    metrics: PipelineMetrics,
 }
 
 /// Settings of a [`TracedPublisher`], as plain values; [`build`](Self::build) makes the
@@ -122,6 +133,7 @@ pub struct PublisherBuilder<T> {
     attributes: AttributeHook,
     tracer: SharedTracer,
     propagation: Propagation,
+    metrics: Metrics,
 }
 
 /// A batch being published: each event's create span and creation context, the messages
@@ -214,16 +226,24 @@ impl<T: Transport> PublisherBuilder<T> {
         self
     }
 
+    /// Records metrics into `metrics` instead of [`Metrics::global`].
+    pub fn metrics(mut self, metrics: Metrics) -> Self {
+        self.metrics = metrics;
+        self
+    }
+
     /// The publisher.
     pub fn build(self) -> TracedPublisher<T> {
-        let spans = PublisherSpans::new(Destination {
+        let destination = Destination {
             system: self.transport.system(),
             topic: &self.topic,
             subscription: None,
             server_address: self.transport.server_address(),
             server_port: self.transport.server_port(),
             naming: self.naming,
-        });
+        };
+        let spans = PublisherSpans::new(destination);
+        let metrics = self.metrics.pipeline(&destination);
         TracedPublisher {
             transport: self.transport,
             topic: self.topic,
@@ -234,6 +254,7 @@ impl<T: Transport> PublisherBuilder<T> {
             attributes: self.attributes,
             tracer: self.tracer,
             propagation: self.propagation,
+            metrics,
         }
     }
 }
@@ -258,6 +279,7 @@ impl<T: Transport> TracedPublisher<T> {
             attributes: Arc::new(attributes::hyperfleet_resource),
             tracer: instrumentation::global_tracer(),
             propagation: Propagation::global(),
+            metrics: Metrics::global(),
         }
     }
 
@@ -291,6 +313,7 @@ impl<T: Transport> TracedPublisher<T> {
             ordering_key.as_deref(),
         );
         let span = cx.span();
+        let started = self.metrics.is_enabled().then(Instant::now);
         let result = match self.encode(event, ordering_key) {
             Ok(message) => self
                 .transport
@@ -301,6 +324,12 @@ impl<T: Transport> TracedPublisher<T> {
             Err(e) => Err(e),
         };
         let result = self.finish(&span, result);
+        if let Some(started) = started {
+            let error = result.as_ref().err();
+            if !matches!(error, Some(PublishError::Encode(_))) {
+                self.record_operation(started, error.map(PublishError::error_type), &cx);
+            }
+        }
         span.end();
         result.map(|message_id| Published {
             message_id,
@@ -324,6 +353,7 @@ impl<T: Transport> TracedPublisher<T> {
     ) -> Vec<Result<Published, PublishError>> {
         let batch = self.prepare_batch(events, parent);
         let send_cx = self.start_batch_send(parent, &batch);
+        let started = self.metrics.is_enabled().then(Instant::now);
         let sent = self
             .transport
             .publish_batch(&self.topic, batch.messages)
@@ -352,6 +382,9 @@ impl<T: Transport> TracedPublisher<T> {
                 })
             })
             .collect();
+        if let Some(started) = started {
+            self.record_operation(started, first_failure, &send_cx);
+        }
         end_batch_send(&send_cx, first_failure);
         results
     }
@@ -450,10 +483,28 @@ impl<T: Transport> TracedPublisher<T> {
         span: &opentelemetry::trace::SpanRef<'_>,
         result: Result<String, PublishError>,
     ) -> Result<String, PublishError> {
-        match &result {
-            Ok(id) => span.set_attribute(KeyValue::new(MESSAGING_MESSAGE_ID, id.clone())),
-            Err(e) => record_failure(span, e.error_type(), e),
-        }
+        let failure = match &result {
+            Ok(id) => {
+                span.set_attribute(KeyValue::new(MESSAGING_MESSAGE_ID, id.clone()));
+                None
+            }
+            Err(e) => {
+                record_failure(span, e.error_type(), e);
+                Some((e.broker_error(), e.error_type()))
+            }
+        };
+        self.metrics.record(Measurement::Sent { failure });
         result
+    }
+
+    /// `messaging.client.operation.duration` of a publish call that began at `started`,
+    /// measured by the span of `cx`.
+    fn record_operation(&self, started: Instant, error_type: Option<&'static str>, cx: &Context) {
+        self.metrics.record(Measurement::Operation(Timed {
+            operation: "publish",
+            elapsed: started.elapsed(),
+            error_type,
+            span: cx.span().span_context(),
+        }));
     }
 }

@@ -4,6 +4,7 @@ use super::{AckPolicy, ParentMode};
 use crate::attributes::{self, AttributeHook};
 use crate::carrier::Propagation;
 use crate::instrumentation::{self, SharedTracer};
+use crate::metrics::Metrics;
 use crate::naming::SpanNaming;
 use std::sync::Arc;
 
@@ -25,12 +26,13 @@ pub(crate) struct ConsumerConfig {
     pub(crate) googclient_fallback: bool,
     pub(crate) tracer: SharedTracer,
     pub(crate) propagation: Propagation,
+    pub(crate) metrics: Metrics,
 }
 
 impl ConsumerConfig {
     /// The defaults: process span `adapter.process`, [`ParentMode::Child`],
     /// [`AckPolicy::NackOnError`], `{destination} {operation}` names, HyperFleet resource
-    /// attributes, the `googclient_*` fallback on, the global tracer and propagator.
+    /// attributes, the `googclient_*` fallback on, the global tracer, propagator and metrics.
     pub(crate) fn new(subscription: String, topic: String) -> Self {
         Self {
             topic,
@@ -44,6 +46,7 @@ impl ConsumerConfig {
             googclient_fallback: true,
             tracer: instrumentation::global_tracer(),
             propagation: Propagation::global(),
+            metrics: Metrics::global(),
         }
     }
 }
@@ -61,6 +64,13 @@ macro_rules! consumer_settings {
         /// Sets the process span's name (default `adapter.process`).
         pub fn process_span_name(mut self, name: impl Into<String>) -> Self {
             self.$field.process_span_name = name.into();
+            self
+        }
+
+        /// Records metrics into `metrics` instead of
+        /// [`Metrics::global`]($crate::metrics::Metrics::global).
+        pub fn metrics(mut self, metrics: $crate::metrics::Metrics) -> Self {
+            self.$field.metrics = metrics;
             self
         }
 

@@ -31,6 +31,7 @@ use crate::binding::{self, BindingError};
 use crate::carrier::Propagation;
 use crate::instrumentation::{Destination, SharedTracer, record_failure};
 use crate::log_fields::MessageLogFields;
+use crate::metrics::{Measurement, PipelineMetrics, Timed};
 use crate::transport::Message;
 use cloudevents::{AttributesReader, Event};
 use opentelemetry::trace::{Link, TraceContextExt};
@@ -38,6 +39,8 @@ use opentelemetry::{Context, KeyValue};
 use run::HandlerOutcome;
 use spans::{ConsumeSpans, ReceiveAttributes};
 use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
 
 /// What the way in knows of a delivery besides the message itself (whose id and ordering key
 /// the message carries).
@@ -64,6 +67,8 @@ pub(crate) struct Consumer {
     googclient_fallback: bool,
     event_attributes: EventAttributes,
     spans: ConsumeSpans,
+    /// `None` when nothing is recorded; shared with each delivery until it is settled.
+    metrics: Option<Arc<PipelineMetrics>>,
 }
 
 impl Consumer {
@@ -88,6 +93,7 @@ impl Consumer {
             &config.process_span_name,
             config.adapter.as_deref(),
         );
+        let metrics = config.metrics.pipeline(&destination);
         Self {
             tracer: config.tracer,
             propagation: config.propagation,
@@ -99,6 +105,7 @@ impl Consumer {
             googclient_fallback: config.googclient_fallback,
             event_attributes: EventAttributes::default(),
             spans,
+            metrics: metrics.is_enabled().then(|| Arc::new(metrics)),
         }
     }
 
@@ -109,6 +116,7 @@ impl Consumer {
         message: Message,
         mut facts: DeliveryFacts,
     ) -> Consumed {
+        self.record(Measurement::Received);
         let attempt = facts.delivery_attempt;
         let delivery_links = std::mem::take(&mut facts.links);
         let delivery = spans::delivery_attributes(&message, facts);
@@ -150,7 +158,16 @@ impl Consumer {
             subscription: self.subscription.clone(),
             context: process.clone(),
         };
+        let started = self.metrics.is_some().then(Instant::now);
         let outcome = run::run_handler(handler, received, process.clone()).await;
+        if let Some(started) = started {
+            self.record(Measurement::Processed(Timed {
+                operation: "process",
+                elapsed: started.elapsed(),
+                error_type: outcome.error_type(),
+                span: process.span().span_context(),
+            }));
+        }
         self.conclude(outcome, &process, receive)
     }
 
@@ -171,7 +188,14 @@ impl Consumer {
             .spans
             .start_receive(&self.tracer, &Context::new(), links, start);
         record_failure(&receive.span(), error.error_type(), error);
-        Consumed::new(Verdict::Nack, receive)
+        self.record(Measurement::Undecodable);
+        Consumed::new(Verdict::Nack, receive, self.metrics.clone())
+    }
+
+    fn record(&self, measurement: Measurement<'_>) {
+        if let Some(metrics) = &self.metrics {
+            metrics.record(measurement);
+        }
     }
 
     /// The hook's attributes; a panicking hook must not take the delivery down with it, so
@@ -204,6 +228,6 @@ impl Consumer {
             }
         };
         process.end();
-        Consumed::new(verdict, receive)
+        Consumed::new(verdict, receive, self.metrics.clone())
     }
 }

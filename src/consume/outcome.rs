@@ -2,9 +2,12 @@
 //! settlement is recorded on.
 
 use crate::instrumentation::record_failure;
+use crate::metrics::{Measurement, PipelineMetrics, Timed};
 use crate::transport::{Acknowledger, TransportError};
 use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt;
+use std::sync::Arc;
+use std::time::Instant;
 
 /// Whether a delivery should be acked or nacked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,11 +23,20 @@ pub(crate) enum Verdict {
 pub(crate) struct Consumed {
     verdict: Verdict,
     receive: Context,
+    metrics: Option<Arc<PipelineMetrics>>,
 }
 
 impl Consumed {
-    pub(super) fn new(verdict: Verdict, receive: Context) -> Self {
-        Self { verdict, receive }
+    pub(super) fn new(
+        verdict: Verdict,
+        receive: Context,
+        metrics: Option<Arc<PipelineMetrics>>,
+    ) -> Self {
+        Self {
+            verdict,
+            receive,
+            metrics,
+        }
     }
 
     /// Ack or nack.
@@ -34,10 +46,19 @@ impl Consumed {
 
     /// Settles through `acker` as the verdict says.
     pub(crate) async fn settle(self, acker: Box<dyn Acknowledger>) {
-        let result = match self.verdict {
-            Verdict::Ack => acker.ack().await,
-            Verdict::Nack => acker.nack().await,
+        let started = self.metrics.is_some().then(Instant::now);
+        let (operation, result) = match self.verdict {
+            Verdict::Ack => ("ack", acker.ack().await),
+            Verdict::Nack => ("nack", acker.nack().await),
         };
+        if let (Some(metrics), Some(started)) = (&self.metrics, started) {
+            metrics.record(Measurement::Operation(Timed {
+                operation,
+                elapsed: started.elapsed(),
+                error_type: result.as_ref().err().map(|e| e.code().as_str()),
+                span: self.receive.span().span_context(),
+            }));
+        }
         self.settled(result);
     }
 

@@ -21,6 +21,16 @@ pub(super) enum HandlerOutcome {
     Failed(&'static str, HandlerError),
 }
 
+impl HandlerOutcome {
+    /// `error.type` when it failed.
+    pub(super) fn error_type(&self) -> Option<&'static str> {
+        match self {
+            Self::Handled => None,
+            Self::Failed(error_type, _) => Some(error_type),
+        }
+    }
+}
+
 /// Runs `handler` on `received` inside `cx`. A panic, even one raised before the handler
 /// returns its future, is caught and reported as a failure.
 pub(super) async fn run_handler<H: Handler>(

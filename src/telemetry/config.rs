@@ -53,7 +53,27 @@ pub mod vars {
     pub const HYPERFLEET_LOG_FORMAT: &str = "HYPERFLEET_LOG_FORMAT";
     /// `stdout` or `stderr`.
     pub const HYPERFLEET_LOG_OUTPUT: &str = "HYPERFLEET_LOG_OUTPUT";
+    /// The metric exporters.
+    pub const OTEL_METRICS_EXPORTER: &str = "OTEL_METRICS_EXPORTER";
+    /// Interface the Prometheus exporter listens on.
+    pub const OTEL_EXPORTER_PROMETHEUS_HOST: &str = "OTEL_EXPORTER_PROMETHEUS_HOST";
+    /// Port the Prometheus exporter listens on.
+    pub const OTEL_EXPORTER_PROMETHEUS_PORT: &str = "OTEL_EXPORTER_PROMETHEUS_PORT";
+    /// Milliseconds between two periodic metric exports.
+    pub const OTEL_METRIC_EXPORT_INTERVAL: &str = "OTEL_METRIC_EXPORT_INTERVAL";
+    /// The OTLP collector for metrics, used as is.
+    pub const OTEL_EXPORTER_OTLP_METRICS_ENDPOINT: &str = "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT";
+    /// `grpc` or `http/protobuf`, for metrics.
+    pub const OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL";
+    /// Export timeout in milliseconds, for metrics.
+    pub const OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT";
 }
+
+/// The Prometheus exporter's port by default: the HyperFleet metrics standard's.
+pub const DEFAULT_PROMETHEUS_PORT: u16 = 9090;
+
+/// Time between periodic metric exports by default (the OpenTelemetry specification's).
+const DEFAULT_METRIC_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
 
 /// A configuration value the standard does not allow.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -109,6 +129,40 @@ pub enum ExporterKind {
     Otlp,
     /// Human-readable spans on standard output.
     Console,
+}
+
+/// A metric exporter named in `OTEL_METRICS_EXPORTER`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsExporterKind {
+    /// OTLP, every `OTEL_METRIC_EXPORT_INTERVAL`.
+    Otlp,
+    /// `/metrics` in the OpenMetrics text format, with exemplars.
+    Prometheus,
+    /// Human-readable metrics on standard output, every `OTEL_METRIC_EXPORT_INTERVAL`.
+    Console,
+}
+
+/// Metrics configuration, from `OTEL_METRICS_EXPORTER` and the exporters' variables.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MetricsConfig {
+    /// Off only with `OTEL_SDK_DISABLED=true`: `TRACING_ENABLED` is about traces.
+    pub enabled: bool,
+    /// `OTEL_METRICS_EXPORTER` (default `otlp`; empty when `none`).
+    pub exporters: Vec<MetricsExporterKind>,
+    /// `OTEL_EXPORTER_PROMETHEUS_HOST` (default `localhost`; `0.0.0.0` in a container that
+    /// Prometheus scrapes from outside).
+    pub prometheus_host: String,
+    /// `OTEL_EXPORTER_PROMETHEUS_PORT` (default 9090; 0 picks a free port).
+    pub prometheus_port: u16,
+    /// `OTEL_EXPORTER_OTLP_METRICS_PROTOCOL`, else `OTEL_EXPORTER_OTLP_PROTOCOL`.
+    pub protocol: Protocol,
+    /// `OTEL_EXPORTER_OTLP_METRICS_ENDPOINT` as is, else `OTEL_EXPORTER_OTLP_ENDPOINT` (plus
+    /// `/v1/metrics` over HTTP).
+    pub endpoint: String,
+    /// `OTEL_EXPORTER_OTLP_METRICS_TIMEOUT`, else `OTEL_EXPORTER_OTLP_TIMEOUT` (default 10 s).
+    pub export_timeout: Duration,
+    /// `OTEL_METRIC_EXPORT_INTERVAL` in milliseconds (default 60 s).
+    pub export_interval: Duration,
 }
 
 /// The always-sample rules (`HYPERFLEET_TRACING_*`, see [`super::sampling`]).
@@ -206,6 +260,8 @@ pub struct Config {
     pub tracing: TracingConfig,
     /// Logging.
     pub logging: LogConfig,
+    /// Metrics.
+    pub metrics: MetricsConfig,
 }
 
 impl Config {
@@ -228,6 +284,7 @@ impl Config {
         Ok(Self {
             tracing: tracing_config(default_service_name, &get)?,
             logging: log_config(&get)?,
+            metrics: metrics_config(&get)?,
         })
     }
 }
@@ -248,18 +305,19 @@ fn tracing_config(
         PROTOCOLS,
         Protocol::Grpc,
     )?;
-    // The signal's own variable wins; the general one is not read then.
-    let export_timeout = match millis(get, vars::OTEL_EXPORTER_OTLP_TRACES_TIMEOUT)? {
-        Some(timeout) => timeout,
-        None => millis(get, vars::OTEL_EXPORTER_OTLP_TIMEOUT)?.unwrap_or(DEFAULT_EXPORT_TIMEOUT),
-    };
+    let export_timeout = export_timeout(get, vars::OTEL_EXPORTER_OTLP_TRACES_TIMEOUT)?;
     let resource_attributes = resource_attributes(get)?;
     Ok(TracingConfig {
         enabled: enabled && !sdk_disabled,
         service_name: service_name(get, &resource_attributes, default_service_name),
         exporters: list(get, vars::OTEL_TRACES_EXPORTER, "otlp", EXPORTERS)?,
         protocol,
-        endpoint: endpoint(get, protocol)?,
+        endpoint: endpoint(
+            get,
+            protocol,
+            vars::OTEL_EXPORTER_OTLP_TRACES_ENDPOINT,
+            "traces",
+        )?,
         export_timeout,
         sampler: sampler(get)?,
         propagators: list(
@@ -290,12 +348,63 @@ fn service_name(
         .unwrap_or_else(|| default_service_name.to_owned())
 }
 
+fn metrics_config(get: &dyn Fn(&str) -> Option<String>) -> Result<MetricsConfig, ConfigError> {
+    // The signal's own protocol wins over the general one.
+    let protocol = match get(vars::OTEL_EXPORTER_OTLP_METRICS_PROTOCOL) {
+        Some(_) => vars::OTEL_EXPORTER_OTLP_METRICS_PROTOCOL,
+        None => vars::OTEL_EXPORTER_OTLP_PROTOCOL,
+    };
+    let protocol = enumeration(get, protocol, PROTOCOLS, Protocol::Grpc)?;
+    let port = vars::OTEL_EXPORTER_PROMETHEUS_PORT;
+    let prometheus_port = match get(port) {
+        None => DEFAULT_PROMETHEUS_PORT,
+        Some(v) => v
+            .parse::<u16>()
+            .map_err(|_| invalid(port, &v, "a port number from 0 to 65535"))?,
+    };
+    Ok(MetricsConfig {
+        enabled: !boolean(get, vars::OTEL_SDK_DISABLED, false)?,
+        exporters: list(get, vars::OTEL_METRICS_EXPORTER, "otlp", METRICS_EXPORTERS)?,
+        prometheus_host: get(vars::OTEL_EXPORTER_PROMETHEUS_HOST)
+            .unwrap_or_else(|| "localhost".to_owned()),
+        prometheus_port,
+        protocol,
+        endpoint: endpoint(
+            get,
+            protocol,
+            vars::OTEL_EXPORTER_OTLP_METRICS_ENDPOINT,
+            "metrics",
+        )?,
+        export_timeout: export_timeout(get, vars::OTEL_EXPORTER_OTLP_METRICS_TIMEOUT)?,
+        export_interval: millis(get, vars::OTEL_METRIC_EXPORT_INTERVAL)?
+            .unwrap_or(DEFAULT_METRIC_EXPORT_INTERVAL),
+    })
+}
+
+/// The signal's own timeout variable, else the general one; the general one is not read when
+/// the signal's is set.
+fn export_timeout(
+    get: &dyn Fn(&str) -> Option<String>,
+    signal_variable: &'static str,
+) -> Result<Duration, ConfigError> {
+    match millis(get, signal_variable)? {
+        Some(timeout) => Ok(timeout),
+        None => {
+            Ok(millis(get, vars::OTEL_EXPORTER_OTLP_TIMEOUT)?.unwrap_or(DEFAULT_EXPORT_TIMEOUT))
+        }
+    }
+}
+
+/// The URL a signal (`traces`, `metrics`) is sent to: its own variable as is, else the
+/// general endpoint (plus `/v1/{signal}` over HTTP).
 fn endpoint(
     get: &dyn Fn(&str) -> Option<String>,
     protocol: Protocol,
+    signal_variable: &'static str,
+    signal: &str,
 ) -> Result<String, ConfigError> {
-    if let Some(url) = get(vars::OTEL_EXPORTER_OTLP_TRACES_ENDPOINT) {
-        return with_scheme(vars::OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, &url);
+    if let Some(url) = get(signal_variable) {
+        return with_scheme(signal_variable, &url);
     }
     let default = match protocol {
         Protocol::Grpc => "localhost:4317",
@@ -305,7 +414,7 @@ fn endpoint(
     let base = with_scheme(vars::OTEL_EXPORTER_OTLP_ENDPOINT, &base)?;
     Ok(match protocol {
         Protocol::Grpc => base,
-        Protocol::HttpProtobuf => format!("{}/v1/traces", base.trim_end_matches('/')),
+        Protocol::HttpProtobuf => format!("{}/v1/{signal}", base.trim_end_matches('/')),
     })
 }
 
@@ -441,6 +550,11 @@ const PROTOCOLS: Table<Protocol> = &[
 const EXPORTERS: Table<ExporterKind> = &[
     ("otlp", ExporterKind::Otlp),
     ("console", ExporterKind::Console),
+];
+const METRICS_EXPORTERS: Table<MetricsExporterKind> = &[
+    ("otlp", MetricsExporterKind::Otlp),
+    ("prometheus", MetricsExporterKind::Prometheus),
+    ("console", MetricsExporterKind::Console),
 ];
 const PROPAGATORS: Table<PropagatorKind> = &[
     ("tracecontext", PropagatorKind::TraceContext),

@@ -45,6 +45,7 @@ mod component;
 pub mod config;
 mod guard;
 pub mod logs;
+mod metrics;
 mod provider;
 pub mod sampling;
 
@@ -53,10 +54,12 @@ pub use config::{Config, ConfigError};
 pub use guard::TelemetryGuard;
 
 use crate::carrier::{NoPropagation, Propagation, W3cTraceContext};
+use crate::metrics::Metrics;
 use config::{LogLevel, LogOutput, PropagatorKind};
 use logs::LogLayer;
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
 use opentelemetry::trace::TracerProvider as _;
+use opentelemetry_sdk::metrics::SdkMeterProvider;
 use opentelemetry_sdk::propagation::BaggagePropagator;
 use opentelemetry_sdk::trace::{SdkTracerProvider, SpanProcessor, TracerProviderBuilder};
 use std::time::Duration;
@@ -82,6 +85,15 @@ pub enum TelemetryError {
         /// The cause.
         #[source]
         source: opentelemetry_otlp::ExporterBuildError,
+    },
+    /// The Prometheus exporter could not listen on its address.
+    #[error("cannot serve metrics on {address}: {source}")]
+    MetricsServer {
+        /// `OTEL_EXPORTER_PROMETHEUS_HOST:OTEL_EXPORTER_PROMETHEUS_PORT`.
+        address: String,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
     },
     /// A global `tracing` subscriber was already installed.
     #[error("a global tracing subscriber is already installed: {0}")]
@@ -191,6 +203,12 @@ impl TelemetryBuilder {
         } else {
             None
         };
+        let metrics = metrics::export(
+            &config,
+            provider::resource(&config, &version),
+            self.component.log_component(),
+            &version,
+        )?;
         let writer = self
             .log_writer
             .unwrap_or_else(|| match config.logging.output {
@@ -205,14 +223,15 @@ impl TelemetryBuilder {
         );
         Ok(Telemetry {
             provider,
+            metrics,
             log_layer,
             config,
             shutdown_timeout: self.shutdown_timeout,
         })
     }
 
-    /// Builds and installs globally: tracer provider, propagator,
-    /// and the `tracing` subscriber with the log layer and the OpenTelemetry bridge.
+    /// Builds and installs globally: tracer provider, propagator, meter provider and
+    /// [`Metrics`], and the `tracing` subscriber with the log layer and the OpenTelemetry bridge.
     pub fn install(self) -> Result<TelemetryGuard, TelemetryError> {
         self.build()?.install()
     }
@@ -221,6 +240,7 @@ impl TelemetryBuilder {
 /// Telemetry built but not yet installed.
 pub struct Telemetry {
     provider: Option<SdkTracerProvider>,
+    metrics: metrics::MetricsExport,
     log_layer: LogLayer,
     config: Config,
     shutdown_timeout: Duration,
@@ -231,6 +251,7 @@ impl std::fmt::Debug for Telemetry {
         f.debug_struct("Telemetry")
             .field("config", &self.config)
             .field("tracing_enabled", &self.provider.is_some())
+            .field("metrics", &self.metrics.metrics)
             .finish_non_exhaustive()
     }
 }
@@ -244,6 +265,25 @@ impl Telemetry {
     /// The tracer provider; `None` when tracing is disabled.
     pub fn tracer_provider(&self) -> Option<&SdkTracerProvider> {
         self.provider.as_ref()
+    }
+
+    /// The metrics `OTEL_METRICS_EXPORTER` sends somewhere ([`Metrics::disabled`] for `none`):
+    /// hand them to publishers and subscribers with `.metrics(...)`. [`install`] also makes
+    /// them the global metrics, which they use by default.
+    ///
+    /// [`install`]: Self::install
+    pub fn metrics(&self) -> Metrics {
+        self.metrics.metrics.clone()
+    }
+
+    /// The SDK meter provider of the `otlp` and `console` exporters; `None` without them.
+    pub fn meter_provider(&self) -> Option<&SdkMeterProvider> {
+        self.metrics.provider.as_ref()
+    }
+
+    /// Where the `prometheus` exporter serves `/metrics`; `None` without it.
+    pub fn metrics_address(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.server.as_ref().map(|s| s.address())
     }
 
     /// The propagator `OTEL_PROPAGATORS` names ([`NoPropagation`] for `none`): hand it to
@@ -299,6 +339,8 @@ impl Telemetry {
             .into();
         let guard = TelemetryGuard {
             provider: self.provider,
+            meter_provider: self.metrics.provider,
+            metrics_server: self.metrics.server,
             timeout: self.shutdown_timeout,
         };
         (dispatch, guard)
@@ -308,6 +350,8 @@ impl Telemetry {
     pub fn install(self) -> Result<TelemetryGuard, TelemetryError> {
         let propagator = self.propagator();
         let provider = self.provider.clone();
+        let metrics = self.metrics();
+        let meter_provider = self.metrics.provider.clone();
         let (dispatch, guard) = self.into_subscriber();
         // The subscriber first: if it fails, nothing global has changed.
         dispatch
@@ -317,6 +361,10 @@ impl Telemetry {
         if let Some(provider) = provider {
             opentelemetry::global::set_tracer_provider(provider);
         }
+        if let Some(provider) = meter_provider {
+            opentelemetry::global::set_meter_provider(provider);
+        }
+        Metrics::set_global(metrics);
         Ok(guard)
     }
 }

@@ -84,7 +84,7 @@ fn otlp(config: &Config) -> Result<opentelemetry_otlp::SpanExporter, TelemetryEr
 /// `telemetry.sdk.*`, `OTEL_RESOURCE_ATTRIBUTES` (decoded), `host.name`, `service.version`
 /// and the service name. Built from empty: the SDK's own environment detector would read
 /// `OTEL_RESOURCE_ATTRIBUTES` again without percent-decoding.
-fn resource(config: &Config, version: &str) -> Resource {
+pub(super) fn resource(config: &Config, version: &str) -> Resource {
     let tracing = &config.tracing;
     let given = |key: &str| tracing.resource_attributes.iter().any(|(k, _)| k == key);
     let mut attributes: Vec<KeyValue> = tracing

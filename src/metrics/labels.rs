@@ -1,0 +1,89 @@
+//! The labels of one publisher or subscription: the same for each of its messages.
+
+use crate::attributes::{
+    MESSAGING_DESTINATION_NAME, MESSAGING_DESTINATION_SUBSCRIPTION_NAME, MESSAGING_SYSTEM,
+    SERVER_ADDRESS,
+};
+use crate::instrumentation::Destination;
+
+use super::names;
+
+/// Where a pipeline's messages go or come from, and who measures them.
+pub(crate) struct SiteLabels {
+    topic: String,
+    component: Option<String>,
+    version: Option<String>,
+    system: &'static str,
+    subscription: Option<String>,
+    server_address: Option<String>,
+    /// `messaging.operation.name` of `messaging.client.sent.messages`.
+    pub(crate) send_operation: &'static str,
+    /// `messaging.operation.name` of `messaging.client.consumed.messages`.
+    pub(crate) receive_operation: &'static str,
+    /// `messaging.operation.name` of `messaging.process.duration`.
+    pub(crate) process_operation: &'static str,
+}
+
+impl SiteLabels {
+    pub(crate) fn new(
+        destination: &Destination<'_>,
+        component: Option<&str>,
+        version: Option<&str>,
+    ) -> Self {
+        Self {
+            topic: destination.topic.to_owned(),
+            component: component.map(str::to_owned),
+            version: version.map(str::to_owned),
+            system: destination.system,
+            subscription: destination.subscription.map(str::to_owned),
+            server_address: destination.server_address.map(str::to_owned),
+            send_operation: "publish",
+            receive_operation: "receive",
+            process_operation: "process",
+        }
+    }
+
+    /// Whether this is a subscription's site (else a publisher's).
+    pub(crate) fn is_consumer(&self) -> bool {
+        self.subscription.is_some()
+    }
+
+    /// The operations `messaging.client.operation.duration` measures here.
+    pub(crate) fn client_operations(&self) -> Vec<&'static str> {
+        if self.is_consumer() {
+            vec!["ack", "nack"]
+        } else {
+            vec![self.send_operation]
+        }
+    }
+
+    /// The HyperFleet metrics' labels: `topic`, then `component` and `version` when known.
+    pub(crate) fn broker(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            Some((names::TOPIC, self.topic.as_str())),
+            self.component.as_deref().map(|c| (names::COMPONENT, c)),
+            self.version.as_deref().map(|v| (names::VERSION, v)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// The messaging attributes every OpenTelemetry messaging metric of this site carries.
+    pub(crate) fn messaging(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        [
+            Some((MESSAGING_SYSTEM, self.system)),
+            Some((MESSAGING_DESTINATION_NAME, self.topic.as_str())),
+            self.subscription
+                .as_deref()
+                .map(|s| (MESSAGING_DESTINATION_SUBSCRIPTION_NAME, s)),
+            self.server_address.as_deref().map(|a| (SERVER_ADDRESS, a)),
+        ]
+        .into_iter()
+        .flatten()
+    }
+
+    /// `component` and `version`, which every metric in the Prometheus exposition carries.
+    pub(crate) fn service(&self) -> impl Iterator<Item = (&'static str, &str)> {
+        self.broker().filter(|(k, _)| *k != names::TOPIC)
+    }
+}

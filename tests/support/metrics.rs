@@ -1,0 +1,207 @@
+//! Reading metrics back: an OpenMetrics exposition as Prometheus scrapes it, and what the
+//! OpenTelemetry SDK collected.
+
+use std::collections::BTreeMap;
+
+/// One sample line: `name{labels} value [# {exemplar} value timestamp]`.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    pub name: String,
+    pub labels: BTreeMap<String, String>,
+    pub value: f64,
+    pub exemplar: Option<BTreeMap<String, String>>,
+}
+
+/// A parsed exposition.
+#[derive(Debug, Clone)]
+pub struct Exposition {
+    pub text: String,
+    pub samples: Vec<Sample>,
+}
+
+impl Exposition {
+    pub fn parse(text: &str) -> Self {
+        assert!(text.ends_with("# EOF\n"), "not OpenMetrics text:\n{text}");
+        let samples = text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+            .map(parse_sample)
+            .collect();
+        Self {
+            text: text.to_owned(),
+            samples,
+        }
+    }
+
+    /// The sum of the samples named `name` whose labels include `labels`.
+    pub fn value(&self, name: &str, labels: &[(&str, &str)]) -> f64 {
+        self.matching(name, labels).map(|s| s.value).sum()
+    }
+
+    pub fn matching<'a>(
+        &'a self,
+        name: &'a str,
+        labels: &'a [(&'a str, &'a str)],
+    ) -> impl Iterator<Item = &'a Sample> + 'a {
+        self.samples.iter().filter(move |s| {
+            s.name == name
+                && labels
+                    .iter()
+                    .all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v))
+        })
+    }
+
+    /// Every exemplar of the samples whose name starts with `prefix`.
+    pub fn exemplars(&self, prefix: &str) -> Vec<BTreeMap<String, String>> {
+        self.samples
+            .iter()
+            .filter(|s| s.name.starts_with(prefix))
+            .filter_map(|s| s.exemplar.clone())
+            .collect()
+    }
+}
+
+fn parse_sample(line: &str) -> Sample {
+    let (series, exemplar) = match line.split_once(" # ") {
+        Some((series, exemplar)) => (series, Some(exemplar)),
+        None => (line, None),
+    };
+    let (name_labels, value) = series.rsplit_once(' ').expect("a value");
+    let (name, labels) = match name_labels.split_once('{') {
+        Some((name, labels)) => (name, parse_labels(labels.trim_end_matches('}'))),
+        None => (name_labels, BTreeMap::new()),
+    };
+    let exemplar = exemplar.map(|e| {
+        let labels = e
+            .strip_prefix('{')
+            .and_then(|e| e.split_once('}'))
+            .expect("exemplar labels")
+            .0;
+        parse_labels(labels)
+    });
+    Sample {
+        name: name.to_owned(),
+        labels,
+        value: value.parse().expect("a number"),
+        exemplar,
+    }
+}
+
+fn parse_labels(labels: &str) -> BTreeMap<String, String> {
+    labels
+        .split("\",")
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let (k, v) = l.split_once('=').expect("name=value");
+            (k.to_owned(), v.trim_matches('"').to_owned())
+        })
+        .collect()
+}
+
+/// Fetches `http://{address}/metrics` the way Prometheus does.
+pub async fn scrape(address: std::net::SocketAddr) -> Exposition {
+    let response = reqwest::Client::new()
+        .get(format!("http://{address}/metrics"))
+        .header("accept", "application/openmetrics-text;version=1.0.0")
+        .send()
+        .await
+        .expect("/metrics answers");
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(
+        content_type.starts_with("application/openmetrics-text"),
+        "{content_type}"
+    );
+    Exposition::parse(&response.text().await.unwrap())
+}
+
+#[cfg(feature = "testing")]
+pub mod sdk {
+    //! What an SDK meter provider with an in-memory exporter collected.
+
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData, ResourceMetrics};
+    use opentelemetry_sdk::metrics::{InMemoryMetricExporter, PeriodicReader, SdkMeterProvider};
+
+    pub struct SdkMetrics {
+        pub provider: SdkMeterProvider,
+        pub exporter: InMemoryMetricExporter,
+    }
+
+    impl SdkMetrics {
+        pub fn new() -> Self {
+            let exporter = InMemoryMetricExporter::default();
+            let provider = SdkMeterProvider::builder()
+                .with_reader(PeriodicReader::builder(exporter.clone()).build())
+                .build();
+            Self { provider, exporter }
+        }
+
+        fn collected(&self) -> Vec<ResourceMetrics> {
+            self.provider.force_flush().unwrap();
+            self.exporter.get_finished_metrics().unwrap()
+        }
+
+        /// The latest value of counter `name` summed over the points whose attributes
+        /// include `attributes`; `None` when no such counter was exported.
+        pub fn counter(&self, name: &str, attributes: &[(&str, &str)]) -> Option<u64> {
+            let collected = self.collected();
+            let metric = collected
+                .iter()
+                .rev()
+                .flat_map(|r| r.scope_metrics())
+                .flat_map(|s| s.metrics())
+                .find(|m| m.name() == name)?;
+            let AggregatedMetrics::U64(MetricData::Sum(sum)) = metric.data() else {
+                panic!("{name} is not a u64 counter");
+            };
+            Some(
+                sum.data_points()
+                    .filter(|p| includes(p.attributes(), attributes))
+                    .map(|p| p.value())
+                    .sum(),
+            )
+        }
+
+        /// The number of samples of histogram `name` whose attributes include `attributes`,
+        /// with the bucket bounds.
+        pub fn histogram(
+            &self,
+            name: &str,
+            attributes: &[(&str, &str)],
+        ) -> Option<(u64, Vec<f64>)> {
+            let collected = self.collected();
+            let metric = collected
+                .iter()
+                .rev()
+                .flat_map(|r| r.scope_metrics())
+                .flat_map(|s| s.metrics())
+                .find(|m| m.name() == name)?;
+            let AggregatedMetrics::F64(MetricData::Histogram(histogram)) = metric.data() else {
+                panic!("{name} is not an f64 histogram");
+            };
+            let points: Vec<_> = histogram
+                .data_points()
+                .filter(|p| includes(p.attributes(), attributes))
+                .collect();
+            let bounds = points
+                .first()
+                .map(|p| p.bounds().collect())
+                .unwrap_or_default();
+            Some((points.iter().map(|p| p.count()).sum(), bounds))
+        }
+    }
+
+    fn includes<'a>(
+        have: impl Iterator<Item = &'a opentelemetry::KeyValue>,
+        want: &[(&str, &str)],
+    ) -> bool {
+        let have: Vec<_> = have.collect();
+        want.iter().all(|(k, v)| {
+            have.iter()
+                .any(|kv| kv.key.as_str() == *k && kv.value.as_str() == *v)
+        })
+    }
+}
