@@ -88,7 +88,7 @@ impl Fixture {
                     let index: usize = received.event.id()[1..].parse().unwrap();
                     let _ = tx.send(());
                     async move {
-                        if index % fail_every == 0 {
+                        if index.is_multiple_of(fail_every) {
                             Err(HandlerError::from("cluster not ready"))
                         } else {
                             Ok(())

@@ -1,7 +1,14 @@
 //! A real OTLP receiver for tests: the OTLP/gRPC trace service (tonic, the generated
 //! OpenTelemetry protocol service) and OTLP/HTTP protobuf at `/v1/traces`, on loopback ports.
-//! It keeps whole requests, so resource attributes can be checked.
+//! It keeps whole requests, so resource attributes can be checked. It takes metrics too
+//! (gRPC and `/v1/metrics`).
 
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+    MetricsService, MetricsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
 };
@@ -10,6 +17,7 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::KeyValue;
 use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
+use opentelemetry_proto::tonic::metrics::v1::metric::Data as MetricData;
 use opentelemetry_proto::tonic::trace::v1::Span;
 use prost::Message as _;
 use std::collections::BTreeMap;
@@ -41,6 +49,7 @@ impl ReceivedSpan {
 #[derive(Clone, Default)]
 struct Store {
     spans: Arc<Mutex<Vec<ReceivedSpan>>>,
+    metrics: Arc<Mutex<Vec<ExportMetricsServiceRequest>>>,
     arrived: Arc<Notify>,
 }
 
@@ -66,6 +75,18 @@ impl Store {
 }
 
 struct Grpc(Store);
+
+#[tonic::async_trait]
+impl MetricsService for Grpc {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        self.0.metrics.lock().unwrap().push(request.into_inner());
+        self.0.arrived.notify_waiters();
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
 
 #[tonic::async_trait]
 impl TraceService for Grpc {
@@ -94,9 +115,11 @@ impl OtlpReceiver {
         let grpc_address = grpc.local_addr().unwrap().to_string();
         let http_address = http.local_addr().unwrap().to_string();
         let service = TraceServiceServer::new(Grpc(store.clone()));
+        let metrics_service = MetricsServiceServer::new(Grpc(store.clone()));
         let grpc_task = tokio::spawn(async move {
             let _ = tonic::transport::Server::builder()
                 .add_service(service)
+                .add_service(metrics_service)
                 .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(grpc))
                 .await;
         });
@@ -120,6 +143,26 @@ impl OtlpReceiver {
                             [("content-type", "text/plain")],
                             b"not an ExportTraceServiceRequest".to_vec(),
                         ),
+                    }
+                }
+            }),
+        );
+        let metrics_store = store.clone();
+        let app = app.route(
+            "/v1/metrics",
+            axum::routing::post(move |body: axum::body::Bytes| {
+                let store = metrics_store.clone();
+                async move {
+                    match ExportMetricsServiceRequest::decode(body) {
+                        Ok(request) => {
+                            store.metrics.lock().unwrap().push(request);
+                            store.arrived.notify_waiters();
+                            (
+                                axum::http::StatusCode::OK,
+                                ExportMetricsServiceResponse::default().encode_to_vec(),
+                            )
+                        }
+                        Err(_) => (axum::http::StatusCode::BAD_REQUEST, Vec::new()),
                     }
                 }
             }),
@@ -155,6 +198,89 @@ impl OtlpReceiver {
         };
         let _ = tokio::time::timeout(timeout, wait).await;
         self.spans()
+    }
+}
+
+/// One exported data point of a metric: its resource, attributes and value (a sum's value,
+/// a histogram's count).
+#[derive(Debug, Clone)]
+pub struct ReceivedPoint {
+    pub resource: BTreeMap<String, String>,
+    pub attributes: BTreeMap<String, String>,
+    pub value: f64,
+    pub bounds: Vec<f64>,
+}
+
+impl OtlpReceiver {
+    /// The points of metric `name` in the latest export that has it.
+    pub fn metric(&self, name: &str) -> Vec<ReceivedPoint> {
+        let requests = self.store.metrics.lock().unwrap();
+        for request in requests.iter().rev() {
+            let mut points = Vec::new();
+            for resource_metrics in &request.resource_metrics {
+                let resource = resource_metrics
+                    .resource
+                    .as_ref()
+                    .map(|r| attributes(&r.attributes))
+                    .unwrap_or_default();
+                let metrics = resource_metrics
+                    .scope_metrics
+                    .iter()
+                    .flat_map(|s| &s.metrics)
+                    .filter(|m| m.name == name);
+                for metric in metrics {
+                    match &metric.data {
+                        Some(MetricData::Sum(sum)) => {
+                            points.extend(sum.data_points.iter().map(|p| ReceivedPoint {
+                                resource: resource.clone(),
+                                attributes: attributes(&p.attributes),
+                                value: match p.value {
+                                    Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsInt(i)) => i as f64,
+                                    Some(opentelemetry_proto::tonic::metrics::v1::number_data_point::Value::AsDouble(d)) => d,
+                                    None => 0.0,
+                                },
+                                bounds: Vec::new(),
+                            }))
+                        }
+                        Some(MetricData::Histogram(h)) => {
+                            points.extend(h.data_points.iter().map(|p| ReceivedPoint {
+                                resource: resource.clone(),
+                                attributes: attributes(&p.attributes),
+                                value: p.count as f64,
+                                bounds: p.explicit_bounds.clone(),
+                            }))
+                        }
+                        other => panic!("{name}: unexpected data {other:?}"),
+                    }
+                }
+            }
+            if !points.is_empty() {
+                return points;
+            }
+        }
+        Vec::new()
+    }
+
+    /// Waits until metric `name` was exported with a total of at least `value` (bounded).
+    pub async fn wait_for_metric(
+        &self,
+        name: &str,
+        value: f64,
+        timeout: std::time::Duration,
+    ) -> Vec<ReceivedPoint> {
+        let wait = async {
+            loop {
+                let arrived = self.store.arrived.notified();
+                tokio::pin!(arrived);
+                arrived.as_mut().enable();
+                if self.metric(name).iter().map(|p| p.value).sum::<f64>() >= value {
+                    return;
+                }
+                arrived.await;
+            }
+        };
+        let _ = tokio::time::timeout(timeout, wait).await;
+        self.metric(name)
     }
 }
 
