@@ -2,7 +2,8 @@
 //! variable, the value and the allowed values.
 
 use hyperfleet_tracing::telemetry::config::{
-    Config, ExporterKind, LogFormat, LogLevel, LogOutput, PropagatorKind, Protocol, SamplerConfig,
+    Config, ExporterKind, LogFormat, LogLevel, LogOutput, MetricsExporterKind, PropagatorKind,
+    Protocol, SamplerConfig,
 };
 use std::collections::HashMap;
 use std::time::Duration;
@@ -230,6 +231,18 @@ fn invalid_values_are_errors_that_say_what_is_allowed() {
         ),
         ("HYPERFLEET_LOG_FORMAT", "xml", "text, json"),
         ("HYPERFLEET_LOG_OUTPUT", "file", "stdout, stderr"),
+        (
+            "OTEL_METRICS_EXPORTER",
+            "statsd",
+            "otlp, prometheus, console, none",
+        ),
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", "70000", "0 to 65535"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "1m", "milliseconds"),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+            "http/json",
+            "http/protobuf",
+        ),
     ] {
         let mut vars = vec![(variable, value)];
         if variable == "OTEL_TRACES_SAMPLER_ARG" {
@@ -256,6 +269,8 @@ fn every_value_an_error_lists_is_accepted() {
         "OTEL_TRACES_SAMPLER",
         "OTEL_PROPAGATORS",
         "OTEL_TRACES_EXPORTER",
+        "OTEL_METRICS_EXPORTER",
+        "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
         "HYPERFLEET_LOG_LEVEL",
         "HYPERFLEET_LOG_FORMAT",
         "HYPERFLEET_LOG_OUTPUT",
@@ -277,4 +292,87 @@ fn every_value_an_error_lists_is_accepted() {
     }
     let error = config(&[("TRACING_ENABLED", "maybe")]).unwrap_err();
     assert_eq!(error.allowed, "true, false, 1, 0, yes, no, on, off");
+}
+
+#[test]
+fn metrics_variables_defaults_and_which_wins() {
+    let m = config(&[]).unwrap().metrics;
+    assert!(m.enabled);
+    assert_eq!(m.exporters, vec![MetricsExporterKind::Otlp]);
+    assert_eq!(
+        (m.prometheus_host.as_str(), m.prometheus_port),
+        ("localhost", 9090)
+    );
+    assert_eq!(m.protocol, Protocol::Grpc);
+    assert_eq!(m.endpoint, "http://localhost:4317");
+    assert_eq!(m.export_interval, Duration::from_secs(60));
+    assert_eq!(m.export_timeout, Duration::from_secs(10));
+
+    let m = config(&[
+        ("OTEL_METRICS_EXPORTER", "prometheus,otlp,console"),
+        ("OTEL_EXPORTER_PROMETHEUS_HOST", "0.0.0.0"),
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", "9464"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc"),
+        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4318"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "3000"),
+        ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "1500"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "15000"),
+    ])
+    .unwrap()
+    .metrics;
+    assert_eq!(
+        m.exporters,
+        vec![
+            MetricsExporterKind::Prometheus,
+            MetricsExporterKind::Otlp,
+            MetricsExporterKind::Console
+        ]
+    );
+    assert_eq!(
+        (m.prometheus_host.as_str(), m.prometheus_port),
+        ("0.0.0.0", 9464)
+    );
+    assert_eq!(m.protocol, Protocol::HttpProtobuf);
+    assert_eq!(m.endpoint, "http://collector:4318/v1/metrics");
+    assert_eq!(m.export_timeout, Duration::from_millis(1500));
+    assert_eq!(m.export_interval, Duration::from_secs(15));
+
+    let c = config(&[
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "https://metrics.example:443/v1/metrics",
+        ),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector:4317"),
+    ])
+    .unwrap();
+    assert_eq!(c.metrics.endpoint, "https://metrics.example:443/v1/metrics");
+    assert_eq!(c.tracing.endpoint, "http://collector:4317");
+
+    // Metrics are not tracing: only the SDK switch turns them off.
+    assert!(
+        config(&[("TRACING_ENABLED", "false")])
+            .unwrap()
+            .metrics
+            .enabled
+    );
+    assert!(
+        config(&[("HYPERFLEET_TRACING_ENABLED", "false")])
+            .unwrap()
+            .metrics
+            .enabled
+    );
+    assert!(
+        !config(&[("OTEL_SDK_DISABLED", "true")])
+            .unwrap()
+            .metrics
+            .enabled
+    );
+    assert!(
+        config(&[("OTEL_METRICS_EXPORTER", "none")])
+            .unwrap()
+            .metrics
+            .exporters
+            .is_empty()
+    );
 }
