@@ -35,9 +35,13 @@ fn var(name: &str, default: &str) -> String {
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    let _telemetry = telemetry::builder(Component::ValidationAdapter)
+    let guard = telemetry::builder(Component::ValidationAdapter)
         .version(env!("CARGO_PKG_VERSION"))
         .install()?;
+    if let Some(address) = guard.metrics_address() {
+        // OTEL_METRICS_EXPORTER=prometheus
+        eprintln!("serving metrics at http://{address}/metrics");
+    }
     let topic = var("HYPERFLEET_TOPIC", "hyperfleet-clusters");
     let subscription = var("HYPERFLEET_SUBSCRIPTION", &format!("{topic}-validation"));
     let max_messages: Option<usize> = match std::env::var("HYPERFLEET_MAX_MESSAGES") {

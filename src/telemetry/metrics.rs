@@ -16,6 +16,8 @@ use tokio::sync::oneshot;
 
 /// The content type of the OpenMetrics text format.
 const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The type a scraper names in `Accept` when it reads OpenMetrics (Prometheus does).
+const OPENMETRICS_TYPE: &str = "application/openmetrics-text";
 
 /// What the metric exporters need kept running.
 #[derive(Default)]
@@ -171,9 +173,9 @@ async fn serve(
     };
     let app = axum::Router::new().route(
         "/metrics",
-        axum::routing::get(move || {
+        axum::routing::get(move |headers: axum::http::HeaderMap| {
             let registry = registry.clone();
-            async move { exposition(&registry) }
+            async move { exposition(&registry, &headers) }
         }),
     );
     let _ = axum::serve(listener, app)
@@ -183,11 +185,27 @@ async fn serve(
         .await;
 }
 
-fn exposition(registry: &Registry) -> axum::response::Response {
+/// OpenMetrics, with exemplars, to a scraper that asks for it; the classic Prometheus text
+/// format (no exemplars) to any other, as Prometheus' own clients negotiate.
+fn exposition(registry: &Registry, headers: &axum::http::HeaderMap) -> axum::response::Response {
     use axum::response::IntoResponse;
-    let mut text = String::new();
-    match prometheus_client::encoding::text::encode(&mut text, registry) {
-        Ok(()) => ([(axum::http::header::CONTENT_TYPE, OPENMETRICS)], text).into_response(),
+    use prometheus_client::encoding::{prometheus_text, text};
+    let openmetrics = headers
+        .get_all(axum::http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(OPENMETRICS_TYPE));
+    let mut body = String::new();
+    let (content_type, encoded) = if openmetrics {
+        (OPENMETRICS, text::encode(&mut body, registry))
+    } else {
+        (
+            prometheus_text::CONTENT_TYPE,
+            prometheus_text::encode(&mut body, registry),
+        )
+    };
+    match encoded {
+        Ok(()) => ([(axum::http::header::CONTENT_TYPE, content_type)], body).into_response(),
         Err(_) => axum::http::StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }

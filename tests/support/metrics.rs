@@ -98,6 +98,20 @@ fn parse_labels(labels: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
+/// Fetches `http://{address}/metrics` as a scraper that knows only the classic text format:
+/// the body and its content type.
+pub async fn scrape_classic(address: std::net::SocketAddr) -> (String, String) {
+    let response = reqwest::get(format!("http://{address}/metrics"))
+        .await
+        .expect("/metrics answers");
+    assert_eq!(response.status(), 200);
+    let content_type = response.headers()["content-type"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    (response.text().await.unwrap(), content_type)
+}
+
 /// Fetches `http://{address}/metrics` the way Prometheus does.
 pub async fn scrape(address: std::net::SocketAddr) -> Exposition {
     let response = reqwest::Client::new()

@@ -9,6 +9,7 @@ pub mod metrics;
 pub mod otlp_receiver;
 pub mod peer;
 pub mod process;
+pub mod prometheus;
 pub mod proxy;
 #[cfg(feature = "push")]
 pub mod push;
