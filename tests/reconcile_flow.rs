@@ -68,6 +68,24 @@ fn run(broker: Broker<'_>, database: Option<&str>) -> Run {
         stdout.contains("waterfall"),
         "no waterfall printed:\n{stdout}"
     );
+    // The metrics summary counts what crossed: 3 events published, each consumed by both.
+    let summary = |component: &str| {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(component))
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .unwrap_or_else(|| panic!("no metrics line for {component}:\n{stdout}"))
+    };
+    assert_eq!(
+        summary("sentinel ")[1..7],
+        ["published", "3", "consumed", "0", "errors", "0"]
+    );
+    for adapter in ["adapter-validation ", "adapter-provisioning "] {
+        assert_eq!(
+            summary(adapter)[1..7],
+            ["published", "0", "consumed", "3", "errors", "0"]
+        );
+    }
     let store = match database {
         Some(_) => "the API keeps its clusters in PostgreSQL at",
         None => "the API keeps its clusters in an embedded SQLite database",

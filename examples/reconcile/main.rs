@@ -11,7 +11,7 @@
 //! (`hyperfleet-api`, `hyperfleet-sentinel`, `hyperfleet-adapter-validation`,
 //! `hyperfleet-adapter-provisioning`) though they share a process, and its own log layer, so
 //! its JSON lines name it. The log lines print as they happen; then every trace prints as a
-//! waterfall.
+//! waterfall, and a short summary of each component's broker metrics.
 //!
 //! `cargo run --example reconcile`. With `PUBSUB_EMULATOR_HOST` set (and `--features pubsub`)
 //! the events cross Google's Pub/Sub emulator instead of the in-memory Pub/Sub; with
@@ -21,6 +21,7 @@
 mod api;
 mod provider;
 mod store;
+mod summary;
 mod waterfall;
 
 use cloudevents::{EventBuilder, EventBuilderV10};
@@ -29,6 +30,7 @@ use hyperfleet_tracing::attributes::{
     HYPERFLEET_RESOURCE_TYPE,
 };
 use hyperfleet_tracing::http::HttpClientTracing;
+use hyperfleet_tracing::metrics::Metrics;
 use hyperfleet_tracing::telemetry::{self, Component, Config, TelemetryGuard};
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::transport::{SubscriptionConfig, Transport};
@@ -40,6 +42,7 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor};
+use prometheus_client::registry::Registry;
 use provider::Spans;
 use serde_json::Value;
 use tracing::instrument::WithSubscriber;
@@ -65,12 +68,18 @@ struct Part {
     provider: Spans,
     logs: tracing::Dispatch,
     spans: InMemorySpanExporter,
+    /// Where its publishers and subscribers record metrics: its own registry, for the
+    /// summary, and the meter provider of `OTEL_METRICS_EXPORTER` when one is configured.
+    metrics: Metrics,
+    registry: Registry,
+    component: String,
     _guard: TelemetryGuard,
 }
 
 fn part(component: Component) -> Result<Part, Error> {
     let spans = InMemorySpanExporter::default();
     let service = component.service_name().to_owned();
+    let log_component = component.log_component().to_owned();
     let telemetry = telemetry::builder(component)
         .version(env!("CARGO_PKG_VERSION"))
         .config(Config::from_lookup(&service, example_environment)?)
@@ -80,21 +89,33 @@ fn part(component: Component) -> Result<Part, Error> {
         Some(provider) => Spans::Recorded(provider.clone()),
         None => Spans::Off,
     };
+    let mut registry = Registry::default();
+    let mut metrics = Metrics::builder()
+        .component(&log_component)
+        .version(env!("CARGO_PKG_VERSION"))
+        .prometheus(&mut registry);
+    if let Some(meter_provider) = telemetry.meter_provider() {
+        metrics = metrics.meter_provider(meter_provider);
+    }
     let (logs, guard) = telemetry.into_subscriber();
     Ok(Part {
         service,
         provider,
         logs,
         spans,
+        metrics: metrics.build(),
+        registry,
+        component: log_component,
         _guard: guard,
     })
 }
 
-/// The process environment, except that with no collector configured the OTLP exporter is
-/// off: the example runs on embedded defaults.
+/// The process environment, except that with no collector configured the OTLP exporters are
+/// off: the example runs on embedded defaults. (Five components share this process, so the
+/// `prometheus` metrics exporter would need five ports: the summary shows the metrics instead.)
 fn example_environment(key: &str) -> Option<String> {
     let configured = |k: &str| std::env::var_os(k).is_some();
-    if key == "OTEL_TRACES_EXPORTER"
+    if (key == "OTEL_TRACES_EXPORTER" || key == "OTEL_METRICS_EXPORTER")
         && !configured(key)
         && !configured("OTEL_EXPORTER_OTLP_ENDPOINT")
         && !configured("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -370,6 +391,7 @@ async fn sentinel_poll<T: Transport + Clone>(
     let tracer = sentinel.provider.tracer("hyperfleet-sentinel");
     let publisher = TracedPublisher::builder(transport.clone(), TOPIC)
         .tracer_provider(&sentinel.provider)
+        .metrics(sentinel.metrics.clone())
         .build();
     let http = HttpClientTracing::new().tracer_provider(&sentinel.provider);
     let client = reqwest::Client::new();
@@ -484,6 +506,7 @@ async fn adapter<T: Transport + Clone>(
     TracedSubscriber::new(transport.clone(), subscription, TOPIC)
         .adapter(name)
         .tracer_provider(&part.provider)
+        .metrics(part.metrics.clone())
         .run(handler, async move {
             for _ in 0..expected {
                 handled.recv().await;
@@ -531,6 +554,11 @@ async fn finish(base: &str, parts: &[&Part], client_part: &Part) -> Result<(), E
     } else {
         println!("no waterfall: tracing is disabled, so no span was recorded");
     }
+    let registries: Vec<(&str, &Registry)> = parts
+        .iter()
+        .map(|part| (part.component.as_str(), &part.registry))
+        .collect();
+    summary::print(&registries);
     if let Some(path) = std::env::var_os("HYPERFLEET_RECONCILE_SPANS_JSON") {
         std::fs::write(path, waterfall::to_json(&spans).to_string())?;
     }
