@@ -4,7 +4,7 @@
 mod support;
 
 use hyperfleet_tracing::metrics::Metrics;
-use hyperfleet_tracing::testing::TestTelemetry;
+use hyperfleet_tracing::testing::{TestMetrics, TestTelemetry};
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::transport::{Message, SubscriptionConfig, Transport};
 use hyperfleet_tracing::{AckPolicy, HandlerError, Received, TracedPublisher, TracedSubscriber};
@@ -13,7 +13,6 @@ use opentelemetry_sdk::trace::Sampler;
 use prometheus_client::registry::Registry;
 use std::collections::BTreeSet;
 use support::metrics::Exposition;
-use support::metrics::sdk::SdkMetrics;
 use tokio::sync::mpsc;
 
 const TOPIC: &str = "hyperfleet-clusters";
@@ -22,7 +21,7 @@ const SUBSCRIPTION: &str = "validation";
 struct Fixture {
     transport: MemoryTransport,
     telemetry: TestTelemetry,
-    sdk: SdkMetrics,
+    sdk: TestMetrics,
     registry: Registry,
     metrics: Metrics,
 }
@@ -34,7 +33,7 @@ impl Fixture {
         transport
             .create_subscription(SUBSCRIPTION, TOPIC, SubscriptionConfig::default())
             .unwrap();
-        let sdk = SdkMetrics::new();
+        let sdk = TestMetrics::new();
         let mut registry = Registry::default();
         let metrics = Metrics::builder()
             .component("adapter-validation")
@@ -223,48 +222,43 @@ async fn both_families_count_what_the_spans_show() {
     let broker_attrs = [("topic", TOPIC), ("component", "adapter-validation")];
     assert_eq!(
         sdk.counter("hyperfleet_broker_messages_published_total", &broker_attrs),
-        Some(40)
+        40
     );
     assert_eq!(
         sdk.counter("hyperfleet_broker_messages_consumed_total", &broker_attrs),
-        Some(40)
+        40
     );
     assert_eq!(
         sdk.counter(
             "hyperfleet_broker_errors_total",
             &[("error_type", "handler")]
         ),
-        Some(10)
+        10
     );
     assert_eq!(
         sdk.counter(
             "messaging.client.sent.messages",
             &[("messaging.destination.name", TOPIC)]
         ),
-        Some(40)
+        40
     );
     assert_eq!(
         sdk.counter(
             "messaging.client.consumed.messages",
             &[("messaging.destination.subscription.name", SUBSCRIPTION)]
         ),
-        Some(40)
+        40
     );
-    let (count, bounds) = sdk
-        .histogram("hyperfleet_broker_message_duration_seconds", &broker_attrs)
-        .unwrap();
+    let (count, bounds) =
+        sdk.histogram_count("hyperfleet_broker_message_duration_seconds", &broker_attrs);
     assert_eq!(count, 40);
     assert_eq!(bounds, [0.1, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 120.0]);
-    let (count, _) = sdk
-        .histogram("messaging.process.duration", &[("error.type", "_OTHER")])
-        .unwrap();
+    let (count, _) = sdk.histogram_count("messaging.process.duration", &[("error.type", "_OTHER")]);
     assert_eq!(count, 10);
-    let (count, bounds) = sdk
-        .histogram(
-            "messaging.client.operation.duration",
-            &[("messaging.operation.name", "ack")],
-        )
-        .unwrap();
+    let (count, bounds) = sdk.histogram_count(
+        "messaging.client.operation.duration",
+        &[("messaging.operation.name", "ack")],
+    );
     assert_eq!(count, 40);
     assert_eq!(bounds.first(), Some(&0.005));
 }

@@ -1,6 +1,8 @@
 //! Telemetry bootstrap from the standard's environment variables (feature `telemetry`).
 //!
-//! One call gives a HyperFleet component the whole standard: an OpenTelemetry tracer provider
+//! One call gives a HyperFleet component the whole standard: the messaging
+//! [`metrics`](crate::metrics) exported as `OTEL_METRICS_EXPORTER` says, an OpenTelemetry
+//! tracer provider
 //! configured from `OTEL_*` (OTLP over gRPC or HTTP, or the console; the standard's sampler
 //! and propagators; resource attributes), the always-sample rules of [`sampling`], and
 //! trace-correlated JSON log lines through `tracing` ([`logs`]), with `tracing` spans bridged
@@ -28,8 +30,8 @@
 //! | `OTEL_PROPAGATORS` | `tracecontext,baggage` | `tracecontext`, `baggage`, `none` |
 //! | `OTEL_RESOURCE_ATTRIBUTES` | – | `k=v,…`, percent-decoded |
 //! | `OTEL_TRACES_EXPORTER` | `otlp` | `otlp`, `console`, `none` (comma-separated) |
-//! | `OTEL_SDK_DISABLED` | `false` | `true` turns tracing off |
-//! | `TRACING_ENABLED` | `true` | the standard's switch |
+//! | `OTEL_SDK_DISABLED` | `false` | `true` turns tracing and metrics off |
+//! | `TRACING_ENABLED` | `true` | the standard's switch, for traces only |
 //! | `HYPERFLEET_TRACING_ENABLED` | – | newer upstream name; wins over `TRACING_ENABLED` when both are set |
 //! | `HYPERFLEET_TRACING_ALWAYS_SAMPLE_ERRORS` | `true` | export dropped spans that end in error |
 //! | `HYPERFLEET_TRACING_SLOW_THRESHOLD_MS` | – | export dropped spans slower than this |
@@ -37,6 +39,10 @@
 //! | `HYPERFLEET_LOG_LEVEL` | `info` | `debug`, `info`, `warn`, `error` |
 //! | `HYPERFLEET_LOG_FORMAT` | `json` | `json` or `text` |
 //! | `HYPERFLEET_LOG_OUTPUT` | `stdout` | `stdout` or `stderr` |
+//! | `OTEL_METRICS_EXPORTER` | `otlp` | `otlp`, `prometheus`, `console`, `none` (comma-separated) |
+//! | `OTEL_EXPORTER_PROMETHEUS_HOST` / `_PORT` | `localhost` / `9090` | where `/metrics` is served |
+//! | `OTEL_METRIC_EXPORT_INTERVAL` | `60000` | milliseconds between OTLP / console exports |
+//! | `OTEL_EXPORTER_OTLP_METRICS_*` | the general `OTEL_EXPORTER_OTLP_*` | endpoint, protocol, timeout for metrics |
 //!
 //! With tracing disabled no span is recorded or exported, but the propagators stay installed
 //! and the publisher and subscriber still carry incoming trace context on to outgoing events.

@@ -6,7 +6,9 @@ pub mod conformance;
 mod events;
 mod fixture;
 pub mod fuzz;
+mod metrics;
 pub mod spans;
 
 pub use events::reconcile_event;
 pub use fixture::TestTelemetry;
+pub use metrics::TestMetrics;

@@ -93,13 +93,14 @@ impl PrometheusServer {
     }
 
     async fn api(&self, path: &str, query: &[(&str, String)]) -> serde_json::Value {
-        let response = reqwest::Client::new()
-            .get(format!("http://{}/api/v1/{path}", self.address))
-            .query(query)
-            .send()
-            .await
-            .unwrap();
-        let body: serde_json::Value = response.json().await.unwrap();
+        let url = reqwest::Url::parse_with_params(
+            &format!("http://{}/api/v1/{path}", self.address),
+            query,
+        )
+        .unwrap();
+        let response = reqwest::get(url).await.unwrap();
+        let body: serde_json::Value =
+            serde_json::from_str(&response.text().await.unwrap()).unwrap();
         assert_eq!(body["status"], "success", "{body}");
         body["data"].clone()
     }

@@ -3,7 +3,7 @@
 
 use super::ConformanceTarget;
 use crate::subscriber::{HandlerError, Received};
-use crate::testing::TestTelemetry;
+use crate::testing::{TestMetrics, TestTelemetry};
 use crate::transport::SubscriptionConfig;
 use crate::{PublisherBuilder, TracedPublisher, TracedSubscriber};
 use opentelemetry::Context;
@@ -29,6 +29,8 @@ pub(super) struct Seen {
 pub(super) struct Harness<'t, T: ConformanceTarget> {
     pub(super) target: &'t T,
     pub(super) telemetry: TestTelemetry,
+    /// What the case's publishers and subscribers measured.
+    pub(super) metrics: TestMetrics,
     pub(super) topic: String,
 }
 
@@ -43,6 +45,7 @@ impl<'t, T: ConformanceTarget> Harness<'t, T> {
         Ok(Self {
             target,
             telemetry: TestTelemetry::new(),
+            metrics: TestMetrics::new(),
             topic,
         })
     }
@@ -74,11 +77,13 @@ impl<'t, T: ConformanceTarget> Harness<'t, T> {
     pub(super) fn publisher_builder(&self) -> PublisherBuilder<T::Transport> {
         TracedPublisher::builder(self.target.transport(), self.topic.clone())
             .tracer_provider(&self.telemetry.provider)
+            .metrics(self.metrics.metrics.clone())
     }
 
     pub(super) fn subscriber(&self, subscription: &str) -> TracedSubscriber<T::Transport> {
         TracedSubscriber::new(self.target.transport(), subscription, self.topic.clone())
             .tracer_provider(&self.telemetry.provider)
+            .metrics(self.metrics.metrics.clone())
     }
 
     /// Publishes the reconcile event of `cluster` (id `event-{cluster}`) under `parent`.

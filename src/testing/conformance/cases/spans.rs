@@ -133,3 +133,84 @@ pub(super) async fn no_payload<T: ConformanceTarget>(target: &T) -> Result<(), S
     }
     Ok(())
 }
+
+/// Both metric families count exactly the deliveries and publishes the spans show, labelled
+/// with the transport's system, the topic and the subscription.
+pub(super) async fn metrics_match_spans<T: ConformanceTarget>(target: &T) -> Result<(), String> {
+    use crate::metrics::names::*;
+    let h = Harness::new(target, "metrics").await?;
+    let sub = h.subscription("m", SubscriptionConfig::default()).await?;
+    let root = h.root();
+    for cluster in ["c1", "c2", "c3"] {
+        h.publish_under(&root, cluster).await?;
+    }
+    h.consume(h.subscriber(&sub), 3, |_, _| Ok(())).await?;
+    let spans = h.spans();
+    let published = named(&spans, &publish_name(&h)).len() as u64;
+    let received = named(&spans, &receive_name(&h)).len() as u64;
+    let processed = named(&spans, "adapter.process").len() as u64;
+    ensure!(published == 3, "{published} publish spans for 3 publishes");
+    let system = target.transport().system();
+    let topic = h.topic.as_str();
+    let m = &h.metrics;
+    let on_topic = [
+        (MESSAGING_SYSTEM, system),
+        (MESSAGING_DESTINATION_NAME, topic),
+    ];
+    let on_subscription = [
+        (MESSAGING_SYSTEM, system),
+        (MESSAGING_DESTINATION_NAME, topic),
+        (MESSAGING_DESTINATION_SUBSCRIPTION_NAME, sub.as_str()),
+    ];
+    let broker = [(TOPIC, topic)];
+    let counts = [
+        (
+            "messaging.client.sent.messages",
+            m.counter(MESSAGING_CLIENT_SENT_MESSAGES, &on_topic),
+            published,
+        ),
+        (
+            "hyperfleet_broker_messages_published_total",
+            m.counter(HYPERFLEET_BROKER_MESSAGES_PUBLISHED_TOTAL, &broker),
+            published,
+        ),
+        (
+            "messaging.client.consumed.messages",
+            m.counter(MESSAGING_CLIENT_CONSUMED_MESSAGES, &on_subscription),
+            received,
+        ),
+        (
+            "hyperfleet_broker_messages_consumed_total",
+            m.counter(HYPERFLEET_BROKER_MESSAGES_CONSUMED_TOTAL, &broker),
+            received,
+        ),
+        (
+            "messaging.process.duration",
+            m.histogram_count(MESSAGING_PROCESS_DURATION, &on_subscription)
+                .0,
+            processed,
+        ),
+        (
+            "hyperfleet_broker_message_duration_seconds",
+            m.histogram_count(HYPERFLEET_BROKER_MESSAGE_DURATION_SECONDS, &broker)
+                .0,
+            processed,
+        ),
+        (
+            "messaging.client.operation.duration{ack}",
+            m.histogram_count(
+                MESSAGING_CLIENT_OPERATION_DURATION,
+                &[(MESSAGING_OPERATION_NAME, "ack")],
+            )
+            .0,
+            received,
+        ),
+    ];
+    for (name, counted, spans) in counts {
+        ensure!(
+            counted == spans,
+            "{name} counted {counted}, the spans show {spans}"
+        );
+    }
+    Ok(())
+}
