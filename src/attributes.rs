@@ -13,7 +13,8 @@ pub use opentelemetry_semantic_conventions::attribute::{
 };
 pub use opentelemetry_semantic_conventions::attribute::{
     DB_COLLECTION_NAME, DB_OPERATION_NAME, DB_QUERY_SUMMARY, DB_SYSTEM_NAME, HTTP_REQUEST_METHOD,
-    HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE, SERVER_PORT, URL_FULL, URL_PATH,
+    HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE, MESSAGING_MESSAGE_BODY_SIZE, SERVER_PORT, URL_FULL,
+    URL_PATH,
 };
 
 /// `db.system`: the name the HyperFleet standard asks for. The semantic conventions have
@@ -50,7 +51,7 @@ pub const HYPERFLEET_DECISION_REASON: &str = "hyperfleet.decision_reason";
 /// message's spans clone them without allocating.
 pub(crate) fn messaging(
     system: &'static str,
-    operation: &'static str,
+    (operation_type, operation_name): (&'static str, &'static str),
     destination: &str,
     subscription: Option<&str>,
     server_address: Option<&str>,
@@ -59,8 +60,8 @@ pub(crate) fn messaging(
     let mut attributes = Vec::with_capacity(7);
     attributes.extend([
         KeyValue::new(MESSAGING_SYSTEM, system),
-        KeyValue::new(MESSAGING_OPERATION_TYPE, operation),
-        KeyValue::new(MESSAGING_OPERATION_NAME, operation),
+        KeyValue::new(MESSAGING_OPERATION_TYPE, operation_type),
+        KeyValue::new(MESSAGING_OPERATION_NAME, operation_name),
         KeyValue::new(MESSAGING_DESTINATION_NAME, shared(destination)),
     ]);
     if let Some(subscription) = subscription {

@@ -7,6 +7,7 @@ use opentelemetry::trace::{SpanBuilder, SpanKind, SpanRef, Status, Tracer, Trace
 use std::sync::Arc;
 
 use crate::attributes::{self, ERROR_TYPE, EXCEPTION_MESSAGE};
+use crate::conventions::{Conventions, Operation};
 use crate::naming::{self, SpanNaming};
 
 /// Instrumentation scope name of every span this crate starts.
@@ -108,6 +109,8 @@ pub(crate) struct Destination<'a> {
     pub(crate) server_port: Option<u16>,
     /// The span-name order.
     pub(crate) naming: SpanNaming,
+    /// The conventions spans follow.
+    pub(crate) conventions: Conventions,
 }
 
 /// What every span of one kind from a publisher or subscriber starts with: a name and the
@@ -123,24 +126,33 @@ pub(crate) struct SpanTemplate {
 }
 
 impl SpanTemplate {
-    /// The span of `operation` on `destination`, named `{destination} {operation}` (or the
-    /// other order), with the messaging attributes every such span starts with.
+    /// The span of `operation` on `destination`, with the messaging attributes every such
+    /// span starts with. Under the HyperFleet standard it is named `{topic} {operation}` (or
+    /// the other order); under the current conventions `{operation} {topic}` for a producer and
+    /// `{operation} {subscription}` for a consumer.
     pub(crate) fn messaging(
         destination: Destination<'_>,
-        operation: &'static str,
+        operation: Operation,
         kind: SpanKind,
         set_later: usize,
     ) -> Self {
+        let conventions = destination.conventions;
+        let (operation_type, operation_name) = conventions.operation(operation);
         let attributes = attributes::messaging(
             destination.system,
-            operation,
+            (operation_type, operation_name),
             destination.topic,
             destination.subscription,
             destination.server_address,
             destination.server_port,
         );
+        let name = match (conventions.current(), destination.subscription) {
+            (true, Some(subscription)) => format!("{operation_name} {subscription}"),
+            (true, None) => format!("{operation_name} {}", destination.topic),
+            (false, _) => destination.naming.name(destination.topic, operation_name),
+        };
         Self {
-            name: naming::intern(&destination.naming.name(destination.topic, operation)),
+            name: naming::intern(&name),
             kind,
             attributes,
             set_later,

@@ -99,6 +99,7 @@ pub mod attributes;
 pub mod binding;
 pub mod carrier;
 pub mod consume;
+pub mod conventions;
 pub mod database;
 mod event_names;
 #[cfg(any(feature = "http-server", feature = "http-client"))]
@@ -122,6 +123,7 @@ pub mod transport;
 pub use binding::Encoding;
 pub use carrier::{EventExtractor, EventInjector, OverwritePolicy, Propagation, extract, inject};
 pub use consume::{Handler, HandlerError, Received};
+pub use conventions::Conventions;
 pub use instrumentation::TracerSource;
 pub use log_fields::MessageLogFields;
 pub use naming::SpanNaming;

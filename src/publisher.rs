@@ -2,10 +2,11 @@
 
 use crate::attributes::{
     self, AttributeHook, EventAttributes, MESSAGING_BATCH_MESSAGE_COUNT,
-    MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY, MESSAGING_MESSAGE_ID,
+    MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY, MESSAGING_MESSAGE_BODY_SIZE, MESSAGING_MESSAGE_ID,
 };
 use crate::binding::{self, BindingError, Encoding};
 use crate::carrier::{OverwritePolicy, Propagation};
+use crate::conventions::{Conventions, Operation};
 use crate::instrumentation::{self, Destination, SharedTracer, SpanTemplate, record_failure};
 use crate::metrics::{BrokerError, Measurement, Metrics, PipelineMetrics, Timed};
 use crate::naming::SpanNaming;
@@ -120,6 +121,7 @@ pub struct TracedPublisher<T> {
     tracer: SharedTracer,
     propagation: Propagation,
     metrics: PipelineMetrics,
+    conventions: Conventions,
 }
 
 /// Settings of a [`TracedPublisher`], as plain values; [`build`](Self::build) makes the
@@ -134,6 +136,7 @@ pub struct PublisherBuilder<T> {
     tracer: SharedTracer,
     propagation: Propagation,
     metrics: Metrics,
+    conventions: Conventions,
 }
 
 /// A batch being published: each event's create span and creation context, the messages
@@ -185,11 +188,12 @@ struct PublisherSpans {
 
 impl PublisherSpans {
     fn new(destination: Destination<'_>) -> Self {
-        // A message's span gains its message id, or `error.type`, when it ends.
+        // A message's span gains its message id, or `error.type`, when it ends, and its body
+        // size under the current conventions.
         Self {
-            publish: SpanTemplate::messaging(destination, "publish", SpanKind::Producer, 1),
-            create: SpanTemplate::messaging(destination, "create", SpanKind::Producer, 1),
-            batch_send: SpanTemplate::messaging(destination, "publish", SpanKind::Client, 1),
+            publish: SpanTemplate::messaging(destination, Operation::Send, SpanKind::Producer, 2),
+            create: SpanTemplate::messaging(destination, Operation::Create, SpanKind::Producer, 2),
+            batch_send: SpanTemplate::messaging(destination, Operation::Send, SpanKind::Client, 1),
         }
     }
 }
@@ -226,6 +230,13 @@ impl<T: Transport> PublisherBuilder<T> {
         self
     }
 
+    /// Sets the conventions spans follow (default: what `OTEL_SEMCONV_STABILITY_OPT_IN` says,
+    /// [`Conventions::from_env`]).
+    pub fn conventions(mut self, conventions: Conventions) -> Self {
+        self.conventions = conventions;
+        self
+    }
+
     /// Records metrics into `metrics` instead of [`Metrics::global`].
     pub fn metrics(mut self, metrics: Metrics) -> Self {
         self.metrics = metrics;
@@ -241,6 +252,7 @@ impl<T: Transport> PublisherBuilder<T> {
             server_address: self.transport.server_address(),
             server_port: self.transport.server_port(),
             naming: self.naming,
+            conventions: self.conventions,
         };
         let spans = PublisherSpans::new(destination);
         let metrics = self.metrics.pipeline(&destination);
@@ -255,6 +267,7 @@ impl<T: Transport> PublisherBuilder<T> {
             tracer: self.tracer,
             propagation: self.propagation,
             metrics,
+            conventions: self.conventions,
         }
     }
 }
@@ -280,6 +293,7 @@ impl<T: Transport> TracedPublisher<T> {
             tracer: instrumentation::global_tracer(),
             propagation: Propagation::global(),
             metrics: Metrics::global(),
+            conventions: Conventions::from_env(),
         }
     }
 
@@ -315,12 +329,14 @@ impl<T: Transport> TracedPublisher<T> {
         let span = cx.span();
         let started = self.metrics.is_enabled().then(Instant::now);
         let result = match self.encode(event, ordering_key) {
-            Ok(message) => self
-                .transport
-                .publish(&self.topic, message)
-                .with_context(cx.clone())
-                .await
-                .map_err(PublishError::from),
+            Ok(message) => {
+                self.record_body_size(&span, &message);
+                self.transport
+                    .publish(&self.topic, message)
+                    .with_context(cx.clone())
+                    .await
+                    .map_err(PublishError::from)
+            }
             Err(e) => Err(e),
         };
         let result = self.finish(&span, result);
@@ -400,6 +416,7 @@ impl<T: Transport> TracedPublisher<T> {
             let create = self.start_message_span(parent, &mut event, &self.spans.create, None);
             match self.encode(event, None) {
                 Ok(message) => {
+                    self.record_body_size(&create.0.span(), &message);
                     batch.slots.push(Ok(batch.messages.len()));
                     batch.messages.push(message);
                 }
@@ -497,11 +514,21 @@ impl<T: Transport> TracedPublisher<T> {
         result
     }
 
+    /// `messaging.message.body.size`, under the current conventions.
+    fn record_body_size(&self, span: &opentelemetry::trace::SpanRef<'_>, message: &Message) {
+        if self.conventions.current() {
+            span.set_attribute(KeyValue::new(
+                MESSAGING_MESSAGE_BODY_SIZE,
+                message.data.len() as i64,
+            ));
+        }
+    }
+
     /// `messaging.client.operation.duration` of a publish call that began at `started`,
     /// measured by the span of `cx`.
     fn record_operation(&self, started: Instant, error_type: Option<&'static str>, cx: &Context) {
         self.metrics.record(Measurement::Operation(Timed {
-            operation: "publish",
+            operation: self.conventions.operation(Operation::Send).1,
             elapsed: started.elapsed(),
             error_type,
             span: cx.span().span_context(),

@@ -15,6 +15,8 @@ fn run(name: &str, emulator: &str, vars: &[(&str, &str)]) -> String {
         .env("GOOGLE_CLOUD_PROJECT", "hyperfleet-examples")
         .env("HYPERFLEET_TOPIC", "hyperfleet-clusters")
         .env("OTEL_TRACES_EXPORTER", "none")
+        // No collector here: a failed metrics export would log into the output read below.
+        .env("OTEL_METRICS_EXPORTER", "none")
         .envs(vars.iter().copied())
         .output()
         .unwrap();

@@ -14,6 +14,8 @@ fn run(name: &str, url: &str, vars: &[(&str, &str)]) -> (String, String) {
         .env("HYPERFLEET_TOPIC", "hyperfleet-clusters")
         .env("HYPERFLEET_CREATE_IF_MISSING", "true")
         .env("OTEL_TRACES_EXPORTER", "none")
+        // No collector here: a failed metrics export would log into the output read below.
+        .env("OTEL_METRICS_EXPORTER", "none")
         .env_remove("PUBSUB_EMULATOR_HOST")
         .envs(vars.iter().copied())
         .output()
@@ -53,6 +55,8 @@ fn publish_then_subscribe_over_rabbitmq_carries_each_trace() {
             .env("HYPERFLEET_CREATE_IF_MISSING", "true")
             .env("HYPERFLEET_EVENT_COUNT", "3")
             .env("OTEL_TRACES_EXPORTER", "none")
+            // No collector here: a failed metrics export would log into the output read below.
+            .env("OTEL_METRICS_EXPORTER", "none")
             .output()
             .unwrap();
         if output.status.success() {

@@ -171,6 +171,7 @@ async fn text_format_and_level_filter() {
     let telemetry = telemetry(
         &[
             ("OTEL_TRACES_EXPORTER", "none".to_owned()),
+            ("OTEL_METRICS_EXPORTER", "none".to_owned()),
             ("HYPERFLEET_LOG_FORMAT", "text".to_owned()),
             ("HYPERFLEET_LOG_LEVEL", "warn".to_owned()),
         ],
@@ -205,6 +206,7 @@ async fn text_lines_escape_what_could_forge_a_line_or_a_field() {
     let telemetry = telemetry(
         &[
             ("OTEL_TRACES_EXPORTER", "none".to_owned()),
+            ("OTEL_METRICS_EXPORTER", "none".to_owned()),
             ("HYPERFLEET_LOG_FORMAT", "text".to_owned()),
         ],
         &logs,

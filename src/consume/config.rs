@@ -3,13 +3,11 @@
 use super::{AckPolicy, ParentMode};
 use crate::attributes::{self, AttributeHook};
 use crate::carrier::Propagation;
+use crate::conventions::Conventions;
 use crate::instrumentation::{self, SharedTracer};
 use crate::metrics::Metrics;
 use crate::naming::SpanNaming;
 use std::sync::Arc;
-
-/// Default name of the process span, as the standard names it.
-const DEFAULT_PROCESS_SPAN_NAME: &str = "adapter.process";
 
 /// How deliveries of one subscription are consumed. Nothing here is built yet: the
 /// [`Consumer`](super::Consumer) made from it builds its span templates once.
@@ -18,7 +16,10 @@ pub(crate) struct ConsumerConfig {
     pub(crate) topic: String,
     pub(crate) subscription: String,
     pub(crate) adapter: Option<String>,
-    pub(crate) process_span_name: String,
+    /// `None`: `adapter.process`, as the standard names it (`subscribe {subscription}` under
+    /// the current conventions).
+    pub(crate) process_span_name: Option<String>,
+    pub(crate) conventions: Conventions,
     pub(crate) naming: SpanNaming,
     pub(crate) parent_mode: ParentMode,
     pub(crate) ack_policy: AckPolicy,
@@ -38,7 +39,8 @@ impl ConsumerConfig {
             topic,
             subscription,
             adapter: None,
-            process_span_name: DEFAULT_PROCESS_SPAN_NAME.to_owned(),
+            process_span_name: None,
+            conventions: Conventions::from_env(),
             naming: SpanNaming::default(),
             parent_mode: ParentMode::default(),
             ack_policy: AckPolicy::default(),
@@ -61,9 +63,17 @@ macro_rules! consumer_settings {
             self
         }
 
-        /// Sets the process span's name (default `adapter.process`).
+        /// Sets the process span's name (default `adapter.process`; `subscribe {subscription}`
+        /// under the current conventions).
         pub fn process_span_name(mut self, name: impl Into<String>) -> Self {
-            self.$field.process_span_name = name.into();
+            self.$field.process_span_name = Some(name.into());
+            self
+        }
+
+        /// Sets the conventions spans follow (default: what `OTEL_SEMCONV_STABILITY_OPT_IN`
+        /// says, [`Conventions::from_env`]($crate::Conventions::from_env)).
+        pub fn conventions(mut self, conventions: $crate::Conventions) -> Self {
+            self.$field.conventions = conventions;
             self
         }
 

@@ -24,11 +24,13 @@ pub use handler::{Handler, HandlerError, Received};
 pub use policy::{AckPolicy, ParentMode};
 
 pub(crate) use config::{ConsumerConfig, consumer_settings};
+use outcome::Settlement;
 pub(crate) use outcome::{Consumed, Verdict};
 
 use crate::attributes::{self, AttributeHook, CLOUDEVENTS_EVENT_ID, EventAttributes};
 use crate::binding::{self, BindingError};
 use crate::carrier::Propagation;
+use crate::conventions::{Conventions, Operation};
 use crate::instrumentation::{Destination, SharedTracer, record_failure};
 use crate::log_fields::MessageLogFields;
 use crate::metrics::{Measurement, PipelineMetrics, Timed};
@@ -67,6 +69,7 @@ pub(crate) struct Consumer {
     googclient_fallback: bool,
     event_attributes: EventAttributes,
     spans: ConsumeSpans,
+    conventions: Conventions,
     /// `None` when nothing is recorded; shared with each delivery until it is settled.
     metrics: Option<Arc<PipelineMetrics>>,
 }
@@ -87,10 +90,12 @@ impl Consumer {
             server_address,
             server_port,
             naming: config.naming,
+            conventions: config.conventions,
         };
         let spans = ConsumeSpans::new(
+            &config.tracer,
             destination,
-            &config.process_span_name,
+            config.process_span_name.as_deref(),
             config.adapter.as_deref(),
         );
         let metrics = config.metrics.pipeline(&destination);
@@ -105,6 +110,7 @@ impl Consumer {
             googclient_fallback: config.googclient_fallback,
             event_attributes: EventAttributes::default(),
             spans,
+            conventions: config.conventions,
             metrics: metrics.is_enabled().then(|| Arc::new(metrics)),
         }
     }
@@ -119,7 +125,7 @@ impl Consumer {
         self.record(Measurement::Received);
         let attempt = facts.delivery_attempt;
         let delivery_links = std::mem::take(&mut facts.links);
-        let delivery = spans::delivery_attributes(&message, facts);
+        let delivery = spans::delivery_attributes(&message, facts, self.conventions);
         let event = match binding::decode(&message) {
             Ok(event) => event,
             Err(error) => return self.undecodable(delivery, delivery_links, &error),
@@ -162,7 +168,7 @@ impl Consumer {
         let outcome = run::run_handler(handler, received, process.clone()).await;
         if let Some(started) = started {
             self.record(Measurement::Processed(Timed {
-                operation: "process",
+                operation: self.conventions.operation(Operation::Process).1,
                 elapsed: started.elapsed(),
                 error_type: outcome.error_type(),
                 span: process.span().span_context(),
@@ -189,7 +195,15 @@ impl Consumer {
             .start_receive(&self.tracer, &Context::new(), links, start);
         record_failure(&receive.span(), error.error_type(), error);
         self.record(Measurement::Undecodable);
-        Consumed::new(Verdict::Nack, receive, self.metrics.clone())
+        Consumed::new(Verdict::Nack, receive, self.settlement())
+    }
+
+    /// What a delivery's settlement records: its spans and metrics.
+    fn settlement(&self) -> Settlement {
+        Settlement {
+            spans: self.spans.settle(),
+            metrics: self.metrics.clone(),
+        }
     }
 
     fn record(&self, measurement: Measurement<'_>) {
@@ -228,6 +242,6 @@ impl Consumer {
             }
         };
         process.end();
-        Consumed::new(verdict, receive, self.metrics.clone())
+        Consumed::new(verdict, receive, self.settlement())
     }
 }

@@ -1,6 +1,7 @@
 //! What the pipeline hands back: the verdict to settle, and the receive span that the
 //! settlement is recorded on.
 
+use super::spans::SettleSpans;
 use crate::instrumentation::record_failure;
 use crate::metrics::{Measurement, PipelineMetrics, Timed};
 use crate::transport::{Acknowledger, TransportError};
@@ -23,19 +24,23 @@ pub(crate) enum Verdict {
 pub(crate) struct Consumed {
     verdict: Verdict,
     receive: Context,
-    metrics: Option<Arc<PipelineMetrics>>,
+    settlement: Settlement,
+}
+
+/// What a settlement through an acknowledger records besides the receive span.
+pub(super) struct Settlement {
+    /// The `ack` / `nack` spans, under the current conventions.
+    pub(super) spans: Option<Arc<SettleSpans>>,
+    /// `None` when nothing is recorded.
+    pub(super) metrics: Option<Arc<PipelineMetrics>>,
 }
 
 impl Consumed {
-    pub(super) fn new(
-        verdict: Verdict,
-        receive: Context,
-        metrics: Option<Arc<PipelineMetrics>>,
-    ) -> Self {
+    pub(super) fn new(verdict: Verdict, receive: Context, settlement: Settlement) -> Self {
         Self {
             verdict,
             receive,
-            metrics,
+            settlement,
         }
     }
 
@@ -46,17 +51,32 @@ impl Consumed {
 
     /// Settles through `acker` as the verdict says.
     pub(crate) async fn settle(self, acker: Box<dyn Acknowledger>) {
-        let started = self.metrics.is_some().then(Instant::now);
-        let (operation, result) = match self.verdict {
-            Verdict::Ack => ("ack", acker.ack().await),
-            Verdict::Nack => ("nack", acker.nack().await),
+        let ack = self.verdict == Verdict::Ack;
+        let span = self
+            .settlement
+            .spans
+            .as_ref()
+            .map(|spans| spans.start(ack, &self.receive));
+        let started = self.settlement.metrics.is_some().then(Instant::now);
+        let (operation, result) = match ack {
+            true => ("ack", acker.ack().await),
+            false => ("nack", acker.nack().await),
         };
-        if let (Some(metrics), Some(started)) = (&self.metrics, started) {
+        let error_type = result.as_ref().err().map(|e| e.code().as_str());
+        if let Some(cx) = &span {
+            let span = cx.span();
+            if let Err(error) = &result {
+                record_failure(&span, error.code().as_str(), error);
+            }
+            span.end();
+        }
+        if let (Some(metrics), Some(started)) = (&self.settlement.metrics, started) {
+            let measured = span.as_ref().unwrap_or(&self.receive);
             metrics.record(Measurement::Operation(Timed {
                 operation,
                 elapsed: started.elapsed(),
-                error_type: result.as_ref().err().map(|e| e.code().as_str()),
-                span: self.receive.span().span_context(),
+                error_type,
+                span: measured.span().span_context(),
             }));
         }
         self.settled(result);

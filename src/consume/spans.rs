@@ -1,11 +1,14 @@
-//! The pipeline's two spans: `{topic} receive` (CONSUMER) and the process span (INTERNAL,
-//! `adapter.process` by default) as its child.
+//! The pipeline's spans: `{topic} receive` (CONSUMER) and the process span (INTERNAL,
+//! `adapter.process` by default) as its child; under the current conventions
+//! `receive {subscription}` (CLIENT), `subscribe {subscription}` (CONSUMER), and the settle
+//! spans `ack` / `nack {subscription}` (CLIENT) linked to the receive span.
 
 use super::DeliveryFacts;
 use crate::attributes::{
     self, HYPERFLEET_ADAPTER, MESSAGING_GCP_PUBSUB_MESSAGE_DELIVERY_ATTEMPT,
-    MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY, MESSAGING_MESSAGE_ID,
+    MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY, MESSAGING_MESSAGE_BODY_SIZE, MESSAGING_MESSAGE_ID,
 };
+use crate::conventions::{Conventions, Operation};
 use crate::instrumentation::{Destination, SharedTracer, SpanTemplate};
 use crate::transport::Message;
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt};
@@ -16,6 +19,29 @@ use std::sync::Arc;
 pub(super) struct ConsumeSpans {
     receive: SpanTemplate,
     process: SpanTemplate,
+    /// Under the current conventions only.
+    settle: Option<Arc<SettleSpans>>,
+}
+
+/// The settle spans of one subscription (current conventions), shared with each delivery until
+/// it is settled.
+pub(crate) struct SettleSpans {
+    tracer: SharedTracer,
+    ack: SpanTemplate,
+    nack: SpanTemplate,
+}
+
+impl SettleSpans {
+    /// Starts the `ack` or `nack` span, linked to the receive span of `receive`.
+    pub(crate) fn start(&self, ack: bool, receive: &Context) -> Context {
+        let template = if ack { &self.ack } else { &self.nack };
+        let link = Link::with_context(receive.span().span_context().clone());
+        let span = template
+            .builder(&self.tracer, template.attributes(0))
+            .with_links(vec![link])
+            .start_with_context(self.tracer.as_ref(), receive);
+        receive.with_span(span)
+    }
 }
 
 /// The attributes a receive span starts with, besides its template's.
@@ -30,19 +56,45 @@ pub(super) struct ReceiveAttributes {
 
 impl ConsumeSpans {
     pub(super) fn new(
+        tracer: &SharedTracer,
         destination: Destination<'_>,
-        process_name: &str,
+        process_name: Option<&str>,
         adapter: Option<&str>,
     ) -> Self {
+        let current = destination.conventions.current();
+        let (receive_kind, process_kind) = match current {
+            false => (SpanKind::Consumer, SpanKind::Internal),
+            true => (SpanKind::Client, SpanKind::Consumer),
+        };
         // Each may gain `error.type` when it ends.
-        let receive = SpanTemplate::messaging(destination, "receive", SpanKind::Consumer, 1);
-        let mut process = SpanTemplate::messaging(destination, "process", SpanKind::Internal, 1)
-            .named(process_name);
+        let receive = SpanTemplate::messaging(destination, Operation::Receive, receive_kind, 1);
+        let mut process = SpanTemplate::messaging(destination, Operation::Process, process_kind, 1);
+        match process_name {
+            Some(name) => process = process.named(name),
+            None if !current => process = process.named(DEFAULT_PROCESS_SPAN_NAME),
+            None => {}
+        }
         if let Some(adapter) = adapter {
             process = process
                 .with_attribute(KeyValue::new(HYPERFLEET_ADAPTER, Arc::<str>::from(adapter)));
         }
-        Self { receive, process }
+        let settle = current.then(|| {
+            Arc::new(SettleSpans {
+                tracer: Arc::clone(tracer),
+                ack: SpanTemplate::messaging(destination, Operation::Ack, SpanKind::Client, 1),
+                nack: SpanTemplate::messaging(destination, Operation::Nack, SpanKind::Client, 1),
+            })
+        });
+        Self {
+            receive,
+            process,
+            settle,
+        }
+    }
+
+    /// The settle spans, under the current conventions.
+    pub(super) fn settle(&self) -> Option<Arc<SettleSpans>> {
+        self.settle.clone()
     }
 
     /// Starts the receive span under `parent` (an empty context for a root span).
@@ -92,10 +144,14 @@ impl ConsumeSpans {
     }
 }
 
-/// A delivery's own attributes: message id, ordering key, delivery attempt, then the
-/// transport's.
-pub(super) fn delivery_attributes(message: &Message, facts: DeliveryFacts) -> Vec<KeyValue> {
-    let mut attributes = Vec::with_capacity(3 + facts.attributes.len());
+/// A delivery's own attributes: message id, ordering key, delivery attempt, the body size
+/// under the current conventions, then the transport's.
+pub(super) fn delivery_attributes(
+    message: &Message,
+    facts: DeliveryFacts,
+    conventions: Conventions,
+) -> Vec<KeyValue> {
+    let mut attributes = Vec::with_capacity(4 + facts.attributes.len());
     if let Some(id) = &message.id {
         attributes.push(KeyValue::new(MESSAGING_MESSAGE_ID, attributes::bounded(id)));
     }
@@ -111,6 +167,15 @@ pub(super) fn delivery_attributes(message: &Message, facts: DeliveryFacts) -> Ve
             i64::from(attempt),
         ));
     }
+    if conventions.current() {
+        attributes.push(KeyValue::new(
+            MESSAGING_MESSAGE_BODY_SIZE,
+            message.data.len() as i64,
+        ));
+    }
     attributes.extend(facts.attributes);
     attributes
 }
+
+/// The process span's name under the HyperFleet standard, unless configured.
+const DEFAULT_PROCESS_SPAN_NAME: &str = "adapter.process";

@@ -4,6 +4,7 @@ use crate::attributes::{
     MESSAGING_DESTINATION_NAME, MESSAGING_DESTINATION_SUBSCRIPTION_NAME, MESSAGING_SYSTEM,
     SERVER_ADDRESS,
 };
+use crate::conventions::Operation;
 use crate::instrumentation::Destination;
 
 use super::names;
@@ -38,9 +39,9 @@ impl SiteLabels {
             system: destination.system,
             subscription: destination.subscription.map(str::to_owned),
             server_address: destination.server_address.map(str::to_owned),
-            send_operation: "publish",
-            receive_operation: "receive",
-            process_operation: "process",
+            send_operation: destination.conventions.operation(Operation::Send).1,
+            receive_operation: destination.conventions.operation(Operation::Receive).1,
+            process_operation: destination.conventions.operation(Operation::Process).1,
         }
     }
 

@@ -77,6 +77,7 @@ registry! { target;
     "ordering_key" [OrderingKeys] => delivery::ordering_key(target),
     "no_payload_in_attributes" [] => spans::no_payload(target),
     "metrics_count_what_the_spans_show" [] => spans::metrics_match_spans(target),
+    "current_messaging_conventions" [] => spans::current_conventions(target),
     "undecodable_message_is_nacked" [DeliveryAttempts, DeadLetters]
         => delivery::undecodable(target),
     "held_message_outlives_its_ack_deadline" [LeaseExtension]

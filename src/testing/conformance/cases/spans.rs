@@ -214,3 +214,105 @@ pub(super) async fn metrics_match_spans<T: ConformanceTarget>(target: &T) -> Res
     }
     Ok(())
 }
+
+/// With the current messaging conventions opted in (`messaging` and `messaging/dup` alike):
+/// `send {topic}` PRODUCER → `receive {subscription}` CLIENT → `subscribe {subscription}`
+/// CONSUMER, an `ack {subscription}` CLIENT span linked to the receive span, body sizes, and the
+/// metrics' operation names to match.
+pub(super) async fn current_conventions<T: ConformanceTarget>(target: &T) -> Result<(), String> {
+    use crate::Conventions;
+    for conventions in [Conventions::Messaging, Conventions::MessagingDup] {
+        let h = Harness::new(target, "conventions").await?;
+        let sub = h.subscription("v", SubscriptionConfig::default()).await?;
+        let root = h.root();
+        h.publisher_builder()
+            .conventions(conventions)
+            .build()
+            .publish_with(reconcile_event("c1")?, under(&root))
+            .await
+            .map_err(|e| e.to_string())?;
+        let subscriber = h.subscriber(&sub).conventions(conventions);
+        h.consume(subscriber, 1, |_, _| Ok(())).await?;
+        let spans = h.spans();
+        let topic = h.topic.as_str();
+        let system = target.transport().system();
+        let send = single(&spans, &format!("send {topic}"))?;
+        let receive = single(&spans, &format!("receive {sub}"))?;
+        let process = single(&spans, &format!("subscribe {sub}"))?;
+        let ack = named(&spans, &format!("ack {sub}"));
+        let common = [
+            (MESSAGING_SYSTEM, system),
+            (MESSAGING_DESTINATION_NAME, topic),
+        ];
+        let on_subscription = [(MESSAGING_DESTINATION_SUBSCRIPTION_NAME, sub.as_str())];
+        let op = |t, n| [(MESSAGING_OPERATION_TYPE, t), (MESSAGING_OPERATION_NAME, n)];
+        expect_span(
+            send,
+            SpanKind::Producer,
+            [&common[..], &op("send", "send")].concat(),
+        )?;
+        expect_span(
+            receive,
+            SpanKind::Client,
+            [&common[..], &on_subscription, &op("receive", "receive")].concat(),
+        )?;
+        expect_span(
+            process,
+            SpanKind::Consumer,
+            [&common[..], &on_subscription, &op("process", "subscribe")].concat(),
+        )?;
+        ensure!(!ack.is_empty(), "{conventions:?}: no ack span");
+        for ack in &ack {
+            expect_span(
+                ack,
+                SpanKind::Client,
+                [&common[..], &on_subscription, &op("settle", "ack")].concat(),
+            )?;
+            ensure!(
+                ack.links
+                    .iter()
+                    .any(|l| l.span_context.span_id() == receive.span_context.span_id()),
+                "{conventions:?}: the ack span does not link the receive span"
+            );
+        }
+        ensure!(
+            receive.parent_span_id == send.span_context.span_id()
+                && process.parent_span_id == receive.span_context.span_id(),
+            "{conventions:?}: not one chain send → receive → subscribe"
+        );
+        for span in [send, receive] {
+            let size = attribute(span, MESSAGING_MESSAGE_BODY_SIZE);
+            ensure!(
+                matches!(size, Some(Value::I64(n)) if *n > 0),
+                "{conventions:?}: {}: messaging.message.body.size = {size:?}",
+                span.name
+            );
+        }
+        let legacy = [format!("{topic} publish"), format!("{topic} receive")];
+        ensure!(
+            spans
+                .iter()
+                .all(|s| !legacy.contains(&s.name.to_string()) && s.name != "adapter.process"),
+            "{conventions:?}: a span still has the standard's name"
+        );
+        let m = &h.metrics;
+        let send_op = [(MESSAGING_OPERATION_NAME, "send")];
+        ensure!(
+            m.counter(
+                crate::metrics::names::MESSAGING_CLIENT_SENT_MESSAGES,
+                &send_op
+            ) == 1,
+            "{conventions:?}: messaging.client.sent.messages has no `send` point"
+        );
+        let process_op = [(MESSAGING_OPERATION_NAME, "subscribe")];
+        ensure!(
+            m.histogram_count(
+                crate::metrics::names::MESSAGING_PROCESS_DURATION,
+                &process_op
+            )
+            .0 >= 1,
+            "{conventions:?}: messaging.process.duration has no `subscribe` point"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,86 @@
+//! Which messaging semantic conventions the spans follow: the HyperFleet standard's (the
+//! default), or the current OpenTelemetry messaging conventions (v1.44) as an opt-in through
+//! `OTEL_SEMCONV_STABILITY_OPT_IN`, the way the OpenTelemetry specification asks instrumentations
+//! to offer a migration.
+
+/// The variable the opt-in is read from.
+pub const OTEL_SEMCONV_STABILITY_OPT_IN: &str = "OTEL_SEMCONV_STABILITY_OPT_IN";
+
+/// The messaging conventions spans (and the metrics' operation names) follow.
+///
+/// | | `HyperFleet` (default) | `Messaging` / `MessagingDup` |
+/// |---|---|---|
+/// | publish | `{topic} publish`, PRODUCER, operation `publish` | `send {topic}`, PRODUCER, operation `send` |
+/// | batch | `{topic} create` + `{topic} publish` (CLIENT) | `create {topic}` + `send {topic}` (CLIENT) |
+/// | receive | `{topic} receive`, CONSUMER | `receive {subscription}`, CLIENT |
+/// | process | `adapter.process`, INTERNAL, operation `process` | `subscribe {subscription}`, CONSUMER, type `process`, name `subscribe` |
+/// | settle | recorded on the receive span | also `ack {subscription}` / `nack {subscription}`, CLIENT, type `settle`, linked to the receive span |
+/// | body size | – | `messaging.message.body.size` on send and receive |
+///
+/// `MessagingDup` emits what `Messaging` does: the specification asks for the new values of
+/// span names, kinds and other single-valued concepts under `messaging/dup`, and every
+/// attribute key of the HyperFleet standard is one the current conventions keep (with a new
+/// value where they renamed an operation), so there is no old-only attribute left to add.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Conventions {
+    /// The HyperFleet Tracing and Telemetry Standard's names, kinds and operations.
+    #[default]
+    HyperFleet,
+    /// `OTEL_SEMCONV_STABILITY_OPT_IN=messaging`: the current messaging conventions.
+    Messaging,
+    /// `OTEL_SEMCONV_STABILITY_OPT_IN=messaging/dup`: both, during a migration.
+    MessagingDup,
+}
+
+impl Conventions {
+    /// What `OTEL_SEMCONV_STABILITY_OPT_IN` asks for (unset: the HyperFleet standard's).
+    pub fn from_env() -> Self {
+        std::env::var(OTEL_SEMCONV_STABILITY_OPT_IN)
+            .map(|value| Self::from_opt_in(&value))
+            .unwrap_or_default()
+    }
+
+    /// What an `OTEL_SEMCONV_STABILITY_OPT_IN` value asks for: a comma-separated list of
+    /// categories, where `messaging/dup` wins over `messaging` and other categories are
+    /// someone else's.
+    pub fn from_opt_in(value: &str) -> Self {
+        let categories: Vec<&str> = value.split(',').map(str::trim).collect();
+        if categories.contains(&"messaging/dup") {
+            Self::MessagingDup
+        } else if categories.contains(&"messaging") {
+            Self::Messaging
+        } else {
+            Self::HyperFleet
+        }
+    }
+
+    /// Whether spans follow the current messaging conventions.
+    pub fn current(self) -> bool {
+        !matches!(self, Self::HyperFleet)
+    }
+
+    /// `messaging.operation.type` and `.name` of `operation` (one of the standard's).
+    pub(crate) fn operation(self, operation: Operation) -> (&'static str, &'static str) {
+        match (self.current(), operation) {
+            (false, Operation::Send) => ("publish", "publish"),
+            (true, Operation::Send) => ("send", "send"),
+            (_, Operation::Create) => ("create", "create"),
+            (_, Operation::Receive) => ("receive", "receive"),
+            (false, Operation::Process) => ("process", "process"),
+            (true, Operation::Process) => ("process", "subscribe"),
+            (_, Operation::Ack) => ("settle", "ack"),
+            (_, Operation::Nack) => ("settle", "nack"),
+        }
+    }
+}
+
+/// A messaging operation, by what it does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Operation {
+    Send,
+    Create,
+    Receive,
+    Process,
+    Ack,
+    Nack,
+}

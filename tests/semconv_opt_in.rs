@@ -1,0 +1,79 @@
+//! `OTEL_SEMCONV_STABILITY_OPT_IN` switches every publisher and subscriber built afterwards to
+//! the current messaging conventions; other categories leave them alone, `messaging/dup` wins.
+//! (One test in its own binary: it sets the process environment.)
+
+mod support;
+
+use hyperfleet_tracing::Conventions;
+use hyperfleet_tracing::testing::TestTelemetry;
+use hyperfleet_tracing::transport::SubscriptionConfig;
+use hyperfleet_tracing::transport::memory::MemoryTransport;
+use hyperfleet_tracing::{HandlerError, Received, TracedPublisher, TracedSubscriber};
+use opentelemetry::trace::SpanKind;
+
+#[tokio::test]
+async fn the_opt_in_variable_decides_the_default_conventions() {
+    for (value, expected) in [
+        ("", Conventions::HyperFleet),
+        ("http", Conventions::HyperFleet),
+        ("http,database", Conventions::HyperFleet),
+        ("messaging", Conventions::Messaging),
+        ("http, messaging", Conventions::Messaging),
+        ("messaging,messaging/dup", Conventions::MessagingDup),
+        ("messaging/dup", Conventions::MessagingDup),
+        ("messagingx", Conventions::HyperFleet),
+    ] {
+        assert_eq!(Conventions::from_opt_in(value), expected, "{value:?}");
+    }
+    assert_eq!(Conventions::from_env(), Conventions::HyperFleet);
+
+    // SAFETY: the only test of this binary, before anything reads the environment on
+    // another thread.
+    unsafe { std::env::set_var("OTEL_SEMCONV_STABILITY_OPT_IN", "http,messaging") };
+    assert_eq!(Conventions::from_env(), Conventions::Messaging);
+    let transport = MemoryTransport::new();
+    transport.create_topic("hyperfleet-clusters").unwrap();
+    transport
+        .create_subscription(
+            "validation",
+            "hyperfleet-clusters",
+            SubscriptionConfig::default(),
+        )
+        .unwrap();
+    let telemetry = TestTelemetry::new();
+    TracedPublisher::builder(transport.clone(), "hyperfleet-clusters")
+        .tracer_provider(&telemetry.provider)
+        .build()
+        .publish(support::events::reconcile_event("c1"))
+        .await
+        .unwrap();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    TracedSubscriber::new(transport, "validation", "hyperfleet-clusters")
+        .tracer_provider(&telemetry.provider)
+        .run(
+            move |_: Received| {
+                let _ = tx.send(());
+                async { Ok::<(), HandlerError>(()) }
+            },
+            async move {
+                rx.recv().await;
+            },
+        )
+        .await
+        .unwrap();
+    let mut spans: Vec<(String, SpanKind)> = telemetry
+        .spans()
+        .into_iter()
+        .map(|s| (s.name.to_string(), s.span_kind))
+        .collect();
+    spans.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        spans,
+        [
+            ("ack validation".to_owned(), SpanKind::Client),
+            ("receive validation".to_owned(), SpanKind::Client),
+            ("send hyperfleet-clusters".to_owned(), SpanKind::Producer),
+            ("subscribe validation".to_owned(), SpanKind::Consumer),
+        ]
+    );
+}
