@@ -6,14 +6,13 @@ mod support;
 use hyperfleet_tracing::metrics::Metrics;
 use hyperfleet_tracing::testing::{TestMetrics, TestTelemetry};
 use hyperfleet_tracing::transport::memory::MemoryTransport;
-use hyperfleet_tracing::transport::{Message, SubscriptionConfig, Transport};
-use hyperfleet_tracing::{AckPolicy, HandlerError, Received, TracedPublisher, TracedSubscriber};
+use hyperfleet_tracing::transport::{Message, Transport};
+use hyperfleet_tracing::{AckPolicy, HandlerError, TracedPublisher, TracedSubscriber};
 use opentelemetry::trace::SpanKind;
 use opentelemetry_sdk::trace::Sampler;
 use prometheus_client::registry::Registry;
 use std::collections::BTreeSet;
 use support::metrics::Exposition;
-use tokio::sync::mpsc;
 
 const TOPIC: &str = "hyperfleet-clusters";
 const SUBSCRIPTION: &str = "validation";
@@ -28,11 +27,7 @@ struct Fixture {
 
 impl Fixture {
     fn new(sampler: Sampler) -> Self {
-        let transport = MemoryTransport::new();
-        transport.create_topic(TOPIC).unwrap();
-        transport
-            .create_subscription(SUBSCRIPTION, TOPIC, SubscriptionConfig::default())
-            .unwrap();
+        let transport = support::memory::with_subscription(TOPIC, SUBSCRIPTION);
         let sdk = TestMetrics::new();
         let mut registry = Registry::default();
         let metrics = Metrics::builder()
@@ -75,29 +70,15 @@ impl Fixture {
                 .await
                 .unwrap();
         }
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        let shutdown = async move {
-            for _ in 0..n {
-                rx.recv().await;
+        support::memory::handle(self.subscriber(), n, move |id| {
+            let index: usize = id[1..].parse().unwrap();
+            if index.is_multiple_of(fail_every) {
+                Err(HandlerError::from("cluster not ready"))
+            } else {
+                Ok(())
             }
-        };
-        self.subscriber()
-            .run(
-                move |received: Received| {
-                    let index: usize = received.event.id()[1..].parse().unwrap();
-                    let _ = tx.send(());
-                    async move {
-                        if index.is_multiple_of(fail_every) {
-                            Err(HandlerError::from("cluster not ready"))
-                        } else {
-                            Ok(())
-                        }
-                    }
-                },
-                shutdown,
-            )
-            .await
-            .unwrap();
+        })
+        .await;
     }
 
     fn exposition(&self) -> Exposition {
@@ -106,8 +87,6 @@ impl Fixture {
         Exposition::parse(&text)
     }
 }
-
-use cloudevents::AttributesReader as _;
 
 fn count_spans(telemetry: &TestTelemetry, name: &str, kind: SpanKind) -> usize {
     telemetry
@@ -390,21 +369,7 @@ async fn undecodable_deliveries_count_as_conversion_errors_one_per_receive_span(
         .publish(support::events::reconcile_event("c1"))
         .await
         .unwrap();
-    let (tx, mut rx) = mpsc::unbounded_channel();
-    fixture
-        .subscriber()
-        .concurrency(1)
-        .run(
-            move |_: Received| {
-                let _ = tx.send(());
-                async { Ok::<(), HandlerError>(()) }
-            },
-            async move {
-                rx.recv().await;
-            },
-        )
-        .await
-        .unwrap();
+    support::memory::handle(fixture.subscriber().concurrency(1), 1, |_| Ok(())).await;
     let undecodable = fixture
         .telemetry
         .spans()

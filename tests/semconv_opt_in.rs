@@ -6,9 +6,7 @@ mod support;
 
 use hyperfleet_tracing::Conventions;
 use hyperfleet_tracing::testing::TestTelemetry;
-use hyperfleet_tracing::transport::SubscriptionConfig;
-use hyperfleet_tracing::transport::memory::MemoryTransport;
-use hyperfleet_tracing::{HandlerError, Received, TracedPublisher, TracedSubscriber};
+use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
 use opentelemetry::trace::SpanKind;
 
 #[tokio::test]
@@ -31,15 +29,7 @@ async fn the_opt_in_variable_decides_the_default_conventions() {
     // another thread.
     unsafe { std::env::set_var("OTEL_SEMCONV_STABILITY_OPT_IN", "http,messaging") };
     assert_eq!(Conventions::from_env(), Conventions::Messaging);
-    let transport = MemoryTransport::new();
-    transport.create_topic("hyperfleet-clusters").unwrap();
-    transport
-        .create_subscription(
-            "validation",
-            "hyperfleet-clusters",
-            SubscriptionConfig::default(),
-        )
-        .unwrap();
+    let transport = support::memory::with_subscription("hyperfleet-clusters", "validation");
     let telemetry = TestTelemetry::new();
     TracedPublisher::builder(transport.clone(), "hyperfleet-clusters")
         .tracer_provider(&telemetry.provider)
@@ -47,20 +37,9 @@ async fn the_opt_in_variable_decides_the_default_conventions() {
         .publish(support::events::reconcile_event("c1"))
         .await
         .unwrap();
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    TracedSubscriber::new(transport, "validation", "hyperfleet-clusters")
-        .tracer_provider(&telemetry.provider)
-        .run(
-            move |_: Received| {
-                let _ = tx.send(());
-                async { Ok::<(), HandlerError>(()) }
-            },
-            async move {
-                rx.recv().await;
-            },
-        )
-        .await
-        .unwrap();
+    let subscriber = TracedSubscriber::new(transport, "validation", "hyperfleet-clusters")
+        .tracer_provider(&telemetry.provider);
+    support::memory::handle(subscriber, 1, |_| Ok(())).await;
     let mut spans: Vec<(String, SpanKind)> = telemetry
         .spans()
         .into_iter()

@@ -5,9 +5,7 @@
 mod support;
 
 use hyperfleet_tracing::telemetry::{self, Component, Config, Telemetry, TelemetryError};
-use hyperfleet_tracing::transport::SubscriptionConfig;
-use hyperfleet_tracing::transport::memory::MemoryTransport;
-use hyperfleet_tracing::{HandlerError, Received, TracedPublisher, TracedSubscriber};
+use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor};
 use std::collections::{BTreeSet, HashMap};
 use std::time::{Duration, Instant};
@@ -37,11 +35,7 @@ fn telemetry(
 
 /// Publishes `n` events and handles them, with the telemetry's tracer provider and metrics.
 async fn flow(telemetry: &Telemetry, n: usize) {
-    let transport = MemoryTransport::new();
-    transport.create_topic(TOPIC).unwrap();
-    transport
-        .create_subscription("validation", TOPIC, SubscriptionConfig::default())
-        .unwrap();
+    let transport = support::memory::with_subscription(TOPIC, "validation");
     let provider = telemetry.tracer_provider().unwrap();
     let publisher = TracedPublisher::builder(transport.clone(), TOPIC)
         .tracer_provider(provider)
@@ -53,23 +47,10 @@ async fn flow(telemetry: &Telemetry, n: usize) {
             .await
             .unwrap();
     }
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
-    TracedSubscriber::new(transport, "validation", TOPIC)
+    let subscriber = TracedSubscriber::new(transport, "validation", TOPIC)
         .tracer_provider(provider)
-        .metrics(telemetry.metrics())
-        .run(
-            move |_: Received| {
-                let _ = tx.send(());
-                async { Ok::<(), HandlerError>(()) }
-            },
-            async move {
-                for _ in 0..n {
-                    rx.recv().await;
-                }
-            },
-        )
-        .await
-        .unwrap();
+        .metrics(telemetry.metrics());
+    support::memory::handle(subscriber, n, |_| Ok(())).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

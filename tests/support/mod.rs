@@ -5,6 +5,7 @@ pub mod capture;
 pub mod emulator;
 pub mod events;
 pub mod examples;
+pub mod memory;
 pub mod metrics;
 pub mod otlp_receiver;
 pub mod peer;
