@@ -432,3 +432,50 @@ async fn shutdown_answers_what_outlives_its_timeout_with_a_nack_within_the_bound
         "a nack: Pub/Sub delivers it again"
     );
 }
+
+/// Subscription names come from requests: past the bounded cache, deliveries are counted under
+/// one `_other` series instead of adding a series per name, and none goes uncounted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metric_series_stay_bounded_whatever_subscriptions_requests_name() {
+    let telemetry = TestTelemetry::new();
+    let metrics = hyperfleet_tracing::testing::TestMetrics::new();
+    let (handler, _received) = recorder();
+    let served = serve(
+        endpoint(&telemetry).metrics(metrics.metrics.clone()),
+        handler,
+    )
+    .await;
+    let names = 70;
+    for i in 0..names {
+        let event = hyperfleet_tracing::testing::reconcile_event(&format!("e{i}"), "c").unwrap();
+        let body = wrapped_body(
+            &serde_json::to_vec(&event).unwrap(),
+            serde_json::json!({}),
+            serde_json::json!({"subscription": format!("projects/p/subscriptions/s{i}")}),
+        );
+        let (status, text) = post(&served.url, &json_headers(), body).await;
+        assert_eq!(status, 204, "{text}");
+    }
+    served.stop().await;
+    let consumed = |subscription: &str| {
+        let filter = [("messaging.destination.subscription.name", subscription)];
+        metrics.counter("messaging.client.consumed.messages", &filter)
+    };
+    assert_eq!(
+        metrics.counter("messaging.client.consumed.messages", &[]),
+        names
+    );
+    assert_eq!(consumed("s0"), 1);
+    assert_eq!(consumed("s63"), 1);
+    assert_eq!(
+        consumed("s64"),
+        0,
+        "a name past the cache got a series of its own"
+    );
+    assert_eq!(consumed("_other"), names - 64);
+    // The spans still name each delivery's own subscription.
+    let spans = telemetry.spans();
+    assert!(spans.iter().any(|s| {
+        attribute_str(s, "messaging.destination.subscription.name").as_deref() == Some("s69")
+    }));
+}

@@ -198,6 +198,12 @@ impl Consumer {
         Consumed::new(Verdict::Nack, receive, self.settlement())
     }
 
+    /// Records metrics into `other`'s series instead of its own (a way in whose subscription
+    /// names are untrusted collapses those beyond a bound into one series).
+    pub(crate) fn share_metrics(&mut self, other: &Consumer) {
+        self.metrics = other.metrics.clone();
+    }
+
     /// What a delivery's settlement records: its spans and metrics.
     fn settlement(&self) -> Settlement {
         Settlement {

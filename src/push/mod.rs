@@ -160,6 +160,7 @@ impl PushEndpoint {
             handler: Arc::new(handler),
             in_flight: in_flight.clone(),
             consumers: Mutex::default(),
+            overflow: Mutex::default(),
         });
         let limit = tower::ServiceBuilder::new()
             .layer(HandleErrorLayer::new(|_: tower::BoxError| async {

@@ -6,6 +6,7 @@ use super::{NotAPushDelivery, Verifier};
 use crate::attributes;
 use crate::carrier::{Propagation, RequestHeaders, StrictExtractor};
 use crate::consume::{Consumer, ConsumerConfig, DeliveryFacts, Handler, Verdict};
+use crate::metrics::Metrics;
 use crate::sync::lock;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
@@ -19,6 +20,10 @@ use std::sync::{Arc, Mutex};
 /// pipeline of their own (subscription names come from requests, so the cache is bounded).
 const MAX_CACHED_SUBSCRIPTIONS: usize = 64;
 
+/// The subscription label of the metrics of deliveries naming a subscription beyond the cache:
+/// metric series are never dropped, so their number must stay bounded too.
+const OTHER_SUBSCRIPTIONS: &str = "_other";
+
 /// What every request of one endpoint shares.
 pub(super) struct Endpoint<H> {
     pub(super) config: ConsumerConfig,
@@ -26,6 +31,8 @@ pub(super) struct Endpoint<H> {
     pub(super) handler: Arc<H>,
     pub(super) in_flight: InFlight,
     pub(super) consumers: Mutex<HashMap<String, Arc<Consumer>>>,
+    /// Whose metrics the pipelines beyond the cache share, built on first need.
+    pub(super) overflow: Mutex<Option<Arc<Consumer>>>,
 }
 
 impl<H: Handler> Endpoint<H> {
@@ -38,18 +45,27 @@ impl<H: Handler> Endpoint<H> {
         if let Some(consumer) = consumers.get(&name) {
             return Arc::clone(consumer);
         }
-        let mut config = self.config.clone();
-        config.subscription = name.clone();
-        let consumer = Arc::new(Consumer::new(
-            config,
-            crate::attributes::GCP_PUBSUB,
-            None,
-            None,
-        ));
         if consumers.len() < MAX_CACHED_SUBSCRIPTIONS {
+            let consumer = Arc::new(self.build(&name, self.config.metrics.clone()));
             consumers.insert(name, Arc::clone(&consumer));
+            return consumer;
         }
-        consumer
+        drop(consumers);
+        // Built without series of its own: they would be one more per name.
+        let mut consumer = self.build(&name, Metrics::disabled());
+        let mut overflow = lock(&self.overflow);
+        let donor = overflow.get_or_insert_with(|| {
+            Arc::new(self.build(OTHER_SUBSCRIPTIONS, self.config.metrics.clone()))
+        });
+        consumer.share_metrics(donor);
+        Arc::new(consumer)
+    }
+
+    fn build(&self, subscription: &str, metrics: Metrics) -> Consumer {
+        let mut config = self.config.clone();
+        config.subscription = subscription.to_owned();
+        config.metrics = metrics;
+        Consumer::new(config, crate::attributes::GCP_PUBSUB, None, None)
     }
 }
 
