@@ -200,6 +200,7 @@ impl Consumer {
 
     /// Records metrics into `other`'s series instead of its own (a way in whose subscription
     /// names are untrusted collapses those beyond a bound into one series).
+    #[cfg(feature = "push")]
     pub(crate) fn share_metrics(&mut self, other: &Consumer) {
         self.metrics = other.metrics.clone();
     }
