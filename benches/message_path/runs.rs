@@ -5,6 +5,7 @@ use crate::common::{Discard, event, process_cpu_time, transport};
 use criterion::Criterion;
 use futures::StreamExt;
 use hyperfleet_tracing::binding::{Encoding, decode, encode};
+use hyperfleet_tracing::metrics::Metrics;
 use hyperfleet_tracing::telemetry::{self, Component, Config};
 use hyperfleet_tracing::transport::Transport;
 use hyperfleet_tracing::{HandlerError, Received};
@@ -23,11 +24,18 @@ fn provider(sampler: Sampler) -> SdkTracerProvider {
         .build()
 }
 
-/// `n` messages through the traced publisher and subscriber (concurrency 1).
+/// `n` messages through the traced publisher and subscriber (concurrency 1), without metrics.
 async fn traced(n: u64, provider: &impl TracerSource) -> Duration {
+    measured(n, provider, Metrics::disabled()).await
+}
+
+/// `n` messages through the traced publisher and subscriber (concurrency 1), recording
+/// `metrics`.
+async fn measured(n: u64, provider: &impl TracerSource, metrics: Metrics) -> Duration {
     let transport = transport();
     let publisher = TracedPublisher::builder(transport.clone(), "t")
         .tracer_provider(provider)
+        .metrics(metrics.clone())
         .build();
     let started = Instant::now();
     for i in 0..n {
@@ -36,6 +44,7 @@ async fn traced(n: u64, provider: &impl TracerSource) -> Duration {
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     TracedSubscriber::new(transport, "s", "t")
         .tracer_provider(provider)
+        .metrics(metrics)
         .concurrency(1)
         .run(
             move |received: Received| {
@@ -128,6 +137,24 @@ pub fn message_path(c: &mut Criterion, allocator: &str) {
     });
     group.bench_function("traced, unsampled (ratio 0.01)", |b| {
         b.iter_custom(|n| runtime.block_on(traced(n, &unsampled)))
+    });
+    // What metrics add: the default (the global meter provider, a no-op one here), a
+    // Prometheus registry with exemplars, the SDK's meter provider.
+    group.bench_function(
+        "tracing off, metrics default (global no-op meter provider)",
+        |b| b.iter_custom(|n| runtime.block_on(measured(n, &off, Metrics::global()))),
+    );
+    let mut registry = prometheus_client::registry::Registry::default();
+    let prometheus = Metrics::builder().prometheus(&mut registry).build();
+    let sdk_metrics = hyperfleet_tracing::testing::TestMetrics::new().metrics;
+    group.bench_function("traced, sampled, metrics to Prometheus (exemplars)", |b| {
+        b.iter_custom(|n| runtime.block_on(measured(n, &sampled, prometheus.clone())))
+    });
+    group.bench_function("traced, sampled, metrics to the SDK meter provider", |b| {
+        b.iter_custom(|n| runtime.block_on(measured(n, &sampled, sdk_metrics.clone())))
+    });
+    group.bench_function("traced, unsampled, metrics to Prometheus", |b| {
+        b.iter_custom(|n| runtime.block_on(measured(n, &unsampled, prometheus.clone())))
     });
     // Spans handed to the exporter on the message path's own thread: what the spans cost
     // without their memory being freed on another thread.
