@@ -22,7 +22,6 @@ pub(crate) struct SiteLabels {
     /// `messaging.operation.name` of `messaging.client.consumed.messages`.
     pub(crate) receive_operation: &'static str,
     /// `messaging.operation.name` of `messaging.process.duration`.
-    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     pub(crate) process_operation: &'static str,
 }
 
@@ -45,13 +44,11 @@ impl SiteLabels {
         }
     }
 
-    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     /// Whether this is a subscription's site (else a publisher's).
     pub(crate) fn is_consumer(&self) -> bool {
         self.subscription.is_some()
     }
 
-    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
     /// The operations `messaging.client.operation.duration` measures here.
     pub(crate) fn client_operations(&self) -> Vec<&'static str> {
         if self.is_consumer() {

@@ -5,8 +5,9 @@ use super::labels::SiteLabels;
 use super::measurement::{Measurement, Timed};
 use super::names::{self, BrokerError};
 use crate::attributes::{ERROR_TYPE, MESSAGING_OPERATION_NAME};
-use opentelemetry::KeyValue;
 use opentelemetry::metrics::{Counter, Histogram, Meter};
+use opentelemetry::{KeyValue, Value};
+use std::sync::Arc;
 
 /// Every instrument, created once per meter.
 #[derive(Clone)]
@@ -93,24 +94,33 @@ pub(super) struct Sink {
     /// `messaging` with the operation of the sent and consumed counters.
     sent: Vec<KeyValue>,
     received: Vec<KeyValue>,
+    /// The attributes of operations that succeed, by operation name: most samples take
+    /// these, so they are built once.
+    timed_ok: Vec<(&'static str, Vec<KeyValue>)>,
 }
 
 impl Sink {
     pub(super) fn new(instruments: Instruments, site: &SiteLabels) -> Self {
-        let broker: Vec<KeyValue> = site
-            .broker()
-            .map(|(k, v)| KeyValue::new(k, v.to_owned()))
-            .collect();
-        let messaging: Vec<KeyValue> = site
-            .messaging()
-            .map(|(k, v)| KeyValue::new(k, v.to_owned()))
-            .collect();
+        // Shared values: the instruments clone what they keep.
+        let shared =
+            |(k, v): (&'static str, &str)| KeyValue::new(k, Value::from(Arc::<str>::from(v)));
+        let broker: Vec<KeyValue> = site.broker().map(shared).collect();
+        let messaging: Vec<KeyValue> = site.messaging().map(shared).collect();
         let with_operation = |operation: &'static str| {
             let mut attributes = messaging.clone();
             attributes.push(KeyValue::new(MESSAGING_OPERATION_NAME, operation));
             attributes
         };
+        let mut operations = site.client_operations();
+        if site.is_consumer() {
+            operations.push(site.process_operation);
+        }
+        let timed_ok = operations
+            .into_iter()
+            .map(|operation| (operation, with_operation(operation)))
+            .collect();
         Self {
+            timed_ok,
             sent: with_operation(site.send_operation),
             received: with_operation(site.receive_operation),
             instruments,
@@ -143,14 +153,15 @@ impl Sink {
             Measurement::Processed(timed) => {
                 let seconds = timed.elapsed.as_secs_f64();
                 i.duration.record(seconds, &self.broker);
-                i.process_duration.record(seconds, &self.timed(timed));
+                self.with_timed(timed, |a| i.process_duration.record(seconds, a));
                 if timed.error_type.is_some() {
                     i.errors.add(1, &self.broker_error(BrokerError::Handler));
                 }
             }
-            Measurement::Operation(timed) => i
-                .operation_duration
-                .record(timed.elapsed.as_secs_f64(), &self.timed(timed)),
+            Measurement::Operation(timed) => {
+                let seconds = timed.elapsed.as_secs_f64();
+                self.with_timed(timed, |a| i.operation_duration.record(seconds, a));
+            }
         }
     }
 
@@ -160,10 +171,18 @@ impl Sink {
         attributes
     }
 
-    fn timed(&self, timed: &Timed<'_>) -> Vec<KeyValue> {
+    /// Calls `record` with the attributes of `timed`: built once for operations that succeed,
+    /// built now for a failure.
+    fn with_timed(&self, timed: &Timed<'_>, record: impl FnOnce(&[KeyValue])) {
+        if timed.error_type.is_none()
+            && let Some((_, attributes)) =
+                self.timed_ok.iter().find(|(op, _)| *op == timed.operation)
+        {
+            return record(attributes);
+        }
         let mut attributes = with_error(&self.messaging, timed.error_type);
         attributes.push(KeyValue::new(MESSAGING_OPERATION_NAME, timed.operation));
-        attributes
+        record(&attributes);
     }
 }
 
