@@ -12,8 +12,7 @@ use support::otlp_receiver::OtlpReceiver;
 use support::prometheus::{PrometheusServer, promtool};
 
 fn free_address() -> String {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().to_string()
+    format!("127.0.0.1:{}", support::free_port())
 }
 
 /// A wrapped push body carrying a structured event in trace `trace_id`.

@@ -98,12 +98,14 @@ fn parse_labels(labels: &str) -> BTreeMap<String, String> {
         .collect()
 }
 
-/// Fetches `http://{address}/metrics` as a scraper that knows only the classic text format:
-/// the body and its content type.
-pub async fn scrape_classic(address: std::net::SocketAddr) -> (String, String) {
-    let response = reqwest::get(format!("http://{address}/metrics"))
-        .await
-        .expect("/metrics answers");
+/// Fetches `http://{address}/metrics` with `accept` (none: a scraper that knows only the
+/// classic text format): the body and its content type.
+async fn fetch(address: std::net::SocketAddr, accept: Option<&str>) -> (String, String) {
+    let mut request = reqwest::Client::new().get(format!("http://{address}/metrics"));
+    if let Some(accept) = accept {
+        request = request.header("accept", accept);
+    }
+    let response = request.send().await.expect("/metrics answers");
     assert_eq!(response.status(), 200);
     let content_type = response.headers()["content-type"]
         .to_str()
@@ -112,22 +114,18 @@ pub async fn scrape_classic(address: std::net::SocketAddr) -> (String, String) {
     (response.text().await.unwrap(), content_type)
 }
 
-/// Fetches `http://{address}/metrics` the way Prometheus does.
+/// `/metrics` as a scraper that knows only the classic text format gets it.
+pub async fn scrape_classic(address: std::net::SocketAddr) -> (String, String) {
+    fetch(address, None).await
+}
+
+/// `/metrics` the way Prometheus asks for it: OpenMetrics.
 pub async fn scrape(address: std::net::SocketAddr) -> Exposition {
-    let response = reqwest::Client::new()
-        .get(format!("http://{address}/metrics"))
-        .header("accept", "application/openmetrics-text;version=1.0.0")
-        .send()
-        .await
-        .expect("/metrics answers");
-    assert_eq!(response.status(), 200);
-    let content_type = response.headers()["content-type"]
-        .to_str()
-        .unwrap()
-        .to_owned();
+    let (text, content_type) =
+        fetch(address, Some("application/openmetrics-text;version=1.0.0")).await;
     assert!(
         content_type.starts_with("application/openmetrics-text"),
         "{content_type}"
     );
-    Exposition::parse(&response.text().await.unwrap())
+    Exposition::parse(&text)
 }

@@ -18,3 +18,12 @@ pub mod push;
 pub mod rabbitmq;
 #[cfg(all(feature = "http-server", feature = "http-client"))]
 pub mod trace_context_service;
+
+/// A loopback port free right now (for a server the test starts).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}

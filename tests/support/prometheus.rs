@@ -2,7 +2,6 @@
 //! second, with exemplar storage on, in a fresh directory, killed when dropped. A missing
 //! server fails with instructions.
 
-use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,13 +14,7 @@ pub struct PrometheusServer {
     child: Child,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use super::free_port;
 
 fn missing() -> String {
     format!(

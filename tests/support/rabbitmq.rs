@@ -2,7 +2,6 @@
 //! ports in a fresh directory, with an `epmd` of its own, both stopped when dropped. The
 //! machine's shared node is never touched. A missing server fails with instructions.
 
-use std::net::TcpListener;
 use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -19,13 +18,7 @@ pub struct RabbitNode {
     child: Option<Child>,
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use super::free_port;
 
 impl RabbitNode {
     /// Starts a node and waits until its AMQP port answers.
