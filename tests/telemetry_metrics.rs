@@ -127,6 +127,11 @@ async fn otlp_metrics_reach_a_real_receiver_when_the_guard_flushes() {
                 ("OTEL_EXPORTER_OTLP_PROTOCOL", protocol),
                 // Far longer than the test: only the guard's flush can export.
                 ("OTEL_METRIC_EXPORT_INTERVAL", "600000"),
+                (
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    "authorization=Bearer%20s3cret, x-tenant=all",
+                ),
+                ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-tenant=metrics"),
             ],
             None,
         )
@@ -164,7 +169,103 @@ async fn otlp_metrics_reach_a_real_receiver_when_the_guard_flushes() {
         );
         let process = receiver.metric("messaging.process.duration");
         assert_eq!(process.iter().map(|p| p.value).sum::<f64>(), 4.0);
+
+        for headers in receiver.metrics_headers() {
+            assert_eq!(headers["authorization"], "Bearer s3cret", "{protocol}");
+            assert_eq!(headers["x-tenant"], "metrics", "{protocol}");
+        }
+        // Each duration histogram's exemplars are spans the receiver got: the process span
+        // for the handler's time, the publish span for the publish call's, the receive span
+        // for the ack's (the HyperFleet conventions have no settle spans).
+        let spans = receiver.spans();
+        let exported = |trace_id: &str, span_id: &str| {
+            spans
+                .iter()
+                .find(|s| s.trace_id() == trace_id && s.span_id() == span_id)
+                .map(|s| s.span.name.clone())
+        };
+        let measuring_span = |operation: Option<&str>| match operation {
+            Some("publish") => "hyperfleet-clusters publish",
+            Some("ack") => "hyperfleet-clusters receive",
+            _ => "adapter.process",
+        };
+        for metric in [
+            "hyperfleet_broker_message_duration_seconds",
+            "messaging.process.duration",
+            "messaging.client.operation.duration",
+        ] {
+            let points = receiver.metric(metric);
+            assert!(
+                points.iter().all(|p| !p.exemplars.is_empty()),
+                "{protocol}: a {metric} series has no exemplar: {points:?}"
+            );
+            for point in points {
+                let operation = point.attributes.get("messaging.operation.name");
+                let expected = measuring_span(operation.map(String::as_str));
+                for exemplar in &point.exemplars {
+                    assert_eq!(
+                        exported(&exemplar.trace_id, &exemplar.span_id).as_deref(),
+                        Some(expected),
+                        "{protocol}: {metric} {operation:?} {exemplar:?}"
+                    );
+                    assert!(exemplar.value >= 0.0);
+                }
+            }
+        }
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn otlp_exemplars_name_sampled_spans_only() {
+    let receiver = OtlpReceiver::start().await;
+    let telemetry = telemetry(
+        &[
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                &format!("http://{}", receiver.grpc_address),
+            ),
+            ("OTEL_TRACES_SAMPLER", "always_off"),
+            ("OTEL_METRIC_EXPORT_INTERVAL", "600000"),
+        ],
+        None,
+    )
+    .unwrap();
+    flow(&telemetry, 3).await;
+    let (_dispatch, mut guard) = telemetry.into_subscriber();
+    guard.shutdown().unwrap();
+    let duration = receiver.metric("messaging.process.duration");
+    assert_eq!(duration.iter().map(|p| p.value).sum::<f64>(), 3.0);
+    assert!(
+        duration.iter().all(|p| p.exemplars.is_empty()),
+        "{duration:?}"
+    );
+}
+
+#[test]
+fn otlp_headers_that_cannot_be_sent_are_an_error_naming_the_variable_not_the_value() {
+    let vars = [(
+        "OTEL_EXPORTER_OTLP_METRICS_HEADERS",
+        "authorization=Bearer\u{7f}s3cret",
+    )];
+    let vars: HashMap<String, String> = vars
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect();
+    let error = Config::from_lookup("svc", |k| vars.get(k).cloned()).unwrap_err();
+    let message = error.to_string();
+    assert!(
+        message.contains("OTEL_EXPORTER_OTLP_METRICS_HEADERS"),
+        "{message}"
+    );
+    assert!(message.contains("authorization"), "{message}");
+    assert!(!message.contains("s3cret"), "{message}");
+    let config = Config::from_lookup("svc", |k| {
+        (k == "OTEL_EXPORTER_OTLP_HEADERS").then(|| "authorization=Bearer s3cret".to_owned())
+    })
+    .unwrap();
+    let debug = format!("{config:?}");
+    assert!(debug.contains("authorization"), "{debug}");
+    assert!(!debug.contains("s3cret"), "{debug}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

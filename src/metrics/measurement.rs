@@ -31,7 +31,6 @@ pub(crate) struct Timed<'a> {
     pub(crate) elapsed: Duration,
     /// `error.type` when it failed.
     pub(crate) error_type: Option<&'static str>,
-    /// The exemplar of the Prometheus sink (the OpenTelemetry SDK records none).
-    #[cfg_attr(not(feature = "prometheus"), allow(dead_code))]
+    /// The exemplar of the sinks that keep them (the OpenTelemetry SDK records none).
     pub(crate) span: &'a SpanContext,
 }

@@ -45,6 +45,7 @@
 //! # }
 //! ```
 
+mod exemplars;
 mod labels;
 mod measurement;
 pub mod names;
@@ -53,6 +54,8 @@ mod pipeline;
 #[cfg(feature = "prometheus")]
 mod prometheus;
 
+#[cfg_attr(not(feature = "telemetry"), allow(unused_imports))]
+pub(crate) use exemplars::{Exemplar, Exemplars, series_key};
 pub(crate) use measurement::{Measurement, Timed};
 pub(crate) use names::BrokerError;
 pub(crate) use pipeline::PipelineMetrics;
@@ -186,9 +189,28 @@ impl MetricsBuilder {
     }
 
     /// Records into instruments of `provider` (scope `hyperfleet-tracing`).
-    pub fn meter_provider(mut self, provider: &(impl MeterProvider + ?Sized)) -> Self {
+    pub fn meter_provider(self, provider: &(impl MeterProvider + ?Sized)) -> Self {
+        self.instruments(provider, None)
+    }
+
+    /// As [`meter_provider`](Self::meter_provider), keeping the duration samples of sampled
+    /// spans in `exemplars` for an exporter that sends them (the bootstrap's OTLP exporter).
+    #[cfg_attr(not(feature = "telemetry"), allow(dead_code))]
+    pub(crate) fn meter_provider_with_exemplars(
+        self,
+        provider: &(impl MeterProvider + ?Sized),
+        exemplars: Exemplars,
+    ) -> Self {
+        self.instruments(provider, Some(exemplars))
+    }
+
+    fn instruments(
+        mut self,
+        provider: &(impl MeterProvider + ?Sized),
+        exemplars: Option<Exemplars>,
+    ) -> Self {
         let meter = provider.meter_with_scope(crate::instrumentation::scope());
-        self.otel = Some(otel::Instruments::new(&meter));
+        self.otel = Some(otel::Instruments::new(&meter, exemplars));
         self
     }
 

@@ -1,6 +1,7 @@
 //! The OpenTelemetry sink: both metric families as instruments of a `Meter`, so that any
 //! meter provider (the SDK's with OTLP or console readers, the application's own) gets them.
 
+use super::exemplars::{Exemplars, Reservoir};
 use super::labels::SiteLabels;
 use super::measurement::{Measurement, Timed};
 use super::names::{self, BrokerError};
@@ -20,10 +21,12 @@ pub(super) struct Instruments {
     consumed_messages: Counter<u64>,
     process_duration: Histogram<f64>,
     operation_duration: Histogram<f64>,
+    /// Where the duration samples of sampled spans are kept for an exporter that sends them.
+    exemplars: Option<Exemplars>,
 }
 
 impl Instruments {
-    pub(super) fn new(meter: &Meter) -> Self {
+    pub(super) fn new(meter: &Meter, exemplars: Option<Exemplars>) -> Self {
         let counter = |name: &'static str, description: &'static str, unit: &'static str| {
             meter
                 .u64_counter(name)
@@ -80,8 +83,29 @@ impl Instruments {
                 "Duration of messaging operation initiated by a producer or consumer client.",
                 names::OPERATION_BUCKETS,
             ),
+            exemplars,
         }
     }
+}
+
+/// A duration histogram's name and buckets.
+type DurationMetric = (&'static str, &'static [f64]);
+const BROKER_DURATION: DurationMetric = (
+    names::HYPERFLEET_BROKER_MESSAGE_DURATION_SECONDS,
+    names::PROCESSING_BUCKETS,
+);
+const PROCESS_DURATION: DurationMetric =
+    (names::MESSAGING_PROCESS_DURATION, names::OPERATION_BUCKETS);
+const OPERATION_DURATION: DurationMetric = (
+    names::MESSAGING_CLIENT_OPERATION_DURATION,
+    names::OPERATION_BUCKETS,
+);
+
+/// The attributes of an operation that succeeds, and its series' exemplars.
+struct TimedSeries {
+    operation: &'static str,
+    attributes: Vec<KeyValue>,
+    exemplars: Option<Arc<Reservoir>>,
 }
 
 /// The instruments with one publisher's or subscription's attributes, built once.
@@ -94,9 +118,11 @@ pub(super) struct Sink {
     /// `messaging` with the operation of the sent and consumed counters.
     sent: Vec<KeyValue>,
     received: Vec<KeyValue>,
-    /// The attributes of operations that succeed, by operation name: most samples take
-    /// these, so they are built once.
-    timed_ok: Vec<(&'static str, Vec<KeyValue>)>,
+    /// The exemplars of `hyperfleet_broker_message_duration_seconds`.
+    broker_exemplars: Option<Arc<Reservoir>>,
+    /// The operations that succeed, by operation name: most samples take these, so they are
+    /// built once.
+    timed_ok: Vec<TimedSeries>,
 }
 
 impl Sink {
@@ -111,15 +137,31 @@ impl Sink {
             attributes.push(KeyValue::new(MESSAGING_OPERATION_NAME, operation));
             attributes
         };
-        let mut operations = site.client_operations();
+        let reservoir = |(metric, bounds): DurationMetric, attributes: &[KeyValue]| {
+            let exemplars = instruments.exemplars.as_ref()?;
+            Some(exemplars.reservoir(metric, bounds, attributes))
+        };
+        let mut operations: Vec<_> = site
+            .client_operations()
+            .into_iter()
+            .map(|operation| (operation, OPERATION_DURATION))
+            .collect();
         if site.is_consumer() {
-            operations.push(site.process_operation);
+            operations.push((site.process_operation, PROCESS_DURATION));
         }
         let timed_ok = operations
             .into_iter()
-            .map(|operation| (operation, with_operation(operation)))
+            .map(|(operation, metric)| {
+                let attributes = with_operation(operation);
+                TimedSeries {
+                    operation,
+                    exemplars: reservoir(metric, &attributes),
+                    attributes,
+                }
+            })
             .collect();
         Self {
+            broker_exemplars: reservoir(BROKER_DURATION, &broker),
             timed_ok,
             sent: with_operation(site.send_operation),
             received: with_operation(site.receive_operation),
@@ -153,14 +195,16 @@ impl Sink {
             Measurement::Processed(timed) => {
                 let seconds = timed.elapsed.as_secs_f64();
                 i.duration.record(seconds, &self.broker);
-                self.with_timed(timed, |a| i.process_duration.record(seconds, a));
+                if let Some(exemplars) = &self.broker_exemplars {
+                    exemplars.offer(seconds, timed.span);
+                }
+                self.record_timed(timed, &i.process_duration, PROCESS_DURATION);
                 if timed.error_type.is_some() {
                     i.errors.add(1, &self.broker_error(BrokerError::Handler));
                 }
             }
             Measurement::Operation(timed) => {
-                let seconds = timed.elapsed.as_secs_f64();
-                self.with_timed(timed, |a| i.operation_duration.record(seconds, a));
+                self.record_timed(timed, &i.operation_duration, OPERATION_DURATION);
             }
         }
     }
@@ -171,18 +215,33 @@ impl Sink {
         attributes
     }
 
-    /// Calls `record` with the attributes of `timed`: built once for operations that succeed,
-    /// built now for a failure.
-    fn with_timed(&self, timed: &Timed<'_>, record: impl FnOnce(&[KeyValue])) {
+    /// Records `timed` in `histogram` with its attributes (built once for operations that
+    /// succeed, now for a failure) and offers it as an exemplar.
+    fn record_timed(&self, timed: &Timed<'_>, histogram: &Histogram<f64>, metric: DurationMetric) {
+        let seconds = timed.elapsed.as_secs_f64();
         if timed.error_type.is_none()
-            && let Some((_, attributes)) =
-                self.timed_ok.iter().find(|(op, _)| *op == timed.operation)
+            && let Some(series) = self
+                .timed_ok
+                .iter()
+                .find(|s| s.operation == timed.operation)
         {
-            return record(attributes);
+            histogram.record(seconds, &series.attributes);
+            if let Some(exemplars) = &series.exemplars {
+                exemplars.offer(seconds, timed.span);
+            }
+            return;
         }
         let mut attributes = with_error(&self.messaging, timed.error_type);
         attributes.push(KeyValue::new(MESSAGING_OPERATION_NAME, timed.operation));
-        record(&attributes);
+        histogram.record(seconds, &attributes);
+        if let Some(exemplars) = &self.instruments.exemplars
+            && timed.span.is_sampled()
+        {
+            let (name, bounds) = metric;
+            exemplars
+                .reservoir(name, bounds, &attributes)
+                .offer(seconds, timed.span);
+        }
     }
 }
 

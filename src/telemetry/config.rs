@@ -67,6 +67,10 @@ pub mod vars {
     pub const OTEL_EXPORTER_OTLP_METRICS_PROTOCOL: &str = "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL";
     /// Export timeout in milliseconds, for metrics.
     pub const OTEL_EXPORTER_OTLP_METRICS_TIMEOUT: &str = "OTEL_EXPORTER_OTLP_METRICS_TIMEOUT";
+    /// Headers of every OTLP export: `key=value` pairs separated by commas.
+    pub const OTEL_EXPORTER_OTLP_HEADERS: &str = "OTEL_EXPORTER_OTLP_HEADERS";
+    /// Headers of the OTLP metric exports; its keys win over the general variable's.
+    pub const OTEL_EXPORTER_OTLP_METRICS_HEADERS: &str = "OTEL_EXPORTER_OTLP_METRICS_HEADERS";
 }
 
 /// The Prometheus exporter's port by default: the HyperFleet metrics standard's.
@@ -163,6 +167,34 @@ pub struct MetricsConfig {
     pub export_timeout: Duration,
     /// `OTEL_METRIC_EXPORT_INTERVAL` in milliseconds (default 60 s).
     pub export_interval: Duration,
+    /// `OTEL_EXPORTER_OTLP_HEADERS`, then `OTEL_EXPORTER_OTLP_METRICS_HEADERS`.
+    pub headers: OtlpHeaders,
+}
+
+/// Headers sent with every OTLP export, in order, lower-case names. `Debug` shows the names
+/// only: the values are often credentials.
+#[derive(Clone, PartialEq, Eq, Default)]
+pub struct OtlpHeaders(Vec<(String, String)>);
+
+impl OtlpHeaders {
+    /// Each header's name and value.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// Sets `name` to `value`, replacing an earlier value.
+    fn set(&mut self, name: String, value: String) {
+        self.0.retain(|(k, _)| *k != name);
+        self.0.push((name, value));
+    }
+}
+
+impl std::fmt::Debug for OtlpHeaders {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_map()
+            .entries(self.0.iter().map(|(k, _)| (k, "<redacted>")))
+            .finish()
+    }
 }
 
 /// The always-sample rules (`HYPERFLEET_TRACING_*`, see [`super::sampling`]).
@@ -378,7 +410,38 @@ fn metrics_config(get: &dyn Fn(&str) -> Option<String>) -> Result<MetricsConfig,
         export_timeout: export_timeout(get, vars::OTEL_EXPORTER_OTLP_METRICS_TIMEOUT)?,
         export_interval: millis(get, vars::OTEL_METRIC_EXPORT_INTERVAL)?
             .unwrap_or(DEFAULT_METRIC_EXPORT_INTERVAL),
+        headers: headers(get, vars::OTEL_EXPORTER_OTLP_METRICS_HEADERS)?,
     })
+}
+
+/// The general headers, then the signal's (whose keys win): `key=value` pairs separated by
+/// commas, values percent-decoded and trimmed, as the OpenTelemetry specification writes them.
+/// An error names the variable and the key only: values are often credentials.
+fn headers(
+    get: &dyn Fn(&str) -> Option<String>,
+    signal_variable: &'static str,
+) -> Result<OtlpHeaders, ConfigError> {
+    let mut headers = OtlpHeaders::default();
+    for variable in [vars::OTEL_EXPORTER_OTLP_HEADERS, signal_variable] {
+        let Some(raw) = get(variable) else { continue };
+        for pair in raw.split(',').filter(|p| !p.trim().is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let key = key.trim().to_ascii_lowercase();
+            let value = percent_encoding::percent_decode_str(value.trim()).decode_utf8_lossy();
+            let valid = axum::http::HeaderName::from_bytes(key.as_bytes()).is_ok()
+                && axum::http::HeaderValue::from_str(&value).is_ok()
+                && pair.contains('=');
+            if !valid {
+                return Err(invalid(
+                    variable,
+                    &format!("{key}=…"),
+                    "comma-separated key=value pairs: header names and values",
+                ));
+            }
+            headers.set(key, value.into_owned());
+        }
+    }
+    Ok(headers)
 }
 
 /// The signal's own timeout variable, else the general one; the general one is not read when

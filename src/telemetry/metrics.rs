@@ -1,11 +1,11 @@
 //! The metric exporters of `OTEL_METRICS_EXPORTER`: an SDK meter provider with periodic OTLP
-//! and console readers, and a Prometheus registry served on `/metrics` from a thread of its
+//! (with exemplars) and console readers, and a Prometheus registry served on `/metrics` from a thread of its
 //! own, so that a busy or stalled application runtime does not stall scrapes.
 
 use super::TelemetryError;
-use super::config::{Config, MetricsExporterKind, Protocol};
-use crate::metrics::Metrics;
-use opentelemetry_otlp::WithExportConfig;
+use super::config::{Config, MetricsExporterKind};
+use super::otlp_metrics::OtlpMetricExporter;
+use crate::metrics::{Exemplars, Metrics};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::metrics::{PeriodicReader, SdkMeterProvider};
 use prometheus_client::registry::Registry;
@@ -43,10 +43,12 @@ pub(super) fn export(
     let mut provider = SdkMeterProvider::builder().with_resource(resource);
     let mut readers = 0;
     let mut server = None;
+    let exemplars = Exemplars::default();
     for exporter in &settings.exporters {
         match exporter {
             MetricsExporterKind::Otlp => {
-                provider = provider.with_reader(periodic(otlp(config)?, settings.export_interval));
+                let exporter = OtlpMetricExporter::new(settings, exemplars.clone())?;
+                provider = provider.with_reader(periodic(exporter, settings.export_interval));
                 readers += 1;
             }
             MetricsExporterKind::Console => {
@@ -64,7 +66,7 @@ pub(super) fn export(
     }
     let provider = (readers > 0).then(|| provider.build());
     if let Some(provider) = &provider {
-        builder = builder.meter_provider(provider);
+        builder = builder.meter_provider_with_exemplars(provider, exemplars);
     }
     Ok(MetricsExport {
         metrics: builder.build(),
@@ -80,26 +82,6 @@ where
     PeriodicReader::builder(exporter)
         .with_interval(interval)
         .build()
-}
-
-fn otlp(config: &Config) -> Result<opentelemetry_otlp::MetricExporter, TelemetryError> {
-    let settings = &config.metrics;
-    let built = match settings.protocol {
-        Protocol::Grpc => opentelemetry_otlp::MetricExporter::builder()
-            .with_tonic()
-            .with_endpoint(&settings.endpoint)
-            .with_timeout(settings.export_timeout)
-            .build(),
-        Protocol::HttpProtobuf => opentelemetry_otlp::MetricExporter::builder()
-            .with_http()
-            .with_endpoint(&settings.endpoint)
-            .with_timeout(settings.export_timeout)
-            .build(),
-    };
-    built.map_err(|source| TelemetryError::Exporter {
-        endpoint: settings.endpoint.clone(),
-        source,
-    })
 }
 
 /// `GET /metrics` on its own thread and single-threaded runtime.

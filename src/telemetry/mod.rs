@@ -52,6 +52,7 @@ pub mod config;
 mod guard;
 pub mod logs;
 mod metrics;
+mod otlp_metrics;
 mod provider;
 pub mod sampling;
 
@@ -91,6 +92,16 @@ pub enum TelemetryError {
         /// The cause.
         #[source]
         source: opentelemetry_otlp::ExporterBuildError,
+    },
+    /// The OTLP metric exporter could not be built (an endpoint that is no URI, a header
+    /// gRPC or HTTP cannot carry).
+    #[error("cannot build the OTLP metric exporter for {endpoint}: {source}")]
+    MetricsExporter {
+        /// The endpoint.
+        endpoint: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
     },
     /// The Prometheus exporter could not listen on its address.
     #[error("cannot serve metrics on {address}: {source}")]

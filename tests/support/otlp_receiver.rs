@@ -50,6 +50,8 @@ impl ReceivedSpan {
 struct Store {
     spans: Arc<Mutex<Vec<ReceivedSpan>>>,
     metrics: Arc<Mutex<Vec<ExportMetricsServiceRequest>>>,
+    /// The headers (gRPC metadata) of each metrics request.
+    metrics_headers: Arc<Mutex<Vec<BTreeMap<String, String>>>>,
     arrived: Arc<Notify>,
 }
 
@@ -72,6 +74,16 @@ impl Store {
         }
         self.arrived.notify_waiters();
     }
+
+    fn keep_metrics(
+        &self,
+        request: ExportMetricsServiceRequest,
+        headers: impl Iterator<Item = (String, String)>,
+    ) {
+        self.metrics_headers.lock().unwrap().push(headers.collect());
+        self.metrics.lock().unwrap().push(request);
+        self.arrived.notify_waiters();
+    }
 }
 
 struct Grpc(Store);
@@ -82,8 +94,18 @@ impl MetricsService for Grpc {
         &self,
         request: tonic::Request<ExportMetricsServiceRequest>,
     ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        self.0.metrics.lock().unwrap().push(request.into_inner());
-        self.0.arrived.notify_waiters();
+        let headers: Vec<(String, String)> = request
+            .metadata()
+            .iter()
+            .filter_map(|entry| match entry {
+                tonic::metadata::KeyAndValueRef::Ascii(k, v) => {
+                    Some((k.to_string(), v.to_str().ok()?.to_owned()))
+                }
+                tonic::metadata::KeyAndValueRef::Binary(..) => None,
+            })
+            .collect();
+        self.0
+            .keep_metrics(request.into_inner(), headers.into_iter());
         Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
     }
 }
@@ -150,22 +172,26 @@ impl OtlpReceiver {
         let metrics_store = store.clone();
         let app = app.route(
             "/v1/metrics",
-            axum::routing::post(move |body: axum::body::Bytes| {
-                let store = metrics_store.clone();
-                async move {
-                    match ExportMetricsServiceRequest::decode(body) {
-                        Ok(request) => {
-                            store.metrics.lock().unwrap().push(request);
-                            store.arrived.notify_waiters();
-                            (
-                                axum::http::StatusCode::OK,
-                                ExportMetricsServiceResponse::default().encode_to_vec(),
-                            )
+            axum::routing::post(
+                move |headers: axum::http::HeaderMap, body: axum::body::Bytes| {
+                    let store = metrics_store.clone();
+                    async move {
+                        match ExportMetricsServiceRequest::decode(body) {
+                            Ok(request) => {
+                                let headers = headers.iter().filter_map(|(k, v)| {
+                                    Some((k.to_string(), v.to_str().ok()?.to_owned()))
+                                });
+                                store.keep_metrics(request, headers);
+                                (
+                                    axum::http::StatusCode::OK,
+                                    ExportMetricsServiceResponse::default().encode_to_vec(),
+                                )
+                            }
+                            Err(_) => (axum::http::StatusCode::BAD_REQUEST, Vec::new()),
                         }
-                        Err(_) => (axum::http::StatusCode::BAD_REQUEST, Vec::new()),
                     }
-                }
-            }),
+                },
+            ),
         );
         let http_task = tokio::spawn(async move {
             let _ = axum::serve(http, app).await;
@@ -209,6 +235,16 @@ pub struct ReceivedPoint {
     pub attributes: BTreeMap<String, String>,
     pub value: f64,
     pub bounds: Vec<f64>,
+    /// A histogram point's exemplars.
+    pub exemplars: Vec<ReceivedExemplar>,
+}
+
+/// One exemplar of a histogram data point.
+#[derive(Debug, Clone)]
+pub struct ReceivedExemplar {
+    pub trace_id: String,
+    pub span_id: String,
+    pub value: f64,
 }
 
 impl OtlpReceiver {
@@ -240,6 +276,7 @@ impl OtlpReceiver {
                                     None => 0.0,
                                 },
                                 bounds: Vec::new(),
+                                exemplars: Vec::new(),
                             }))
                         }
                         Some(MetricData::Histogram(h)) => {
@@ -248,6 +285,15 @@ impl OtlpReceiver {
                                 attributes: attributes(&p.attributes),
                                 value: p.count as f64,
                                 bounds: p.explicit_bounds.clone(),
+                                exemplars: p.exemplars.iter().map(|e| ReceivedExemplar {
+                                    trace_id: hex(&e.trace_id),
+                                    span_id: hex(&e.span_id),
+                                    value: match e.value {
+                                        Some(opentelemetry_proto::tonic::metrics::v1::exemplar::Value::AsDouble(d)) => d,
+                                        Some(opentelemetry_proto::tonic::metrics::v1::exemplar::Value::AsInt(i)) => i as f64,
+                                        None => f64::NAN,
+                                    },
+                                }).collect(),
                             }))
                         }
                         other => panic!("{name}: unexpected data {other:?}"),
@@ -259,6 +305,11 @@ impl OtlpReceiver {
             }
         }
         Vec::new()
+    }
+
+    /// The headers (gRPC metadata) of every metrics request so far.
+    pub fn metrics_headers(&self) -> Vec<BTreeMap<String, String>> {
+        self.store.metrics_headers.lock().unwrap().clone()
     }
 
     /// Waits until metric `name` was exported with a total of at least `value` (bounded).

@@ -1,0 +1,179 @@
+//! Exemplars for OTLP: per histogram series, the last sampled span that measured each bucket
+//! (the specification's aligned histogram bucket reservoir). The OpenTelemetry SDK records
+//! none, so the telemetry bootstrap's OTLP exporter attaches these to its data points.
+
+// Without the bootstrap nothing reads them, and nothing makes an `Exemplars` to fill.
+#![cfg_attr(not(feature = "telemetry"), allow(dead_code))]
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanContext;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::SystemTime;
+
+/// One sampled measurement and the span that made it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(crate) struct Exemplar {
+    pub(crate) value: f64,
+    pub(crate) time: SystemTime,
+    pub(crate) trace_id: [u8; 16],
+    pub(crate) span_id: [u8; 8],
+}
+
+/// One histogram series' exemplars: a slot per bucket.
+#[derive(Debug)]
+pub(crate) struct Reservoir {
+    bounds: &'static [f64],
+    slots: Mutex<Vec<Option<Exemplar>>>,
+}
+
+impl Reservoir {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            slots: Mutex::new(vec![None; bounds.len() + 1]),
+        }
+    }
+
+    /// Keeps `value` as its bucket's exemplar when `span` is sampled: an unsampled span's
+    /// trace cannot be opened.
+    pub(crate) fn offer(&self, value: f64, span: &SpanContext) {
+        if !(span.is_valid() && span.is_sampled()) {
+            return;
+        }
+        // OpenTelemetry buckets hold (bounds[i-1], bounds[i]].
+        let bucket = self.bounds.partition_point(|bound| *bound < value);
+        let exemplar = Exemplar {
+            value,
+            time: SystemTime::now(),
+            trace_id: span.trace_id().to_bytes(),
+            span_id: span.span_id().to_bytes(),
+        };
+        let mut slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(slot) = slots.get_mut(bucket) {
+            *slot = Some(exemplar);
+        }
+    }
+
+    fn exemplars(&self) -> Vec<Exemplar> {
+        let slots = self.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        slots.iter().flatten().copied().collect()
+    }
+}
+
+/// The reservoirs of every histogram series, shared by the sinks that fill them and the
+/// exporter that reads them. Series are as bounded as the labels: a topic, a subscription, a
+/// server, an operation, an error kind.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Exemplars {
+    series: Arc<Mutex<HashMap<SeriesId, Arc<Reservoir>>>>,
+}
+
+/// A metric's name and its series' [`series_key`].
+type SeriesId = (String, String);
+
+impl Exemplars {
+    /// The reservoir of `metric` with `attributes`, made on first use.
+    pub(crate) fn reservoir(
+        &self,
+        metric: &str,
+        bounds: &'static [f64],
+        attributes: &[KeyValue],
+    ) -> Arc<Reservoir> {
+        let key = (
+            metric.to_owned(),
+            series_key(
+                attributes
+                    .iter()
+                    .map(|kv| (kv.key.as_str(), kv.value.as_str())),
+            ),
+        );
+        let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        series
+            .entry(key)
+            .or_insert_with(|| Arc::new(Reservoir::new(bounds)))
+            .clone()
+    }
+
+    /// The exemplars of `metric` for the series whose attributes give `key` (see
+    /// [`series_key`]); none for a series nothing sampled measured.
+    pub(crate) fn of(&self, metric: &str, key: String) -> Vec<Exemplar> {
+        let series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
+        series
+            .get(&(metric.to_owned(), key))
+            .map(|reservoir| reservoir.exemplars())
+            .unwrap_or_default()
+    }
+}
+
+/// A series' attributes as one string, whatever their order: the sinks' attributes and the
+/// exported data points' give the same key.
+pub(crate) fn series_key<'a>(
+    attributes: impl Iterator<Item = (&'a str, impl AsRef<str>)>,
+) -> String {
+    let mut pairs: Vec<String> = attributes
+        .map(|(k, v)| format!("{k}={}", v.as_ref()))
+        .collect();
+    pairs.sort_unstable();
+    pairs.join("\u{1f}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use opentelemetry::trace::{SpanId, TraceFlags, TraceId, TraceState};
+
+    fn span(sampled: bool, id: u64) -> SpanContext {
+        let flags = if sampled {
+            TraceFlags::SAMPLED
+        } else {
+            TraceFlags::default()
+        };
+        SpanContext::new(
+            TraceId::from(u128::from(id)),
+            SpanId::from(id),
+            flags,
+            false,
+            TraceState::default(),
+        )
+    }
+
+    #[test]
+    fn each_bucket_keeps_its_last_sampled_measurement() {
+        let exemplars = Exemplars::default();
+        let attributes = [KeyValue::new("topic", "t"), KeyValue::new("component", "c")];
+        let reservoir = exemplars.reservoir("d", &[0.1, 1.0], &attributes);
+        reservoir.offer(0.05, &span(true, 1));
+        reservoir.offer(0.1, &span(true, 2));
+        reservoir.offer(0.5, &span(true, 3));
+        reservoir.offer(0.6, &span(false, 4));
+        reservoir.offer(7.0, &span(true, 5));
+        let key = series_key([("component", "c"), ("topic", "t")].into_iter());
+        let kept: Vec<(f64, [u8; 8])> = exemplars
+            .of("d", key)
+            .iter()
+            .map(|e| (e.value, e.span_id))
+            .collect();
+        assert_eq!(
+            kept,
+            [
+                (0.1, 2u64.to_be_bytes()),
+                (0.5, 3u64.to_be_bytes()),
+                (7.0, 5u64.to_be_bytes())
+            ]
+        );
+        assert!(exemplars.of("d", String::new()).is_empty());
+        assert!(
+            exemplars
+                .of(
+                    "other",
+                    series_key(
+                        attributes
+                            .iter()
+                            .map(|kv| (kv.key.as_str(), kv.value.as_str()))
+                    )
+                )
+                .is_empty()
+        );
+    }
+}
