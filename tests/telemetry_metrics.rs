@@ -321,34 +321,40 @@ async fn none_and_sdk_disabled_record_no_metrics_but_tracing_enabled_false_keeps
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_is_bounded_when_the_metrics_collector_never_answers() {
-    // Accepts connections and never answers.
-    let stalled = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let address = stalled.local_addr().unwrap();
-    let hold = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((socket, _)) = stalled.accept().await {
-            held.push(socket);
-        }
-    });
-    let endpoint = format!("http://{address}");
-    let telemetry = telemetry(
-        &[
-            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", &endpoint),
-            ("OTEL_EXPORTER_OTLP_TIMEOUT", "60000"),
-            ("OTEL_TRACES_EXPORTER", "none"),
-        ],
-        None,
-    )
-    .unwrap();
-    flow(&telemetry, 2).await;
-    let (_dispatch, mut guard) = telemetry.into_subscriber();
-    let started = Instant::now();
-    let result = guard.shutdown();
-    let took = started.elapsed();
-    assert!(took < Duration::from_secs(4), "shutdown took {took:?}");
-    assert!(
-        result.is_err(),
-        "a flush that did not happen must not pass for one"
-    );
-    hold.abort();
+    for protocol in ["grpc", "http/protobuf"] {
+        // Accepts connections and never answers.
+        let stalled = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = stalled.local_addr().unwrap();
+        let hold = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = stalled.accept().await {
+                held.push(socket);
+            }
+        });
+        let endpoint = format!("http://{address}");
+        let telemetry = telemetry(
+            &[
+                ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", &endpoint),
+                ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", protocol),
+                ("OTEL_EXPORTER_OTLP_TIMEOUT", "60000"),
+                ("OTEL_TRACES_EXPORTER", "none"),
+            ],
+            None,
+        )
+        .unwrap();
+        flow(&telemetry, 2).await;
+        let (_dispatch, mut guard) = telemetry.into_subscriber();
+        let started = Instant::now();
+        let result = guard.shutdown();
+        let took = started.elapsed();
+        assert!(
+            took < Duration::from_secs(4),
+            "{protocol}: shutdown took {took:?}"
+        );
+        assert!(
+            result.is_err(),
+            "{protocol}: a flush that did not happen must not pass for one"
+        );
+        hold.abort();
+    }
 }
