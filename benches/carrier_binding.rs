@@ -81,6 +81,34 @@ fn carrier(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    // What any propagator must do on this carrier with this API: write two extensions, read
+    // them back, build the `TraceState` and the remote `Context`, with no parsing at all.
+    let traceparent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    group.bench_function(
+        "floor: set and read two extensions, build the TraceState and Context",
+        |b| {
+            b.iter_batched_ref(
+                || event.clone(),
+                |event| {
+                    event.set_extension("traceparent", String::from(black_box(traceparent)));
+                    event.set_extension("tracestate", String::from(black_box("vendor=abc")));
+                    black_box((
+                        event.extension("traceparent"),
+                        event.extension("tracestate"),
+                    ));
+                    let state = TraceState::from_key_value([("vendor", "abc")]).expect("valid");
+                    black_box(Context::new().with_remote_span_context(SpanContext::new(
+                        TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+                        SpanId::from(0x00f0_67aa_0ba9_02b7),
+                        TraceFlags::SAMPLED,
+                        true,
+                        state,
+                    )))
+                },
+                BatchSize::SmallInput,
+            )
+        },
+    );
     group.bench_function("baseline: http::HeaderMap (opentelemetry-http)", |b| {
         b.iter(|| {
             let mut headers = http::HeaderMap::new();

@@ -29,7 +29,7 @@ use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt, TraceId, TraceState};
 use std::sync::LazyLock;
 use traceparent::{RANDOM, Traceparent};
-use tracestate::Member;
+use tracestate::Members;
 
 /// The W3C Trace Context propagator, to the letter of the current text (Level 2).
 ///
@@ -110,19 +110,11 @@ impl TextMapPropagator for W3cTraceContext {
         let Some(parent) = extractor.get(TRACEPARENT).and_then(Traceparent::parse) else {
             return cx.clone();
         };
-        let mut members: [Member<'_>; tracestate::MAX_MEMBERS] =
-            [("", ""); tracestate::MAX_MEMBERS];
-        let mut count = 0;
-        let values = extractor
-            .get(TRACESTATE)
-            .and_then(|_| extractor.get_all(TRACESTATE))
-            .unwrap_or_default();
-        let parsed = tracestate::parse(&values, |member| {
-            members[count] = member;
-            count += 1;
-        });
+        let mut members = Members::new();
+        let values = extractor.get_all(TRACESTATE).unwrap_or_default();
+        let parsed = tracestate::parse(&values, |member| members.push(member));
         let members = if parsed.is_some() {
-            &members[..count]
+            members.as_slice()
         } else {
             &[][..]
         };

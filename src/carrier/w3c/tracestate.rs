@@ -24,6 +24,57 @@ pub(crate) const MAX_READ_LEN: usize = 2 * MAX_MEMBERS * (MAX_KEY_LEN + 1 + MAX_
 /// One `key=value` list member.
 pub(crate) type Member<'a> = (&'a str, &'a str);
 
+/// Members held inline before a list spills to the heap: lists are usually this short.
+const INLINE: usize = 4;
+
+/// Up to [`MAX_MEMBERS`] members, the first few inline: the message path reads and writes a
+/// list per message, and a 32-slot array to clear each time costs more than the list.
+pub(crate) struct Members<'a> {
+    inline: [Member<'a>; INLINE],
+    len: usize,
+    heap: Vec<Member<'a>>,
+}
+
+impl<'a> Members<'a> {
+    pub(crate) fn new() -> Self {
+        Self {
+            inline: [("", ""); INLINE],
+            len: 0,
+            heap: Vec::new(),
+        }
+    }
+
+    pub(crate) fn push(&mut self, member: Member<'a>) {
+        if self.heap.is_empty() && self.len < INLINE {
+            self.inline[self.len] = member;
+            self.len += 1;
+            return;
+        }
+        if self.heap.is_empty() {
+            self.heap.reserve(MAX_MEMBERS);
+            self.heap.extend_from_slice(&self.inline[..self.len]);
+        }
+        self.heap.push(member);
+    }
+
+    pub(crate) fn as_slice(&self) -> &[Member<'a>] {
+        if self.heap.is_empty() {
+            &self.inline[..self.len]
+        } else {
+            &self.heap
+        }
+    }
+
+    fn remove(&mut self, index: usize) {
+        if self.heap.is_empty() {
+            self.inline.copy_within(index + 1..self.len, index);
+            self.len -= 1;
+        } else {
+            self.heap.remove(index);
+        }
+    }
+}
+
 /// The non-empty members of the fields `values`, combined in order, or `None` when the list
 /// must be discarded: an invalid member, more than 32 members, or an input over
 /// [`MAX_READ_LEN`]. Later duplicates of a key are dropped (the left-most is the most recent).
@@ -33,17 +84,16 @@ pub(crate) fn parse<'a>(values: &[&'a str], mut each: impl FnMut(Member<'a>)) ->
     if values.iter().map(|v| v.len()).sum::<usize>() > MAX_READ_LEN {
         return None;
     }
-    let mut seen: [Member<'a>; MAX_MEMBERS] = [("", ""); MAX_MEMBERS];
-    let mut count = 0;
+    let mut seen = Members::new();
     for member in members(values) {
         let member = member?;
-        if count == MAX_MEMBERS {
+        if seen.as_slice().len() == MAX_MEMBERS {
             return None;
         }
-        seen[count] = member;
-        count += 1;
+        seen.push(member);
     }
-    for (i, member) in seen[..count].iter().enumerate() {
+    let seen = seen.as_slice();
+    for (i, member) in seen.iter().enumerate() {
         if !seen[..i].iter().any(|earlier| earlier.0 == member.0) {
             each(*member);
         }
@@ -93,25 +143,24 @@ pub(crate) fn is_value(value: &str) -> bool {
 /// Writes `members` as one field: at most 32, within [`MAX_WRITTEN_LEN`]. When the list is
 /// too long, whole members go, those over 128 characters first, then from the right (W3C).
 pub(crate) fn format<'a>(members: impl Iterator<Item = Member<'a>>) -> String {
-    let mut kept: [Member<'a>; MAX_MEMBERS] = [("", ""); MAX_MEMBERS];
-    let mut count = 0;
+    let mut kept = Members::new();
     for member in members.take(MAX_MEMBERS) {
-        kept[count] = member;
-        count += 1;
+        kept.push(member);
     }
     let len = |m: &Member<'_>| m.0.len() + 1 + m.1.len();
     let total =
         |kept: &[Member<'_>]| kept.iter().map(len).sum::<usize>() + kept.len().saturating_sub(1);
-    while total(&kept[..count]) > MAX_WRITTEN_LEN {
-        let drop = kept[..count]
+    while total(kept.as_slice()) > MAX_WRITTEN_LEN {
+        let drop = kept
+            .as_slice()
             .iter()
             .rposition(|m| len(m) > LONG_MEMBER)
-            .unwrap_or(count - 1);
-        kept.copy_within(drop + 1..count, drop);
-        count -= 1;
+            .unwrap_or(kept.as_slice().len() - 1);
+        kept.remove(drop);
     }
-    let mut out = String::with_capacity(total(&kept[..count]));
-    for (i, (key, value)) in kept[..count].iter().enumerate() {
+    let kept = kept.as_slice();
+    let mut out = String::with_capacity(total(kept));
+    for (i, (key, value)) in kept.iter().enumerate() {
         if i > 0 {
             out.push(',');
         }
@@ -210,6 +259,22 @@ mod tests {
             assert_eq!(read(&["ok=1", bad]), None, "{bad:?}");
         }
         assert_eq!(read(&["foo=1", &format!("{}=1", "z".repeat(257))]), None);
+    }
+
+    #[test]
+    fn member_lists_keep_order_inline_and_once_spilled() {
+        let names = ["a", "b", "c", "d", "e", "f"];
+        for len in [3, 6] {
+            let mut members = Members::new();
+            for name in &names[..len] {
+                members.push((name, "1"));
+            }
+            members.remove(1);
+            let keys: Vec<&str> = members.as_slice().iter().map(|m| m.0).collect();
+            let mut expected = names[..len].to_vec();
+            expected.remove(1);
+            assert_eq!(keys, expected);
+        }
     }
 
     #[test]
