@@ -80,6 +80,30 @@ async fn untraced(n: u64) -> Duration {
     started.elapsed()
 }
 
+/// The raw loop plus what any dispatcher that runs handlers concurrently pays: each delivery
+/// decoded and acked in a task of its own, spawned into a `JoinSet` and joined (one at a
+/// time, as the subscriber loop runs at concurrency 1). No code of the crate's loop runs.
+async fn untraced_spawned(n: u64) -> Duration {
+    let transport = transport();
+    let started = Instant::now();
+    for i in 0..n {
+        let message = encode(&event(i), Encoding::Structured).expect("encoded");
+        transport.publish("t", message).await.expect("published");
+    }
+    let mut deliveries = transport.subscribe("s").await.expect("subscribed");
+    let mut tasks = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let delivery = deliveries.next().await.expect("delivery").expect("ok");
+        tasks.spawn(async move {
+            black_box(decode(&delivery.message).expect("decoded"));
+            delivery.ack().await
+        });
+        let joined = tasks.join_next().await.expect("a task");
+        joined.expect("joined").expect("acked");
+    }
+    started.elapsed()
+}
+
 /// A provider from the crate's telemetry set-up, exporting over OTLP to `endpoint`.
 fn otlp_provider(endpoint: String) -> SdkTracerProvider {
     let config = Config::from_lookup("bench", |key| match key {
@@ -128,6 +152,9 @@ pub fn message_path(c: &mut Criterion, allocator: &str) {
     let off = opentelemetry::trace::noop::NoopTracerProvider::new();
     group.bench_function("floor: raw transport, no subscriber loop", |b| {
         b.iter_custom(|n| runtime.block_on(untraced(n)))
+    });
+    group.bench_function("floor + a task per message (JoinSet spawn and join)", |b| {
+        b.iter_custom(|n| runtime.block_on(untraced_spawned(n)))
     });
     group.bench_function("same path, tracing off (no-op provider)", |b| {
         b.iter_custom(|n| runtime.block_on(traced(n, &off)))
