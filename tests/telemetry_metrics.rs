@@ -242,6 +242,24 @@ async fn otlp_exemplars_name_sampled_spans_only() {
 }
 
 #[test]
+fn otlp_grpc_metrics_outside_a_runtime_are_an_error_not_a_panic() {
+    let error = telemetry(
+        &[
+            ("OTEL_TRACES_EXPORTER", "none"),
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
+        ],
+        None,
+    )
+    .err()
+    .expect("no runtime to run the gRPC channel on");
+    assert!(
+        matches!(error, TelemetryError::MetricsExporter { .. }),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("Tokio runtime"), "{error}");
+}
+
+#[test]
 fn otlp_headers_that_cannot_be_sent_are_an_error_naming_the_variable_not_the_value() {
     let vars = [(
         "OTEL_EXPORTER_OTLP_METRICS_HEADERS",

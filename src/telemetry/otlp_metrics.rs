@@ -58,6 +58,14 @@ impl OtlpMetricExporter {
             };
         let sender = match settings.protocol {
             Protocol::Grpc => {
+                // tonic spawns the channel's worker on the current runtime: say so rather
+                // than panic without one.
+                if tokio::runtime::Handle::try_current().is_err() {
+                    return Err(failed(
+                        "OTLP over gRPC needs a Tokio runtime: build the telemetry inside one"
+                            .into(),
+                    ));
+                }
                 let channel = Channel::from_shared(settings.endpoint.clone())
                     .map_err(|e| failed(e.into()))?
                     .timeout(settings.export_timeout)
