@@ -243,15 +243,16 @@ async fn otlp_exemplars_name_sampled_spans_only() {
 
 #[test]
 fn otlp_grpc_metrics_outside_a_runtime_are_an_error_not_a_panic() {
-    let error = telemetry(
+    let built = telemetry(
         &[
             ("OTEL_TRACES_EXPORTER", "none"),
             ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317"),
         ],
         None,
-    )
-    .err()
-    .expect("no runtime to run the gRPC channel on");
+    );
+    let Err(error) = built else {
+        panic!("built without a runtime to run the gRPC channel on");
+    };
     assert!(
         matches!(error, TelemetryError::MetricsExporter { .. }),
         "{error:?}"
