@@ -278,6 +278,17 @@ fn otlp_headers_that_cannot_be_sent_are_an_error_naming_the_variable_not_the_val
     );
     assert!(message.contains("authorization"), "{message}");
     assert!(!message.contains("s3cret"), "{message}");
+    // Without `=`, or the tail of a value whose comma was not percent-encoded: the entry is
+    // named by its position, since its text may be the secret.
+    for raw in ["Authorization: Bearer s3cret", "x-api-key=abc,s3cret"] {
+        let error = Config::from_lookup("svc", |k| {
+            (k == "OTEL_EXPORTER_OTLP_HEADERS").then(|| raw.to_owned())
+        })
+        .unwrap_err();
+        let message = error.to_string();
+        assert!(message.contains("entry"), "{message}");
+        assert!(!message.to_lowercase().contains("s3cret"), "{message}");
+    }
     let config = Config::from_lookup("svc", |k| {
         (k == "OTEL_EXPORTER_OTLP_HEADERS").then(|| "authorization=Bearer s3cret".to_owned())
     })

@@ -61,9 +61,14 @@ impl Reservoir {
     }
 }
 
+/// Most series kept: as many as the OpenTelemetry SDK's default cardinality limit. Series are
+/// as bounded as the labels (a topic, a subscription, a server, an operation, an error kind),
+/// but an application that keeps building publishers for new topics must not grow this
+/// forever: past the limit a new series measures without exemplars.
+const MAX_SERIES: usize = 2000;
+
 /// The reservoirs of every histogram series, shared by the sinks that fill them and the
-/// exporter that reads them. Series are as bounded as the labels: a topic, a subscription, a
-/// server, an operation, an error kind.
+/// exporter that reads them.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Exemplars {
     series: Arc<Mutex<HashMap<SeriesId, Arc<Reservoir>>>>,
@@ -89,10 +94,14 @@ impl Exemplars {
             ),
         );
         let mut series = self.series.lock().unwrap_or_else(PoisonError::into_inner);
-        series
-            .entry(key)
-            .or_insert_with(|| Arc::new(Reservoir::new(bounds)))
-            .clone()
+        if let Some(reservoir) = series.get(&key) {
+            return reservoir.clone();
+        }
+        let reservoir = Arc::new(Reservoir::new(bounds));
+        if series.len() < MAX_SERIES {
+            series.insert(key, reservoir.clone());
+        }
+        reservoir
     }
 
     /// The exemplars of `metric` for the series whose attributes give `key` (see
@@ -175,5 +184,21 @@ mod tests {
                 )
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn series_past_the_limit_are_not_kept() {
+        let exemplars = Exemplars::default();
+        for i in 0..MAX_SERIES + 10 {
+            let topic = [KeyValue::new("topic", i.to_string())];
+            exemplars
+                .reservoir("d", &[1.0], &topic)
+                .offer(0.5, &span(true, 1));
+        }
+        assert_eq!(exemplars.series.lock().unwrap().len(), MAX_SERIES);
+        let past = series_key([("topic", (MAX_SERIES + 1).to_string())].into_iter());
+        assert!(exemplars.of("d", past).is_empty());
+        let kept = series_key([("topic", "0".to_owned())].into_iter());
+        assert_eq!(exemplars.of("d", kept).len(), 1);
     }
 }

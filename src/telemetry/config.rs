@@ -414,6 +414,9 @@ fn metrics_config(get: &dyn Fn(&str) -> Option<String>) -> Result<MetricsConfig,
     })
 }
 
+/// What the header variables take.
+const HEADERS_ALLOWED: &str = "comma-separated key=value pairs: header names and values";
+
 /// The general headers, then the signal's (whose keys win): `key=value` pairs separated by
 /// commas, values percent-decoded and trimmed, as the OpenTelemetry specification writes them.
 /// An error names the variable and the key only: values are often credentials.
@@ -424,19 +427,22 @@ fn headers(
     let mut headers = OtlpHeaders::default();
     for variable in [vars::OTEL_EXPORTER_OTLP_HEADERS, signal_variable] {
         let Some(raw) = get(variable) else { continue };
-        for pair in raw.split(',').filter(|p| !p.trim().is_empty()) {
-            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+        for (position, pair) in raw.split(',').filter(|p| !p.trim().is_empty()).enumerate() {
+            // Only a valid header name is ever shown: anything else may hold a secret (a
+            // pair without `=`, the tail of a value with an unencoded comma).
+            let shown = |name: &str| match axum::http::HeaderName::from_bytes(name.as_bytes()) {
+                Ok(_) => format!("{name}=…"),
+                Err(_) => format!("entry {}", position + 1),
+            };
+            let Some((key, value)) = pair.split_once('=') else {
+                return Err(invalid(variable, &shown(""), HEADERS_ALLOWED));
+            };
             let key = key.trim().to_ascii_lowercase();
             let value = percent_encoding::percent_decode_str(value.trim()).decode_utf8_lossy();
             let valid = axum::http::HeaderName::from_bytes(key.as_bytes()).is_ok()
-                && axum::http::HeaderValue::from_str(&value).is_ok()
-                && pair.contains('=');
+                && axum::http::HeaderValue::from_str(&value).is_ok();
             if !valid {
-                return Err(invalid(
-                    variable,
-                    &format!("{key}=…"),
-                    "comma-separated key=value pairs: header names and values",
-                ));
+                return Err(invalid(variable, &shown(&key), HEADERS_ALLOWED));
             }
             headers.set(key, value.into_owned());
         }

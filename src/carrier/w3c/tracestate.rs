@@ -32,7 +32,8 @@ const INLINE: usize = 4;
 pub(crate) struct Members<'a> {
     inline: [Member<'a>; INLINE],
     len: usize,
-    heap: Vec<Member<'a>>,
+    /// All members once they outgrew `inline` (which is then unused).
+    heap: Option<Vec<Member<'a>>>,
 }
 
 impl<'a> Members<'a> {
@@ -40,37 +41,43 @@ impl<'a> Members<'a> {
         Self {
             inline: [("", ""); INLINE],
             len: 0,
-            heap: Vec::new(),
+            heap: None,
         }
     }
 
     pub(crate) fn push(&mut self, member: Member<'a>) {
-        if self.heap.is_empty() && self.len < INLINE {
-            self.inline[self.len] = member;
-            self.len += 1;
-            return;
+        match &mut self.heap {
+            Some(heap) => heap.push(member),
+            None if self.len < INLINE => {
+                self.inline[self.len] = member;
+                self.len += 1;
+            }
+            None => {
+                let mut heap = Vec::with_capacity(MAX_MEMBERS);
+                heap.extend_from_slice(&self.inline[..self.len]);
+                heap.push(member);
+                self.heap = Some(heap);
+            }
         }
-        if self.heap.is_empty() {
-            self.heap.reserve(MAX_MEMBERS);
-            self.heap.extend_from_slice(&self.inline[..self.len]);
-        }
-        self.heap.push(member);
     }
 
     pub(crate) fn as_slice(&self) -> &[Member<'a>] {
-        if self.heap.is_empty() {
-            &self.inline[..self.len]
-        } else {
-            &self.heap
+        match &self.heap {
+            Some(heap) => heap,
+            None => &self.inline[..self.len],
         }
     }
 
+    /// Removes the member at `index` (which must be below the length).
     fn remove(&mut self, index: usize) {
-        if self.heap.is_empty() {
-            self.inline.copy_within(index + 1..self.len, index);
-            self.len -= 1;
-        } else {
-            self.heap.remove(index);
+        match &mut self.heap {
+            Some(heap) => {
+                heap.remove(index);
+            }
+            None => {
+                self.inline.copy_within(index + 1..self.len, index);
+                self.len -= 1;
+            }
         }
     }
 }
@@ -274,6 +281,11 @@ mod tests {
             let mut expected = names[..len].to_vec();
             expected.remove(1);
             assert_eq!(keys, expected);
+            while !members.as_slice().is_empty() {
+                members.remove(0);
+            }
+            members.push(("z", "1"));
+            assert_eq!(members.as_slice(), [("z", "1")]);
         }
     }
 
