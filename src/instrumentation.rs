@@ -1,10 +1,14 @@
 //! The tracer our spans come from, and how failures are recorded on them.
 
+use opentelemetry::Context;
 use opentelemetry::InstrumentationScope;
 use opentelemetry::KeyValue;
 use opentelemetry::global::{self, BoxedTracer};
-use opentelemetry::trace::{SpanBuilder, SpanKind, SpanRef, Status, Tracer, TracerProvider};
+use opentelemetry::trace::{
+    SpanBuilder, SpanKind, SpanRef, Status, TraceContextExt, Tracer, TracerProvider,
+};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 
 use crate::attributes::{self, ERROR_TYPE, EXCEPTION_MESSAGE};
 use crate::conventions::{Conventions, Operation};
@@ -186,5 +190,38 @@ impl SpanTemplate {
             .span_builder(self.name)
             .with_kind(self.kind.clone())
             .with_attributes(attributes)
+    }
+}
+
+/// Whether a tracer makes spans of its own, learned from the first span it starts: a no-op
+/// tracer's span carries its parent's context (or none), never a span id of its own. Once a
+/// tracer is known to make none, the publisher and the consume pipeline skip the attributes
+/// and spans it would throw away (the context still travels: it is the parent's). The OpenTelemetry
+/// API cannot say this of a provider beforehand: the global one is opaque, and a probe span
+/// would be exported by a recording one.
+#[derive(Debug, Default)]
+pub(crate) struct SpanMaking(AtomicU8);
+
+const UNKNOWN: u8 = 0;
+const MAKES_SPANS: u8 = 1;
+const NO_SPANS: u8 = 2;
+
+impl SpanMaking {
+    /// Whether the tracer is known to make no spans.
+    pub(crate) fn makes_none(&self) -> bool {
+        self.0.load(Ordering::Relaxed) == NO_SPANS
+    }
+
+    /// Learns from `started`, a span the tracer started under `parent`.
+    pub(crate) fn learn(&self, parent: &Context, started: &Context) {
+        if self.0.load(Ordering::Relaxed) != UNKNOWN {
+            return;
+        }
+        let (parent, started) = (parent.span(), started.span());
+        let (parent, started) = (parent.span_context(), started.span_context());
+        let own =
+            started.is_valid() && !(parent.is_valid() && started.span_id() == parent.span_id());
+        let learned = if own { MAKES_SPANS } else { NO_SPANS };
+        self.0.store(learned, Ordering::Relaxed);
     }
 }

@@ -7,7 +7,9 @@ use crate::attributes::{
 use crate::binding::{self, BindingError, Encoding};
 use crate::carrier::{OverwritePolicy, Propagation};
 use crate::conventions::{Conventions, Operation};
-use crate::instrumentation::{self, Destination, SharedTracer, SpanTemplate, record_failure};
+use crate::instrumentation::{
+    self, Destination, SharedTracer, SpanMaking, SpanTemplate, record_failure,
+};
 use crate::metrics::{BrokerError, Measurement, Metrics, PipelineMetrics, Timed};
 use crate::naming::SpanNaming;
 use crate::transport::{ErrorCode, Message, Transport, TransportError};
@@ -119,6 +121,7 @@ pub struct TracedPublisher<T> {
     event_attributes: EventAttributes,
     attributes: AttributeHook,
     tracer: SharedTracer,
+    span_making: SpanMaking,
     propagation: Propagation,
     metrics: PipelineMetrics,
     conventions: Conventions,
@@ -265,6 +268,7 @@ impl<T: Transport> PublisherBuilder<T> {
             event_attributes: EventAttributes::default(),
             attributes: self.attributes,
             tracer: self.tracer,
+            span_making: SpanMaking::default(),
             propagation: self.propagation,
             metrics,
             conventions: self.conventions,
@@ -459,6 +463,35 @@ impl<T: Transport> TracedPublisher<T> {
             OverwritePolicy::Preserve => self.propagation.remote_span_context(event),
             OverwritePolicy::Overwrite => None,
         };
+        let cx = if self.span_making.makes_none() {
+            // The span would carry the parent's context: so does the event.
+            parent.clone()
+        } else {
+            let cx = self.start_span(parent, event, template, ordering_key, preserved.as_ref());
+            self.span_making.learn(parent, &cx);
+            cx
+        };
+        let trace_context = match preserved {
+            Some(existing) => existing,
+            None => {
+                // Whatever the event carried goes: it is not the context of this publish.
+                self.propagation.replace(&cx, event);
+                cx.span().span_context().clone()
+            }
+        };
+        (cx, trace_context)
+    }
+
+    /// The span of one message, with its attributes (and a link to the context the event
+    /// keeps, under [`OverwritePolicy::Preserve`]).
+    fn start_span(
+        &self,
+        parent: &Context,
+        event: &Event,
+        template: &SpanTemplate,
+        ordering_key: Option<&str>,
+        preserved: Option<&SpanContext>,
+    ) -> Context {
         let event_attributes = self.event_attributes.of(event);
         let hook_attributes = (self.attributes)(event);
         let ordering_key_attribute = ordering_key.map(|key| {
@@ -474,19 +507,10 @@ impl<T: Transport> TracedPublisher<T> {
         span_attributes.extend(ordering_key_attribute);
         span_attributes.extend(hook_attributes);
         let mut builder = template.builder(&self.tracer, span_attributes);
-        if let Some(existing) = &preserved {
+        if let Some(existing) = preserved {
             builder = builder.with_links(vec![Link::with_context(existing.clone())]);
         }
-        let cx = parent.with_span(builder.start_with_context(self.tracer.as_ref(), parent));
-        let trace_context = match preserved {
-            Some(existing) => existing,
-            None => {
-                // Whatever the event carried goes: it is not the context of this publish.
-                self.propagation.replace(&cx, event);
-                cx.span().span_context().clone()
-            }
-        };
-        (cx, trace_context)
+        parent.with_span(builder.start_with_context(self.tracer.as_ref(), parent))
     }
 
     fn encode(&self, event: Event, ordering_key: Option<String>) -> Result<Message, PublishError> {

@@ -16,7 +16,14 @@ use std::sync::Arc;
 use support::capture::Captured;
 use tracing::instrument::WithSubscriber;
 
-const UPSTREAM: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+/// The upstream trace of the `i`-th incoming event.
+fn upstream_trace(i: usize) -> String {
+    format!("4bf92f3577b34da6a3ce929d0e0e47{i:02x}")
+}
+
+/// Several events: the first teaches the pipeline that the tracer makes no spans, the others
+/// take the path that skips them.
+const EVENTS: usize = 3;
 
 fn event(id: &str) -> Event {
     EventBuilderV10::new()
@@ -53,12 +60,13 @@ async fn disabled_tracing_keeps_the_chain() {
             )
             .unwrap();
     }
-    let mut incoming = event("upstream");
-    incoming.set_extension("traceparent", UPSTREAM);
-    TracedPublisher::new(transport.clone(), "in")
-        .publish(incoming)
-        .await
-        .unwrap();
+    let upstream = TracedPublisher::new(transport.clone(), "in");
+    for i in 0..EVENTS {
+        let mut incoming = event(&format!("upstream{i}"));
+        let traceparent = format!("00-{}-00f067aa0ba902b7-01", upstream_trace(i));
+        incoming.set_extension("traceparent", traceparent);
+        upstream.publish(incoming).await.unwrap();
+    }
 
     let downstream = Arc::new(TracedPublisher::new(transport.clone(), "out"));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
@@ -77,7 +85,9 @@ async fn disabled_tracing_keeps_the_chain() {
                 }
             },
             async move {
-                rx.recv().await;
+                for _ in 0..EVENTS {
+                    rx.recv().await;
+                }
             },
         )
         .with_subscriber(dispatch)
@@ -85,20 +95,28 @@ async fn disabled_tracing_keeps_the_chain() {
         .unwrap();
 
     let mut out = transport.subscribe("out-sub").await.unwrap();
-    let delivery = out.next().await.unwrap().unwrap();
-    let next = binding::decode(&delivery.message).unwrap();
-    assert_eq!(next.id(), "upstream-next");
-    let Some(ExtensionValue::String(traceparent)) = next.extension("traceparent") else {
-        panic!("the downstream event lost the trace context");
-    };
-    assert_eq!(
-        &traceparent[3..35],
-        "4bf92f3577b34da6a3ce929d0e0e4736",
-        "same trace carried on"
-    );
-
     let lines = logs.json_lines();
-    let handling = lines.iter().find(|l| l["message"] == "handling").unwrap();
-    assert_eq!(handling["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
-    assert_eq!(handling["event_id"], "upstream");
+    for _ in 0..EVENTS {
+        let delivery = out.next().await.unwrap().unwrap();
+        let next = binding::decode(&delivery.message).unwrap();
+        let id = next
+            .id()
+            .strip_suffix("-next")
+            .expect("a handler's event")
+            .to_owned();
+        let i: usize = id.strip_prefix("upstream").unwrap().parse().unwrap();
+        let Some(ExtensionValue::String(traceparent)) = next.extension("traceparent") else {
+            panic!("the downstream event of {id} lost the trace context");
+        };
+        assert_eq!(
+            traceparent[3..35],
+            upstream_trace(i),
+            "{id}: same trace carried on"
+        );
+        let handling = lines
+            .iter()
+            .find(|l| l["message"] == "handling" && l["event_id"] == id.as_str())
+            .unwrap();
+        assert_eq!(handling["trace_id"], upstream_trace(i).as_str(), "{id}");
+    }
 }

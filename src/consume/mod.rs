@@ -31,7 +31,7 @@ use crate::attributes::{self, AttributeHook, CLOUDEVENTS_EVENT_ID, EventAttribut
 use crate::binding::{self, BindingError};
 use crate::carrier::Propagation;
 use crate::conventions::{Conventions, Operation};
-use crate::instrumentation::{Destination, SharedTracer, record_failure};
+use crate::instrumentation::{Destination, SharedTracer, SpanMaking, record_failure};
 use crate::log_fields::MessageLogFields;
 use crate::metrics::{Measurement, PipelineMetrics, Timed};
 use crate::transport::Message;
@@ -69,6 +69,7 @@ pub(crate) struct Consumer {
     googclient_fallback: bool,
     event_attributes: EventAttributes,
     spans: ConsumeSpans,
+    span_making: SpanMaking,
     conventions: Conventions,
     /// `None` when nothing is recorded; shared with each delivery until it is settled.
     metrics: Option<Arc<PipelineMetrics>>,
@@ -110,6 +111,7 @@ impl Consumer {
             googclient_fallback: config.googclient_fallback,
             event_attributes: EventAttributes::default(),
             spans,
+            span_making: SpanMaking::default(),
             conventions: config.conventions,
             metrics: metrics.is_enabled().then(|| Arc::new(metrics)),
         }
@@ -125,10 +127,12 @@ impl Consumer {
         self.record(Measurement::Received);
         let attempt = facts.delivery_attempt;
         let delivery_links = std::mem::take(&mut facts.links);
-        let delivery = spans::delivery_attributes(&message, facts, self.conventions);
         let event = match binding::decode(&message) {
             Ok(event) => event,
-            Err(error) => return self.undecodable(delivery, delivery_links, &error),
+            Err(error) => {
+                let delivery = spans::delivery_attributes(&message, facts, self.conventions);
+                return self.undecodable(delivery, delivery_links, &error);
+            }
         };
         let creation = parent::creation_context(
             &self.propagation,
@@ -137,7 +141,16 @@ impl Consumer {
             self.googclient_fallback,
         );
         let (parent, mut links) = self.parent_mode.resolve(creation);
+        if self.span_making.makes_none() {
+            // No span would be made: the handler runs in the parent's context, as it would
+            // under the tracer's spans, which carry that context.
+            let process = parent.with_value(self.log_fields(&event));
+            let received = self.received(event, message.id, attempt, &process);
+            let outcome = self.run_handler(handler, received, &process).await;
+            return Consumed::new(self.verdict(&outcome), parent, self.settlement());
+        }
         links.extend(delivery_links);
+        let delivery = spans::delivery_attributes(&message, facts, self.conventions);
         let hook = self.hook_attributes(&event);
         let cloudevents = self.event_attributes.of(&event);
         // The event id's value is shared with the process span.
@@ -153,17 +166,39 @@ impl Consumer {
         let receive = self
             .spans
             .start_receive(&self.tracer, &parent, links, start);
+        self.span_making.learn(&parent, &receive);
         let process = self
             .spans
             .start_process(&self.tracer, &receive, event_id, hook)
             .with_value(self.log_fields(&event));
-        let received = Received {
+        let received = self.received(event, message.id, attempt, &process);
+        let outcome = self.run_handler(handler, received, &process).await;
+        self.conclude(outcome, &process, receive)
+    }
+
+    fn received(
+        &self,
+        event: Event,
+        message_id: Option<String>,
+        delivery_attempt: Option<u32>,
+        process: &Context,
+    ) -> Received {
+        Received {
             event,
-            message_id: message.id,
-            delivery_attempt: attempt,
+            message_id,
+            delivery_attempt,
             subscription: self.subscription.clone(),
             context: process.clone(),
-        };
+        }
+    }
+
+    /// Runs the handler in `process`'s context and measures it.
+    async fn run_handler<H: Handler>(
+        &self,
+        handler: &H,
+        received: Received,
+        process: &Context,
+    ) -> HandlerOutcome {
         let started = self.metrics.is_some().then(Instant::now);
         let outcome = run::run_handler(handler, received, process.clone()).await;
         if let Some(started) = started {
@@ -174,7 +209,7 @@ impl Consumer {
                 span: process.span().span_context(),
             }));
         }
-        self.conclude(outcome, &process, receive)
+        outcome
     }
 
     /// Nothing to continue: a root receive span records why, and the nack lets a dead-letter
@@ -237,18 +272,21 @@ impl Consumer {
     /// verdict.
     fn conclude(&self, outcome: HandlerOutcome, process: &Context, receive: Context) -> Consumed {
         let process = process.span();
-        let verdict = match &outcome {
-            HandlerOutcome::Handled => Verdict::Ack,
-            HandlerOutcome::Failed(error_type, error) => {
-                record_failure(&process, error_type, error.as_ref());
-                record_failure(&receive.span(), error_type, error.as_ref());
-                match self.ack_policy {
-                    AckPolicy::AlwaysAck => Verdict::Ack,
-                    AckPolicy::NackOnError => Verdict::Nack,
-                }
-            }
-        };
+        if let HandlerOutcome::Failed(error_type, error) = &outcome {
+            record_failure(&process, error_type, error.as_ref());
+            record_failure(&receive.span(), error_type, error.as_ref());
+        }
         process.end();
-        Consumed::new(verdict, receive, self.settlement())
+        Consumed::new(self.verdict(&outcome), receive, self.settlement())
+    }
+
+    /// Ack or nack, as the handler's outcome and the ack policy say.
+    fn verdict(&self, outcome: &HandlerOutcome) -> Verdict {
+        match (outcome, self.ack_policy) {
+            (HandlerOutcome::Handled, _) | (HandlerOutcome::Failed(..), AckPolicy::AlwaysAck) => {
+                Verdict::Ack
+            }
+            (HandlerOutcome::Failed(..), AckPolicy::NackOnError) => Verdict::Nack,
+        }
     }
 }

@@ -35,10 +35,10 @@ impl Reservoir {
         }
     }
 
-    /// Keeps `value` as its bucket's exemplar when `span` is sampled: an unsampled span's
-    /// trace cannot be opened.
+    /// Keeps `value` as its bucket's exemplar when `span` is a sampled span of this process
+    /// (see [`super::measurement::names_its_span`]).
     pub(crate) fn offer(&self, value: f64, span: &SpanContext) {
-        if !(span.is_valid() && span.is_sampled()) {
+        if !super::measurement::names_its_span(span) {
             return;
         }
         // OpenTelemetry buckets hold (bounds[i-1], bounds[i]].

@@ -34,3 +34,10 @@ pub(crate) struct Timed<'a> {
     /// The exemplar of the sinks that keep them (the OpenTelemetry SDK records none).
     pub(crate) span: &'a SpanContext,
 }
+
+/// Whether `span` can be a sample's exemplar: a sampled span this process made. An unsampled
+/// span's trace cannot be opened; a remote one (what the handler runs under when the tracer
+/// makes no spans) did not measure the sample.
+pub(crate) fn names_its_span(span: &SpanContext) -> bool {
+    span.is_valid() && span.is_sampled() && !span.is_remote()
+}

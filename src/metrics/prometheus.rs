@@ -277,10 +277,10 @@ fn with(labels: &Labels, key: &str, value: &str) -> Labels {
     out
 }
 
-/// The measuring span's ids, when the span is sampled: an unsampled span's trace cannot be
-/// opened.
+/// The measuring span's ids, when it can be an exemplar (see
+/// [`super::measurement::names_its_span`]).
 fn exemplar(span: &SpanContext) -> Option<TraceExemplar> {
-    (span.is_valid() && span.is_sampled()).then(|| {
+    super::measurement::names_its_span(span).then(|| {
         vec![
             ("trace_id", span.trace_id().to_string()),
             ("span_id", span.span_id().to_string()),
@@ -289,5 +289,5 @@ fn exemplar(span: &SpanContext) -> Option<TraceExemplar> {
 }
 
 fn now(span: &SpanContext) -> Option<SystemTime> {
-    span.is_sampled().then(SystemTime::now)
+    super::measurement::names_its_span(span).then(SystemTime::now)
 }
