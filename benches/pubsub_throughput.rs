@@ -2,7 +2,9 @@
 //! `TracedPublisher`/`TracedSubscriber`, traced (every span sampled, into a batch processor that
 //! drops them) vs untraced (a no-op provider), and in the same run the same loop with Google's
 //! Python client, its OpenTelemetry tracing on vs off (`benches/pubsub_peer.py`, from the
-//! project's `.venv`, which `scripts/test` creates). One sample is one 10,000-message round.
+//! project's `.venv`, which `scripts/test` creates), and Google's Node.js client likewise
+//! (`benches/node_peer`, installed with `npm ci` on first use). One sample is one
+//! 10,000-message round.
 //!
 //! `cargo bench --features pubsub --bench pubsub_throughput`
 
@@ -111,6 +113,43 @@ fn python_rounds(host: &str, rounds: u64, on: bool) -> Duration {
     Duration::from_secs_f64(seconds)
 }
 
+/// `rounds` rounds of the Node.js client's loop, with its tracing `on` or off.
+fn node_rounds(host: &str, rounds: u64, on: bool) -> Duration {
+    let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/node_peer");
+    if !peer.join("node_modules").exists() {
+        let installed = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&peer)
+            .status();
+        assert!(
+            installed.is_ok_and(|s| s.success()),
+            "cannot install the Node.js peer: `npm ci` in {} needs node and npm (Debian: apt-get install nodejs npm)",
+            peer.display()
+        );
+    }
+    let output = Command::new("node")
+        .arg(peer.join("peer.js"))
+        .args([
+            PROJECT,
+            &rounds.to_string(),
+            &MESSAGES.to_string(),
+            if on { "on" } else { "off" },
+        ])
+        .env("PUBSUB_EMULATOR_HOST", host)
+        .output()
+        .expect("node runs");
+    assert!(
+        output.status.success(),
+        "node_peer/peer.js failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seconds: f64 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("seconds");
+    Duration::from_secs_f64(seconds)
+}
+
 fn throughput(c: &mut Criterion) {
     let emulator = emulator::Emulator::start();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -155,6 +194,12 @@ fn throughput(c: &mut Criterion) {
     });
     group.bench_function("python google-cloud-pubsub, tracing on", |b| {
         b.iter_custom(|n| python_rounds(&emulator.host, n, true))
+    });
+    group.bench_function("node @google-cloud/pubsub, tracing off", |b| {
+        b.iter_custom(|n| node_rounds(&emulator.host, n, false))
+    });
+    group.bench_function("node @google-cloud/pubsub, tracing on", |b| {
+        b.iter_custom(|n| node_rounds(&emulator.host, n, true))
     });
     group.finish();
 }
