@@ -10,6 +10,9 @@ use hyperfleet_tracing::telemetry::{self, Component, Config};
 use hyperfleet_tracing::transport::Transport;
 use hyperfleet_tracing::{HandlerError, Received};
 use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource};
+use opentelemetry::trace::SpanKind;
+use opentelemetry::{Context, KeyValue};
+use opentelemetry_sdk::propagation::TraceContextPropagator;
 use opentelemetry_sdk::trace::{
     BatchSpanProcessor, Sampler, SdkTracerProvider, SimpleSpanProcessor,
 };
@@ -104,6 +107,75 @@ async fn untraced_spawned(n: u64) -> Duration {
     started.elapsed()
 }
 
+/// The three spans one message makes (publish, receive, process): name, kind and attributes,
+/// recorded from one real message through the traced publisher and subscriber.
+fn recorded_spans() -> Vec<(String, SpanKind, Vec<KeyValue>)> {
+    let telemetry = hyperfleet_tracing::testing::TestTelemetry::new();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(measured(1, &telemetry.provider, Metrics::disabled()));
+    let mut spans: Vec<_> = telemetry
+        .spans()
+        .into_iter()
+        .map(|s| (s.name.into_owned(), s.span_kind, s.attributes))
+        .collect();
+    // Publish, receive, process: the order a message meets them.
+    let rank = |kind: &SpanKind| match kind {
+        SpanKind::Producer => 0,
+        SpanKind::Consumer => 1,
+        _ => 2,
+    };
+    spans.sort_by_key(|(_, kind, _)| rank(kind));
+    assert_eq!(spans.len(), 3, "publish, receive, process");
+    spans
+}
+
+/// The raw loop plus what the bare OpenTelemetry SDK costs for the same three spans with the
+/// same attributes and the W3C context carried in the event (the SDK's propagator): the floor
+/// of what tracing can add, with none of the crate's code on the message path.
+async fn bare_sdk(
+    n: u64,
+    provider: &SdkTracerProvider,
+    spans: &[(String, SpanKind, Vec<KeyValue>)],
+) -> Duration {
+    use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
+    let tracer = provider.tracer("bare");
+    let propagator = TraceContextPropagator::new();
+    let start = |(name, kind, attributes): &(String, SpanKind, Vec<KeyValue>), parent: &Context| {
+        let span = tracer
+            .span_builder(name.clone())
+            .with_kind(kind.clone())
+            .with_attributes(attributes.clone())
+            .start_with_context(&tracer, parent);
+        parent.with_span(span)
+    };
+    let transport = transport();
+    let started = Instant::now();
+    for i in 0..n {
+        let mut event = event(i);
+        let publish = start(&spans[0], &Context::new());
+        hyperfleet_tracing::carrier::inject_with(&propagator, &publish, &mut event);
+        let message = encode(&event, Encoding::Structured).expect("encoded");
+        transport.publish("t", message).await.expect("published");
+        publish.span().end();
+    }
+    let mut deliveries = transport.subscribe("s").await.expect("subscribed");
+    for _ in 0..n {
+        let delivery = deliveries.next().await.expect("delivery").expect("ok");
+        let event = decode(&delivery.message).expect("decoded");
+        let parent = hyperfleet_tracing::carrier::extract_with(&propagator, &event);
+        let receive = start(&spans[1], &parent);
+        let process = start(&spans[2], &receive);
+        black_box(&event);
+        process.span().end();
+        delivery.ack().await.expect("acked");
+        receive.span().end();
+    }
+    started.elapsed()
+}
+
 /// A provider from the crate's telemetry set-up, exporting over OTLP to `endpoint`.
 fn otlp_provider(endpoint: String) -> SdkTracerProvider {
     let config = Config::from_lookup("bench", |key| match key {
@@ -164,6 +236,14 @@ pub fn message_path(c: &mut Criterion, allocator: &str) {
     });
     group.bench_function("traced, unsampled (ratio 0.01)", |b| {
         b.iter_custom(|n| runtime.block_on(traced(n, &unsampled)))
+    });
+    // The floor of what tracing adds: the bare SDK, the same spans, no crate code.
+    let spans = recorded_spans();
+    group.bench_function("floor + bare SDK spans, sampled", |b| {
+        b.iter_custom(|n| runtime.block_on(bare_sdk(n, &sampled, &spans)))
+    });
+    group.bench_function("floor + bare SDK spans, unsampled (ratio 0.01)", |b| {
+        b.iter_custom(|n| runtime.block_on(bare_sdk(n, &unsampled, &spans)))
     });
     // What metrics add: the default (the global meter provider, a no-op one here), a
     // Prometheus registry with exemplars, the SDK's meter provider.
