@@ -245,6 +245,16 @@ pub fn message_path(c: &mut Criterion, allocator: &str) {
     group.bench_function("floor + bare SDK spans, unsampled (ratio 0.01)", |b| {
         b.iter_custom(|n| runtime.block_on(bare_sdk(n, &unsampled, &spans)))
     });
+    // And with no attributes at all: what the SDK's unsampled spans and the context's
+    // propagation cost by themselves.
+    let bare: Vec<_> = spans
+        .iter()
+        .map(|(name, kind, _)| (name.clone(), kind.clone(), Vec::new()))
+        .collect();
+    group.bench_function(
+        "floor + bare SDK spans without attributes, unsampled (ratio 0.01)",
+        |b| b.iter_custom(|n| runtime.block_on(bare_sdk(n, &unsampled, &bare))),
+    );
     // What metrics add: the default (the global meter provider, a no-op one here), a
     // Prometheus registry with exemplars, the SDK's meter provider.
     group.bench_function(
