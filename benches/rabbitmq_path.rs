@@ -23,7 +23,6 @@ use hyperfleet_tracing::transport::rabbitmq::{
     QueueKind, RabbitMqAdmin, RabbitMqConfig, RabbitMqTransport,
 };
 use hyperfleet_tracing::transport::{SubscriptionConfig, Transport};
-use hyperfleet_tracing::{HandlerError, Received};
 use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
 use std::hint::black_box;
@@ -93,25 +92,10 @@ async fn traced(n: u64, transport: &RabbitMqTransport, name: &str, provider: &im
             published.expect("published");
         })
         .await;
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    TracedSubscriber::new(transport.clone(), name, name)
+    let subscriber = TracedSubscriber::new(transport.clone(), name, name)
         .tracer_provider(provider)
-        .metrics(Metrics::disabled())
-        .concurrency(1)
-        .run(
-            move |received: Received| {
-                black_box(&received.event);
-                let _ = tx.send(());
-                async { Ok::<(), HandlerError>(()) }
-            },
-            async move {
-                for _ in 0..n {
-                    rx.recv().await;
-                }
-            },
-        )
-        .await
-        .expect("ran");
+        .metrics(Metrics::disabled());
+    common::handle(subscriber, n).await;
 }
 
 /// One row's run: `n` messages through queue `q`.

@@ -51,3 +51,27 @@ pub fn transport() -> MemoryTransport {
         .expect("subscription");
     transport
 }
+
+/// Runs `subscriber` at concurrency 1 until its handler has seen `n` messages.
+pub async fn handle<T: hyperfleet_tracing::transport::Transport>(
+    subscriber: hyperfleet_tracing::TracedSubscriber<T>,
+    n: u64,
+) {
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    subscriber
+        .concurrency(1)
+        .run(
+            move |received: hyperfleet_tracing::Received| {
+                black_box(&received.event);
+                let _ = tx.send(());
+                async { Ok::<(), hyperfleet_tracing::HandlerError>(()) }
+            },
+            async move {
+                for _ in 0..n {
+                    rx.recv().await;
+                }
+            },
+        )
+        .await
+        .expect("ran");
+}

@@ -8,7 +8,6 @@ use hyperfleet_tracing::binding::{Encoding, decode, encode};
 use hyperfleet_tracing::metrics::Metrics;
 use hyperfleet_tracing::telemetry::{self, Component, Config};
 use hyperfleet_tracing::transport::Transport;
-use hyperfleet_tracing::{HandlerError, Received};
 use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
@@ -44,25 +43,10 @@ async fn measured(n: u64, provider: &impl TracerSource, metrics: Metrics) -> Dur
     for i in 0..n {
         publisher.publish(event(i)).await.expect("published");
     }
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
-    TracedSubscriber::new(transport, "s", "t")
+    let subscriber = TracedSubscriber::new(transport, "s", "t")
         .tracer_provider(provider)
-        .metrics(metrics)
-        .concurrency(1)
-        .run(
-            move |received: Received| {
-                black_box(&received.event);
-                let _ = tx.send(());
-                async { Ok::<(), HandlerError>(()) }
-            },
-            async move {
-                for _ in 0..n {
-                    rx.recv().await;
-                }
-            },
-        )
-        .await
-        .expect("ran");
+        .metrics(metrics);
+    crate::common::handle(subscriber, n).await;
     started.elapsed()
 }
 
