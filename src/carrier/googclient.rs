@@ -20,13 +20,16 @@ pub struct GoogclientExtractor<'a>(pub &'a BTreeMap<String, String>);
 
 impl Extractor for GoogclientExtractor<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        let key = key.to_ascii_lowercase();
-        let attribute = match key.as_str() {
-            super::TRACEPARENT => GOOGCLIENT_TRACEPARENT,
-            super::TRACESTATE => GOOGCLIENT_TRACESTATE,
-            _ => return None,
+        // Compared without case and without allocating: this runs for every message whose
+        // event carries no context.
+        let (key, attribute) = if key.eq_ignore_ascii_case(super::TRACEPARENT) {
+            (super::TRACEPARENT, GOOGCLIENT_TRACEPARENT)
+        } else if key.eq_ignore_ascii_case(super::TRACESTATE) {
+            (super::TRACESTATE, GOOGCLIENT_TRACESTATE)
+        } else {
+            return None;
         };
-        validate::checked(&key, self.0.get(attribute)?)
+        validate::checked(key, self.0.get(attribute)?)
     }
 
     fn keys(&self) -> Vec<&str> {

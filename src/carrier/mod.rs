@@ -198,8 +198,11 @@ impl Propagation {
     /// `tracestate` and `baggage` go even when the propagator writes none of them, so nothing
     /// untrusted outlives the context it came with.
     pub fn replace(&self, cx: &Context, event: &mut Event) {
-        for key in [TRACEPARENT, TRACESTATE, BAGGAGE] {
-            event.remove_extension(key);
+        // Most events carry no extensions: skip the three lookups.
+        if event.iter_extensions().next().is_some() {
+            for key in [TRACEPARENT, TRACESTATE, BAGGAGE] {
+                event.remove_extension(key);
+            }
         }
         self.inject(cx, event);
     }

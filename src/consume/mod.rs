@@ -40,6 +40,7 @@ use opentelemetry::trace::{Link, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use run::HandlerOutcome;
 use spans::{ConsumeSpans, ReceiveAttributes};
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::Instant;
@@ -55,6 +56,16 @@ pub(crate) struct DeliveryFacts {
     /// Contexts of the delivery itself (a push request's own `traceparent`), linked from the
     /// receive span: they belong to the broker, not to the producer.
     pub(crate) links: Vec<Link>,
+}
+
+/// A delivery whose handler is running: what is finished once it has run.
+struct Running {
+    /// The handler's context: the process span's, or the parent's when no span is made.
+    process: Context,
+    /// The receive span; `None` when no span is made.
+    receive: Option<Context>,
+    /// When the handler started, when metrics are recorded.
+    started: Option<Instant>,
 }
 
 /// The consume pipeline of one subscription, with its span templates built.
@@ -122,8 +133,24 @@ impl Consumer {
         &self,
         handler: &H,
         message: Message,
-        mut facts: DeliveryFacts,
+        facts: DeliveryFacts,
     ) -> Consumed {
+        let (run, running) = match self.begin(handler, message, facts) {
+            Ok(begun) => begun,
+            Err(undecodable) => return undecodable,
+        };
+        let outcome = run.await;
+        self.finish(outcome, running)
+    }
+
+    /// Decodes the event, starts the spans and the handler, and returns the handler's run;
+    /// or, when the message cannot be decoded, the nack.
+    fn begin<'a, H: Handler>(
+        &'a self,
+        handler: &'a H,
+        message: Message,
+        mut facts: DeliveryFacts,
+    ) -> Result<(impl Future<Output = HandlerOutcome> + Send + 'a, Running), Consumed> {
         self.record(Measurement::Received);
         let attempt = facts.delivery_attempt;
         let delivery_links = std::mem::take(&mut facts.links);
@@ -131,7 +158,7 @@ impl Consumer {
             Ok(event) => event,
             Err(error) => {
                 let delivery = spans::delivery_attributes(&message, facts, self.conventions);
-                return self.undecodable(delivery, delivery_links, &error);
+                return Err(self.undecodable(delivery, delivery_links, &error));
             }
         };
         let creation = parent::creation_context(
@@ -141,18 +168,39 @@ impl Consumer {
             self.googclient_fallback,
         );
         let (parent, mut links) = self.parent_mode.resolve(creation);
-        if self.span_making.makes_none() {
+        let (process, receive) = if self.span_making.makes_none() {
             // No span would be made: the handler runs in the parent's context, as it would
             // under the tracer's spans, which carry that context.
-            let process = parent.with_value(self.log_fields(&event));
-            let received = self.received(event, message.id, attempt, &process);
-            let outcome = self.run_handler(handler, received, &process).await;
-            return Consumed::new(self.verdict(&outcome), parent, self.settlement());
-        }
-        links.extend(delivery_links);
-        let delivery = spans::delivery_attributes(&message, facts, self.conventions);
-        let hook = self.hook_attributes(&event);
-        let cloudevents = self.event_attributes.of(&event);
+            (parent, None)
+        } else {
+            links.extend(delivery_links);
+            let delivery = spans::delivery_attributes(&message, facts, self.conventions);
+            let (process, receive) = self.start_spans(&parent, links, delivery, &event);
+            (process, Some(receive))
+        };
+        let process = process.with_value(self.log_fields(&event));
+        let received = self.received(event, message.id, attempt, &process);
+        let started = self.metrics.is_some().then(Instant::now);
+        let run = run::run_handler(handler, received, process.clone());
+        let running = Running {
+            process,
+            receive,
+            started,
+        };
+        Ok((run, running))
+    }
+
+    /// Starts the receive span under `parent` and the process span as its child; returns the
+    /// process span's context and the receive span's.
+    fn start_spans(
+        &self,
+        parent: &Context,
+        links: Vec<Link>,
+        delivery: Vec<KeyValue>,
+        event: &Event,
+    ) -> (Context, Context) {
+        let hook = self.hook_attributes(event);
+        let cloudevents = self.event_attributes.of(event);
         // The event id's value is shared with the process span.
         let event_id = cloudevents
             .iter()
@@ -163,17 +211,12 @@ impl Consumer {
             cloudevents,
             hook: hook.clone(),
         };
-        let receive = self
-            .spans
-            .start_receive(&self.tracer, &parent, links, start);
-        self.span_making.learn(&parent, &receive);
+        let receive = self.spans.start_receive(&self.tracer, parent, links, start);
+        self.span_making.learn(parent, &receive);
         let process = self
             .spans
-            .start_process(&self.tracer, &receive, event_id, hook)
-            .with_value(self.log_fields(&event));
-        let received = self.received(event, message.id, attempt, &process);
-        let outcome = self.run_handler(handler, received, &process).await;
-        self.conclude(outcome, &process, receive)
+            .start_process(&self.tracer, &receive, event_id, hook);
+        (process, receive)
     }
 
     fn received(
@@ -192,15 +235,14 @@ impl Consumer {
         }
     }
 
-    /// Runs the handler in `process`'s context and measures it.
-    async fn run_handler<H: Handler>(
-        &self,
-        handler: &H,
-        received: Received,
-        process: &Context,
-    ) -> HandlerOutcome {
-        let started = self.metrics.is_some().then(Instant::now);
-        let outcome = run::run_handler(handler, received, process.clone()).await;
+    /// Once the handler has run: measures it, records its failure, ends the process span and
+    /// gives the verdict with the receive span (the parent's context when no span was made).
+    fn finish(&self, outcome: HandlerOutcome, running: Running) -> Consumed {
+        let Running {
+            process,
+            receive,
+            started,
+        } = running;
         if let Some(started) = started {
             self.record(Measurement::Processed(Timed {
                 operation: self.conventions.operation(Operation::Process).1,
@@ -209,7 +251,10 @@ impl Consumer {
                 span: process.span().span_context(),
             }));
         }
-        outcome
+        match receive {
+            Some(receive) => self.conclude(outcome, &process, receive),
+            None => Consumed::new(self.verdict(&outcome), process, self.settlement()),
+        }
     }
 
     /// Nothing to continue: a root receive span records why, and the nack lets a dead-letter
