@@ -52,25 +52,33 @@ pub fn transport() -> MemoryTransport {
     transport
 }
 
-/// Runs `subscriber` at concurrency 1 until its handler has seen `n` messages.
+/// Runs `subscriber` at concurrency 1 until its handler has seen `n` messages. The handler
+/// counts, and wakes the shutdown only at the `n`th: signalling each message would add a
+/// wake-up per message that is the harness's cost, not the loop's.
 pub async fn handle<T: hyperfleet_tracing::transport::Transport>(
     subscriber: hyperfleet_tracing::TracedSubscriber<T>,
     n: u64,
 ) {
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    if n == 0 {
+        return;
+    }
+    let seen = AtomicU64::new(0);
+    let enough = Arc::new(tokio::sync::Notify::new());
+    let notify = Arc::clone(&enough);
     subscriber
         .concurrency(1)
         .run(
             move |received: hyperfleet_tracing::Received| {
                 black_box(&received.event);
-                let _ = tx.send(());
+                if seen.fetch_add(1, Ordering::Relaxed) + 1 == n {
+                    // Stored if the shutdown is not waiting yet, so it is never missed.
+                    notify.notify_one();
+                }
                 async { Ok::<(), hyperfleet_tracing::HandlerError>(()) }
             },
-            async move {
-                for _ in 0..n {
-                    rx.recv().await;
-                }
-            },
+            async move { enough.notified().await },
         )
         .await
         .expect("ran");
