@@ -95,6 +95,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod attribute_timing;
 pub mod attributes;
 pub mod binding;
 pub mod carrier;
@@ -120,6 +121,7 @@ pub mod telemetry;
 pub mod testing;
 pub mod transport;
 
+pub use attribute_timing::AttributeTiming;
 pub use binding::Encoding;
 pub use carrier::{EventExtractor, EventInjector, OverwritePolicy, Propagation, extract, inject};
 pub use consume::{Handler, HandlerError, Received};

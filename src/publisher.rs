@@ -1,5 +1,6 @@
 //! Traced publishing: the standard's `{topic} publish` span around a [`Transport`].
 
+use crate::attribute_timing::AttributeTiming;
 use crate::attributes::{
     self, AttributeHook, EventAttributes, MESSAGING_BATCH_MESSAGE_COUNT,
     MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY, MESSAGING_MESSAGE_BODY_SIZE, MESSAGING_MESSAGE_ID,
@@ -120,6 +121,7 @@ pub struct TracedPublisher<T> {
     spans: PublisherSpans,
     event_attributes: EventAttributes,
     attributes: AttributeHook,
+    attribute_timing: AttributeTiming,
     tracer: SharedTracer,
     span_making: SpanMaking,
     propagation: Propagation,
@@ -136,6 +138,7 @@ pub struct PublisherBuilder<T> {
     overwrite: OverwritePolicy,
     naming: SpanNaming,
     attributes: AttributeHook,
+    attribute_timing: AttributeTiming,
     tracer: SharedTracer,
     propagation: Propagation,
     metrics: Metrics,
@@ -224,12 +227,20 @@ impl<T: Transport> PublisherBuilder<T> {
     }
 
     /// Replaces the hook that adds attributes from the event at span start (where samplers see
-    /// them). Never return payload data from it.
+    /// them; see [`attribute_timing`](Self::attribute_timing)). Never return payload data from
+    /// it.
     pub fn attributes<F>(mut self, hook: F) -> Self
     where
         F: Fn(&Event) -> Vec<KeyValue> + Send + Sync + 'static,
     {
         self.attributes = Arc::new(hook);
+        self
+    }
+
+    /// Sets when message spans are given their per-message attributes (default
+    /// [`AttributeTiming::AtStart`]).
+    pub fn attribute_timing(mut self, timing: AttributeTiming) -> Self {
+        self.attribute_timing = timing;
         self
     }
 
@@ -267,6 +278,7 @@ impl<T: Transport> PublisherBuilder<T> {
             spans,
             event_attributes: EventAttributes::default(),
             attributes: self.attributes,
+            attribute_timing: self.attribute_timing,
             tracer: self.tracer,
             span_making: SpanMaking::default(),
             propagation: self.propagation,
@@ -294,6 +306,7 @@ impl<T: Transport> TracedPublisher<T> {
             overwrite: OverwritePolicy::default(),
             naming: SpanNaming::default(),
             attributes: Arc::new(attributes::hyperfleet_resource),
+            attribute_timing: AttributeTiming::default(),
             tracer: instrumentation::global_tracer(),
             propagation: Propagation::global(),
             metrics: Metrics::global(),
@@ -492,25 +505,37 @@ impl<T: Transport> TracedPublisher<T> {
         ordering_key: Option<&str>,
         preserved: Option<&SpanContext>,
     ) -> Context {
-        let event_attributes = self.event_attributes.of(event);
-        let hook_attributes = (self.attributes)(event);
-        let ordering_key_attribute = ordering_key.map(|key| {
+        let deferred = self.attribute_timing.deferred();
+        let per_message = if deferred {
+            Vec::new()
+        } else {
+            self.per_message_attributes(event, ordering_key)
+        };
+        let mut attributes = template.attributes(per_message.len());
+        attributes.extend(per_message);
+        let mut builder = template.builder(&self.tracer, attributes);
+        if let Some(existing) = preserved {
+            builder = builder.with_links(vec![Link::with_context(existing.clone())]);
+        }
+        let cx = parent.with_span(builder.start_with_context(self.tracer.as_ref(), parent));
+        if deferred && cx.span().is_recording() {
+            cx.span()
+                .set_attributes(self.per_message_attributes(event, ordering_key));
+        }
+        cx
+    }
+
+    /// A message span's own attributes: `cloudevents.*`, the ordering key, the hook's.
+    fn per_message_attributes(&self, event: &Event, ordering_key: Option<&str>) -> Vec<KeyValue> {
+        let mut attributes = self.event_attributes.of(event);
+        attributes.extend(ordering_key.map(|key| {
             KeyValue::new(
                 MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY,
                 attributes::bounded(key),
             )
-        });
-        let mut span_attributes = template.attributes(
-            event_attributes.len() + hook_attributes.len() + usize::from(ordering_key.is_some()),
-        );
-        span_attributes.extend(event_attributes);
-        span_attributes.extend(ordering_key_attribute);
-        span_attributes.extend(hook_attributes);
-        let mut builder = template.builder(&self.tracer, span_attributes);
-        if let Some(existing) = preserved {
-            builder = builder.with_links(vec![Link::with_context(existing.clone())]);
-        }
-        parent.with_span(builder.start_with_context(self.tracer.as_ref(), parent))
+        }));
+        attributes.extend((self.attributes)(event));
+        attributes
     }
 
     fn encode(&self, event: Event, ordering_key: Option<String>) -> Result<Message, PublishError> {

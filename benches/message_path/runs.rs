@@ -8,7 +8,7 @@ use hyperfleet_tracing::binding::{Encoding, decode, encode};
 use hyperfleet_tracing::metrics::Metrics;
 use hyperfleet_tracing::telemetry::{self, Component, Config};
 use hyperfleet_tracing::transport::Transport;
-use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource};
+use hyperfleet_tracing::{AttributeTiming, TracedPublisher, TracedSubscriber, TracerSource};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -34,10 +34,31 @@ async fn traced(n: u64, provider: &impl TracerSource) -> Duration {
 /// `n` messages through the traced publisher and subscriber (concurrency 1), recording
 /// `metrics`.
 async fn measured(n: u64, provider: &impl TracerSource, metrics: Metrics) -> Duration {
+    timed(n, provider, metrics, AttributeTiming::AtStart).await
+}
+
+/// The same, with per-message attributes given only to spans that record.
+async fn deferred(n: u64, provider: &impl TracerSource) -> Duration {
+    timed(
+        n,
+        provider,
+        Metrics::disabled(),
+        AttributeTiming::WhenRecording,
+    )
+    .await
+}
+
+async fn timed(
+    n: u64,
+    provider: &impl TracerSource,
+    metrics: Metrics,
+    timing: AttributeTiming,
+) -> Duration {
     let transport = transport();
     let publisher = TracedPublisher::builder(transport.clone(), "t")
         .tracer_provider(provider)
         .metrics(metrics.clone())
+        .attribute_timing(timing)
         .build();
     let started = Instant::now();
     for i in 0..n {
@@ -45,7 +66,8 @@ async fn measured(n: u64, provider: &impl TracerSource, metrics: Metrics) -> Dur
     }
     let subscriber = TracedSubscriber::new(transport, "s", "t")
         .tracer_provider(provider)
-        .metrics(metrics);
+        .metrics(metrics)
+        .attribute_timing(timing);
     crate::common::handle(subscriber, n).await;
     started.elapsed()
 }
@@ -221,6 +243,13 @@ pub fn message_path(c: &mut Criterion, allocator: &str) {
     group.bench_function("traced, unsampled (ratio 0.01)", |b| {
         b.iter_custom(|n| runtime.block_on(traced(n, &unsampled)))
     });
+    group.bench_function("traced, sampled, attributes when recording", |b| {
+        b.iter_custom(|n| runtime.block_on(deferred(n, &sampled)))
+    });
+    group.bench_function(
+        "traced, unsampled (ratio 0.01), attributes when recording",
+        |b| b.iter_custom(|n| runtime.block_on(deferred(n, &unsampled))),
+    );
     // The floor of what tracing adds: the bare SDK, the same spans, no crate code.
     let spans = recorded_spans();
     group.bench_function("floor + bare SDK spans, sampled", |b| {

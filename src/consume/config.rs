@@ -1,6 +1,7 @@
 //! The consume pipeline's settings, as plain values: what a subscriber's builder holds.
 
 use super::{AckPolicy, ParentMode};
+use crate::attribute_timing::AttributeTiming;
 use crate::attributes::{self, AttributeHook};
 use crate::carrier::Propagation;
 use crate::conventions::Conventions;
@@ -24,6 +25,7 @@ pub(crate) struct ConsumerConfig {
     pub(crate) parent_mode: ParentMode,
     pub(crate) ack_policy: AckPolicy,
     pub(crate) attributes: AttributeHook,
+    pub(crate) attribute_timing: AttributeTiming,
     pub(crate) googclient_fallback: bool,
     pub(crate) tracer: SharedTracer,
     pub(crate) propagation: Propagation,
@@ -45,6 +47,7 @@ impl ConsumerConfig {
             parent_mode: ParentMode::default(),
             ack_policy: AckPolicy::default(),
             attributes: Arc::new(attributes::hyperfleet_resource),
+            attribute_timing: AttributeTiming::default(),
             googclient_fallback: true,
             tracer: instrumentation::global_tracer(),
             propagation: Propagation::global(),
@@ -111,12 +114,19 @@ macro_rules! consumer_settings {
         }
 
         /// Replaces the hook that adds attributes from the event to the receive and process spans
-        /// at their start. Never return payload data from it.
+        /// at their start (see `attribute_timing`). Never return payload data from it.
         pub fn attributes<F>(mut self, hook: F) -> Self
         where
             F: Fn(&cloudevents::Event) -> Vec<opentelemetry::KeyValue> + Send + Sync + 'static,
         {
             self.$field.attributes = std::sync::Arc::new(hook);
+            self
+        }
+
+        /// Sets when the receive and process spans are given their per-message attributes
+        /// (default [`AttributeTiming::AtStart`]($crate::AttributeTiming::AtStart)).
+        pub fn attribute_timing(mut self, timing: $crate::AttributeTiming) -> Self {
+            self.$field.attribute_timing = timing;
             self
         }
     };

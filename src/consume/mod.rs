@@ -27,6 +27,7 @@ pub(crate) use config::{ConsumerConfig, consumer_settings};
 use outcome::Settlement;
 pub(crate) use outcome::{Consumed, Verdict};
 
+use crate::attribute_timing::AttributeTiming;
 use crate::attributes::{self, AttributeHook, CLOUDEVENTS_EVENT_ID, EventAttributes};
 use crate::binding::{self, BindingError};
 use crate::carrier::Propagation;
@@ -77,6 +78,7 @@ pub(crate) struct Consumer {
     parent_mode: ParentMode,
     ack_policy: AckPolicy,
     attributes: AttributeHook,
+    attribute_timing: AttributeTiming,
     googclient_fallback: bool,
     event_attributes: EventAttributes,
     spans: ConsumeSpans,
@@ -119,6 +121,7 @@ impl Consumer {
             parent_mode: config.parent_mode,
             ack_policy: config.ack_policy,
             attributes: config.attributes,
+            attribute_timing: config.attribute_timing,
             googclient_fallback: config.googclient_fallback,
             event_attributes: EventAttributes::default(),
             spans,
@@ -174,8 +177,7 @@ impl Consumer {
             (parent, None)
         } else {
             links.extend(delivery_links);
-            let delivery = spans::delivery_attributes(&message, facts, self.conventions);
-            let (process, receive) = self.start_spans(&parent, links, delivery, &event);
+            let (process, receive) = self.start_spans(&parent, links, (&message, facts), &event);
             (process, Some(receive))
         };
         let process = process.with_value(self.log_fields(&event));
@@ -196,12 +198,58 @@ impl Consumer {
         &self,
         parent: &Context,
         links: Vec<Link>,
-        delivery: Vec<KeyValue>,
+        delivery: (&Message, DeliveryFacts),
         event: &Event,
     ) -> (Context, Context) {
+        let (start, event_id, later) = if self.attribute_timing.deferred() {
+            (ReceiveAttributes::default(), None, Some(delivery))
+        } else {
+            let (start, event_id) = self.per_message_attributes(delivery, event);
+            (start, event_id, None)
+        };
+        let hook = start.hook.clone();
+        let receive = self.spans.start_receive(&self.tracer, parent, links, start);
+        self.span_making.learn(parent, &receive);
+        let process = self
+            .spans
+            .start_process(&self.tracer, &receive, event_id, hook);
+        if let Some(delivery) = later {
+            self.attributes_when_recording(&receive, &process, delivery, event);
+        }
+        (process, receive)
+    }
+
+    /// [`AttributeTiming::WhenRecording`]: the spans started with their templates' attributes
+    /// only; those that record are given the message's now.
+    fn attributes_when_recording(
+        &self,
+        receive: &Context,
+        process: &Context,
+        delivery: (&Message, DeliveryFacts),
+        event: &Event,
+    ) {
+        let (receive, process) = (receive.span(), process.span());
+        if !receive.is_recording() && !process.is_recording() {
+            return;
+        }
+        let (start, event_id) = self.per_message_attributes(delivery, event);
+        if process.is_recording() {
+            process.set_attributes(event_id.into_iter().chain(start.hook.clone()));
+        }
+        if receive.is_recording() {
+            receive.set_attributes(start);
+        }
+    }
+
+    /// The receive span's per-message attributes, and the event id the process span shares.
+    fn per_message_attributes(
+        &self,
+        (message, facts): (&Message, DeliveryFacts),
+        event: &Event,
+    ) -> (ReceiveAttributes, Option<KeyValue>) {
+        let delivery = spans::delivery_attributes(message, facts, self.conventions);
         let hook = self.hook_attributes(event);
         let cloudevents = self.event_attributes.of(event);
-        // The event id's value is shared with the process span.
         let event_id = cloudevents
             .iter()
             .find(|kv| kv.key.as_str() == CLOUDEVENTS_EVENT_ID)
@@ -209,14 +257,9 @@ impl Consumer {
         let start = ReceiveAttributes {
             delivery,
             cloudevents,
-            hook: hook.clone(),
+            hook,
         };
-        let receive = self.spans.start_receive(&self.tracer, parent, links, start);
-        self.span_making.learn(parent, &receive);
-        let process = self
-            .spans
-            .start_process(&self.tracer, &receive, event_id, hook);
-        (process, receive)
+        (start, event_id)
     }
 
     fn received(

@@ -45,6 +45,7 @@ impl SettleSpans {
 }
 
 /// The attributes a receive span starts with, besides its template's.
+#[derive(Default)]
 pub(super) struct ReceiveAttributes {
     /// Message id, ordering key, delivery attempt, and the transport's own.
     pub(super) delivery: Vec<KeyValue>,
@@ -52,6 +53,22 @@ pub(super) struct ReceiveAttributes {
     pub(super) cloudevents: Vec<KeyValue>,
     /// The attribute hook's, shared with the process span.
     pub(super) hook: Vec<KeyValue>,
+}
+
+impl IntoIterator for ReceiveAttributes {
+    type Item = KeyValue;
+    type IntoIter = std::iter::Chain<
+        std::iter::Chain<std::vec::IntoIter<KeyValue>, std::vec::IntoIter<KeyValue>>,
+        std::vec::IntoIter<KeyValue>,
+    >;
+
+    /// In the order the span is given them: delivery, `cloudevents.*`, the hook's.
+    fn into_iter(self) -> Self::IntoIter {
+        self.delivery
+            .into_iter()
+            .chain(self.cloudevents)
+            .chain(self.hook)
+    }
 }
 
 impl ConsumeSpans {
@@ -105,17 +122,9 @@ impl ConsumeSpans {
         links: Vec<Link>,
         start: ReceiveAttributes,
     ) -> Context {
-        let ReceiveAttributes {
-            delivery,
-            cloudevents,
-            hook,
-        } = start;
-        let mut attributes = self
-            .receive
-            .attributes(delivery.len() + cloudevents.len() + hook.len());
-        attributes.extend(delivery);
-        attributes.extend(cloudevents);
-        attributes.extend(hook);
+        let per_message = start.delivery.len() + start.cloudevents.len() + start.hook.len();
+        let mut attributes = self.receive.attributes(per_message);
+        attributes.extend(start);
         let span = self
             .receive
             .builder(tracer, attributes)
