@@ -3,7 +3,7 @@
 use opentelemetry::Context;
 use opentelemetry::InstrumentationScope;
 use opentelemetry::KeyValue;
-use opentelemetry::global::{self, BoxedTracer};
+use opentelemetry::global;
 use opentelemetry::trace::{
     SpanBuilder, SpanKind, SpanRef, Status, TraceContextExt, Tracer, TracerProvider,
 };
@@ -17,7 +17,11 @@ use crate::naming::{self, SpanNaming};
 /// Instrumentation scope name of every span this crate starts.
 pub(crate) const SCOPE_NAME: &str = "hyperfleet-tracing";
 
-pub(crate) type SharedTracer = Arc<BoxedTracer>;
+mod tracer;
+
+pub use tracer::SpanSource;
+
+pub(crate) type SharedTracer = Arc<SpanSource>;
 
 pub(crate) fn scope() -> InstrumentationScope {
     InstrumentationScope::builder(SCOPE_NAME)
@@ -28,7 +32,7 @@ pub(crate) fn scope() -> InstrumentationScope {
 /// A tracer from the global provider as it is now: build publishers and subscribers after
 /// installing the application's provider.
 pub(crate) fn global_tracer() -> SharedTracer {
-    Arc::new(global::tracer_with_scope(scope()))
+    Arc::new(SpanSource::Boxed(global::tracer_with_scope(scope())))
 }
 
 /// A tracer provider spans can come from: any OpenTelemetry provider whose tracers and spans
@@ -39,7 +43,7 @@ pub(crate) fn global_tracer() -> SharedTracer {
 pub trait TracerSource: sealed::Sealed {
     /// A tracer with this crate's instrumentation scope.
     #[doc(hidden)]
-    fn shared_tracer(&self) -> Arc<BoxedTracer>;
+    fn shared_tracer(&self) -> Arc<SpanSource>;
 }
 
 mod sealed {
@@ -56,8 +60,8 @@ where
     P::Tracer: Send + Sync + 'static,
     <P::Tracer as opentelemetry::trace::Tracer>::Span: Send + Sync + 'static,
 {
-    fn shared_tracer(&self) -> Arc<BoxedTracer> {
-        Arc::new(BoxedTracer::new(Box::new(self.tracer_with_scope(scope()))))
+    fn shared_tracer(&self) -> Arc<SpanSource> {
+        Arc::new(SpanSource::new(self.tracer_with_scope(scope())))
     }
 }
 
@@ -185,7 +189,7 @@ impl SpanTemplate {
     }
 
     /// A builder for this span with `attributes` (from [`Self::attributes`]).
-    pub(crate) fn builder(&self, tracer: &BoxedTracer, attributes: Vec<KeyValue>) -> SpanBuilder {
+    pub(crate) fn builder(&self, tracer: &SpanSource, attributes: Vec<KeyValue>) -> SpanBuilder {
         tracer
             .span_builder(self.name)
             .with_kind(self.kind.clone())
