@@ -58,10 +58,7 @@ impl ShouldSample for Watching {
 /// One message published and handled under `timing`, with a sampler dropping the spans whose
 /// name contains `drop`; returns the exported spans, what the sampler saw, and how often the
 /// publisher's and the subscriber's attribute hooks ran.
-async fn one_message(
-    timing: AttributeTiming,
-    drop: &'static str,
-) -> (Vec<SpanData>, Seen, usize) {
+async fn one_message(timing: AttributeTiming, drop: &'static str) -> (Vec<SpanData>, Seen, usize) {
     let sampler = Watching {
         drop,
         ..Watching::default()
