@@ -130,7 +130,7 @@ pub use instrumentation::TracerSource;
 pub use log_fields::MessageLogFields;
 pub use naming::SpanNaming;
 pub use publisher::{PublishError, PublishOptions, Published, PublisherBuilder, TracedPublisher};
-pub use subscriber::{AckPolicy, ParentMode, SubscribeError, TracedSubscriber};
+pub use subscriber::{AckPolicy, Execution, ParentMode, SubscribeError, TracedSubscriber};
 pub use transport::{DeadLetterPolicy, Message, SubscriptionConfig, Transport};
 
 /// The README's examples, compiled as doctests so they stay true.

@@ -8,8 +8,8 @@ mod support;
 use cloudevents::AttributesReader;
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::named;
+use hyperfleet_tracing::transport::SubscriptionConfig;
 use hyperfleet_tracing::transport::memory::MemoryTransport;
-use hyperfleet_tracing::transport::{SubscriptionConfig, Transport};
 use hyperfleet_tracing::{HandlerError, Received};
 use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
 use std::sync::{Arc, Mutex};
@@ -131,17 +131,8 @@ async fn shutdown_drops_a_hung_handler_after_its_timeout_and_the_message_comes_b
     );
 
     // Nacked, not lost: the next subscriber gets it at once, as a second attempt.
-    let mut stream = transport.subscribe(SUBSCRIPTION).await.unwrap();
-    let delivery = tokio::time::timeout(
-        Duration::from_millis(1),
-        futures::StreamExt::next(&mut stream),
-    )
-    .await
-    .expect("redelivered at once, not after the ack deadline")
-    .unwrap()
-    .unwrap();
-    assert_eq!(delivery.delivery_attempt, Some(2));
-    delivery.ack().await.unwrap();
+    let attempt = support::memory::ack_redelivered_at_once(&transport, SUBSCRIPTION).await;
+    assert_eq!(attempt, Some(2));
     assert_eq!(transport.backlog(SUBSCRIPTION).unwrap(), 0);
 }
 

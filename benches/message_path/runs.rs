@@ -8,7 +8,9 @@ use hyperfleet_tracing::binding::{Encoding, decode, encode};
 use hyperfleet_tracing::metrics::Metrics;
 use hyperfleet_tracing::telemetry::{self, Component, Config};
 use hyperfleet_tracing::transport::Transport;
-use hyperfleet_tracing::{AttributeTiming, TracedPublisher, TracedSubscriber, TracerSource};
+use hyperfleet_tracing::{
+    AttributeTiming, Execution, TracedPublisher, TracedSubscriber, TracerSource,
+};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -34,16 +36,31 @@ async fn traced(n: u64, provider: &impl TracerSource) -> Duration {
 /// `n` messages through the traced publisher and subscriber (concurrency 1), recording
 /// `metrics`.
 async fn measured(n: u64, provider: &impl TracerSource, metrics: Metrics) -> Duration {
-    timed(n, provider, metrics, AttributeTiming::AtStart).await
+    let timing = AttributeTiming::AtStart;
+    timed(n, provider, metrics, timing, Execution::default()).await
 }
 
 /// The same, with per-message attributes given only to spans that record.
 async fn deferred(n: u64, provider: &impl TracerSource) -> Duration {
+    let timing = AttributeTiming::WhenRecording;
     timed(
         n,
         provider,
         Metrics::disabled(),
-        AttributeTiming::WhenRecording,
+        timing,
+        Execution::default(),
+    )
+    .await
+}
+
+/// The same, with the handlers run on the subscriber loop's task.
+async fn in_loop(n: u64, provider: &impl TracerSource, timing: AttributeTiming) -> Duration {
+    timed(
+        n,
+        provider,
+        Metrics::disabled(),
+        timing,
+        Execution::LoopTask,
     )
     .await
 }
@@ -53,6 +70,7 @@ async fn timed(
     provider: &impl TracerSource,
     metrics: Metrics,
     timing: AttributeTiming,
+    execution: Execution,
 ) -> Duration {
     let transport = transport();
     let publisher = TracedPublisher::builder(transport.clone(), "t")
@@ -67,7 +85,8 @@ async fn timed(
     let subscriber = TracedSubscriber::new(transport, "s", "t")
         .tracer_provider(provider)
         .metrics(metrics)
-        .attribute_timing(timing);
+        .attribute_timing(timing)
+        .execution(execution);
     crate::common::handle(subscriber, n).await;
     started.elapsed()
 }
@@ -249,6 +268,20 @@ pub fn message_path(c: &mut Criterion, allocator: &str) {
     group.bench_function(
         "traced, unsampled (ratio 0.01), attributes when recording",
         |b| b.iter_custom(|n| runtime.block_on(deferred(n, &unsampled))),
+    );
+    let at_start = AttributeTiming::AtStart;
+    group.bench_function("same path, tracing off, handlers on the loop's task", |b| {
+        b.iter_custom(|n| runtime.block_on(in_loop(n, &off, at_start)))
+    });
+    group.bench_function("traced, sampled, handlers on the loop's task", |b| {
+        b.iter_custom(|n| runtime.block_on(in_loop(n, &sampled, at_start)))
+    });
+    group.bench_function(
+        "traced, unsampled (ratio 0.01), attributes when recording, handlers on the loop's task",
+        |b| {
+            let timing = AttributeTiming::WhenRecording;
+            b.iter_custom(|n| runtime.block_on(in_loop(n, &unsampled, timing)))
+        },
     );
     // The floor of what tracing adds: the bare SDK, the same spans, no crate code.
     let spans = recorded_spans();

@@ -12,16 +12,17 @@
 //! awaiting once a handler has finished, and deliveries sent back are nacked by a
 //! [`Nacker`] task in the order they were sent back.
 
+mod in_flight;
 mod nacker;
 
+use super::Execution;
 use crate::consume::{Consumer, DeliveryFacts, Handler, Verdict};
 use crate::transport::Delivery;
+use in_flight::{InFlight, RunId};
 use nacker::Nacker;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
-use tokio::task::{Id, JoinSet};
 use tokio::time::Instant;
-use tracing::instrument::WithSubscriber;
 
 /// A running handler's ordering key and message.
 struct Running {
@@ -51,10 +52,10 @@ impl FailedKey {
 pub(super) struct Dispatcher<H> {
     consumer: Arc<Consumer>,
     handler: Arc<H>,
-    /// Each handler's task; it settles its own delivery and says whether it acked.
-    in_flight: JoinSet<bool>,
-    /// Ordering key of each running task that has one.
-    running_keys: HashMap<Id, Running>,
+    /// Each handler's run; it settles its own delivery and says whether it acked.
+    in_flight: InFlight,
+    /// Ordering key of each run that has one.
+    running_keys: HashMap<RunId, Running>,
     /// Deliveries waiting for their key's running handler, per key. A key is present while a
     /// handler for it runs.
     waiting: HashMap<String, VecDeque<Delivery>>,
@@ -64,11 +65,11 @@ pub(super) struct Dispatcher<H> {
 }
 
 impl<H: Handler> Dispatcher<H> {
-    pub(super) fn new(consumer: Arc<Consumer>, handler: Arc<H>) -> Self {
+    pub(super) fn new(consumer: Arc<Consumer>, handler: Arc<H>, execution: Execution) -> Self {
         Self {
             consumer,
             handler,
-            in_flight: JoinSet::new(),
+            in_flight: InFlight::new(execution),
             running_keys: HashMap::new(),
             waiting: HashMap::new(),
             queued: 0,
@@ -123,8 +124,8 @@ impl<H: Handler> Dispatcher<H> {
         self.running_keys.insert(id, Running { key, message_id });
     }
 
-    /// Starts a handler's task: consume, then settle.
-    fn spawn(&mut self, mut delivery: Delivery) -> Id {
+    /// Starts a handler's run: consume, then settle.
+    fn spawn(&mut self, mut delivery: Delivery) -> RunId {
         let consumer = Arc::clone(&self.consumer);
         let handler = Arc::clone(&self.handler);
         let task = async move {
@@ -140,20 +141,14 @@ impl<H: Handler> Dispatcher<H> {
             consumed.settle(acker).await;
             acked
         };
-        // Handlers log through the caller's `tracing` subscriber.
-        self.in_flight.spawn(task.with_current_subscriber()).id()
+        self.in_flight.start(task)
     }
 
     /// Waits for one handler to finish and starts its key's next delivery. `false` when
     /// nothing was running. Cancel-safe: nothing is awaited after the handler has finished.
     pub(super) async fn complete_one(&mut self) -> bool {
-        let Some(finished) = self.in_flight.join_next_with_id().await else {
+        let Some((id, acked)) = self.in_flight.next().await else {
             return false;
-        };
-        let (id, acked) = match finished {
-            Ok((id, acked)) => (id, acked),
-            // The task's delivery was dropped unsettled, which nacks it.
-            Err(error) => (error.id(), false),
         };
         if let Some(running) = self.running_keys.remove(&id) {
             self.next_of_key(running, acked);
@@ -198,11 +193,7 @@ impl<H: Handler> Dispatcher<H> {
     /// `deadline` at the latest: a handler blocking its thread cannot be aborted and is left
     /// behind.
     pub(super) async fn abandon(&mut self, deadline: Instant) {
-        self.in_flight.abort_all();
-        let joined = async { while self.in_flight.join_next().await.is_some() {} };
-        if tokio::time::timeout_at(deadline, joined).await.is_err() {
-            self.in_flight.detach_all();
-        }
+        self.in_flight.abort_all(deadline).await;
         self.running_keys.clear();
         self.failed.clear();
         for (_, behind) in self.waiting.drain() {

@@ -2,9 +2,11 @@
 //! [consume pipeline](crate::consume) and settles them with the transport.
 
 mod dispatch;
+mod execution;
 
 pub use crate::consume::{AckPolicy, Handler, HandlerError, ParentMode, Received};
 pub use crate::log_fields::MessageLogFields;
+pub use execution::Execution;
 
 use crate::consume::{Consumer, ConsumerConfig};
 use crate::transport::{DeliveryStream, Transport, TransportError};
@@ -101,6 +103,7 @@ pub struct TracedSubscriber<T> {
     transport: Arc<T>,
     config: ConsumerConfig,
     concurrency: usize,
+    execution: Execution,
     shutdown_timeout: Duration,
 }
 
@@ -118,6 +121,7 @@ impl<T: Transport> TracedSubscriber<T> {
             transport: Arc::new(transport),
             config: ConsumerConfig::new(subscription.into(), topic.into()),
             concurrency: DEFAULT_CONCURRENCY,
+            execution: Execution::default(),
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
     }
@@ -127,6 +131,12 @@ impl<T: Transport> TracedSubscriber<T> {
     /// Sets how many handlers may run at once (at least 1).
     pub fn concurrency(mut self, limit: usize) -> Self {
         self.concurrency = limit.max(1);
+        self
+    }
+
+    /// Sets where handlers run (default [`Execution::TaskPerMessage`]).
+    pub fn execution(mut self, execution: Execution) -> Self {
+        self.execution = execution;
         self
     }
 
@@ -144,8 +154,9 @@ impl<T: Transport> TracedSubscriber<T> {
     /// and their messages nacked; `run` returns within the shutdown timeout plus one second,
     /// whatever the handlers and the transport do. A handler that blocks its thread in
     /// synchronous code cannot be aborted: it is left running, and its message, never
-    /// settled, is delivered again when its lease ends. A handler that runs past the subscription's ack deadline
-    /// keeps its message: the transport extends the lease (the Pub/Sub client, and the memory
+    /// settled, is delivered again when its lease ends (under [`Execution::LoopTask`] it
+    /// blocks the loop too, and `run` returns once it does). A handler that runs past the
+    /// subscription's ack deadline keeps its message: the transport extends the lease (the Pub/Sub client, and the memory
     /// transport likewise) up to its maximum lease, an hour by default. A handler that runs
     /// longer than that sees its message delivered again, and its late ack is ignored. Either
     /// way delivery is at least once: handlers must be idempotent.
@@ -169,7 +180,7 @@ impl<T: Transport> TracedSubscriber<T> {
             self.transport.server_address(),
             self.transport.server_port(),
         );
-        let mut dispatcher = Dispatcher::new(Arc::new(consumer), Arc::new(handler));
+        let mut dispatcher = Dispatcher::new(Arc::new(consumer), Arc::new(handler), self.execution);
         let outcome = pull(
             &mut dispatcher,
             &mut deliveries,

@@ -42,3 +42,22 @@ where
         .await
         .unwrap();
 }
+
+/// Takes the next delivery of `subscription` from a new stream, which must come at once (a
+/// nacked message, not one back after its ack deadline), and acks it; returns its attempt.
+#[cfg(feature = "testing")]
+pub async fn ack_redelivered_at_once(
+    transport: &MemoryTransport,
+    subscription: &str,
+) -> Option<u32> {
+    let mut stream = transport.subscribe(subscription).await.unwrap();
+    let next = futures::StreamExt::next(&mut stream);
+    let delivery = tokio::time::timeout(std::time::Duration::from_millis(1), next)
+        .await
+        .expect("redelivered at once, not after the ack deadline")
+        .unwrap()
+        .unwrap();
+    let attempt = delivery.delivery_attempt;
+    delivery.ack().await.unwrap();
+    attempt
+}

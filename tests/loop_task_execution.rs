@@ -1,0 +1,312 @@
+//! Handlers run on the subscriber loop's own task (`Execution::LoopTask`): concurrently up to
+//! the bound, in order per ordering key, and with every settlement promise of the default,
+//! through panics, failures and a shutdown that gives up on a hung handler.
+
+mod support;
+
+use cloudevents::AttributesReader;
+use hyperfleet_tracing::testing::TestTelemetry;
+use hyperfleet_tracing::testing::spans::named;
+use hyperfleet_tracing::transport::SubscriptionConfig;
+use hyperfleet_tracing::transport::memory::MemoryTransport;
+use hyperfleet_tracing::{Execution, HandlerError, PublishOptions, Received};
+use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc};
+
+const TOPIC: &str = "hyperfleet-clusters";
+const SUBSCRIPTION: &str = "validation";
+const ACK_DEADLINE: Duration = Duration::from_secs(10);
+
+fn setup() -> (MemoryTransport, TestTelemetry) {
+    let transport = MemoryTransport::new();
+    transport.create_topic(TOPIC).unwrap();
+    transport
+        .create_subscription(
+            SUBSCRIPTION,
+            TOPIC,
+            SubscriptionConfig::default().ack_deadline(ACK_DEADLINE),
+        )
+        .unwrap();
+    (transport, TestTelemetry::new())
+}
+
+/// Publishes `c0` … `c{n-1}`, with `key` as their ordering key when there is one.
+async fn publish(transport: &MemoryTransport, telemetry: &TestTelemetry, n: usize, key: &str) {
+    let publisher = TracedPublisher::builder(transport.clone(), TOPIC)
+        .tracer_provider(&telemetry.provider)
+        .build();
+    for i in 0..n {
+        let options = match key {
+            "" => PublishOptions::new(),
+            key => PublishOptions::new().ordering_key(key),
+        };
+        let event = support::events::reconcile_event(&format!("c{i}"));
+        publisher.publish_with(event, options).await.unwrap();
+    }
+}
+
+fn subscriber(
+    transport: &MemoryTransport,
+    telemetry: &TestTelemetry,
+) -> TracedSubscriber<MemoryTransport> {
+    TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
+        .tracer_provider(&telemetry.provider)
+        .execution(Execution::LoopTask)
+}
+
+/// A signal that completes after `n` sends.
+fn after(n: usize) -> (mpsc::UnboundedSender<()>, impl Future<Output = ()>) {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    (tx, async move {
+        for _ in 0..n {
+            rx.recv().await;
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handlers_run_on_the_loops_task_concurrently_up_to_the_bound() {
+    let (transport, telemetry) = setup();
+    publish(&transport, &telemetry, 6, "").await;
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let tasks = Arc::new(Mutex::new(Vec::new()));
+    let gate = Arc::new(Semaphore::new(0));
+    let (done, shutdown) = after(6);
+    let (entered_tx, mut entered) = mpsc::unbounded_channel::<()>();
+    let handler = {
+        let (running, peak, tasks, gate) =
+            (running.clone(), peak.clone(), tasks.clone(), gate.clone());
+        move |_: Received| {
+            let (running, peak, tasks, gate) =
+                (running.clone(), peak.clone(), tasks.clone(), gate.clone());
+            let (done, entered) = (done.clone(), entered_tx.clone());
+            async move {
+                tasks.lock().unwrap().push(tokio::task::try_id());
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                let _ = entered.send(());
+                let _permit = gate.acquire().await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                let _ = done.send(());
+                Ok::<(), HandlerError>(())
+            }
+        }
+    };
+    let run = tokio::spawn(
+        subscriber(&transport, &telemetry)
+            .concurrency(2)
+            .run(handler, shutdown),
+    );
+    // Two handlers get in and wait at the gate together; no third until one leaves.
+    entered.recv().await.unwrap();
+    entered.recv().await.unwrap();
+    for _ in 0..4 {
+        gate.add_permits(1);
+        entered.recv().await.unwrap();
+    }
+    gate.add_permits(2);
+    let loop_task = run.id();
+    run.await.unwrap().unwrap();
+    assert_eq!(peak.load(Ordering::SeqCst), 2, "peak concurrency");
+    let tasks = tasks.lock().unwrap().clone();
+    assert_eq!(tasks.len(), 6);
+    assert!(
+        tasks.iter().all(|task| *task == Some(loop_task)),
+        "a handler ran outside the loop's task: {tasks:?}, loop {loop_task:?}"
+    );
+    assert_eq!(transport.backlog(SUBSCRIPTION).unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_ordering_keys_deliveries_run_one_after_another_and_go_back_behind_a_failure() {
+    // Without ordering on the subscription all five are handed out at once.
+    let (transport, telemetry) = setup();
+    publish(&transport, &telemetry, 5, "cluster-1").await;
+    let calls = Arc::new(Mutex::new(Vec::new()));
+    let running = Arc::new(AtomicUsize::new(0));
+    let overlapped = Arc::new(AtomicUsize::new(0));
+    // c0 fails once, so c1 … c4 go back behind it: 1 + 5 calls.
+    let (tx, shutdown) = after(6);
+    let leases = transport.clone();
+    let handler = {
+        let (calls, running, overlapped) = (calls.clone(), running.clone(), overlapped.clone());
+        move |received: Received| {
+            let first = {
+                let mut calls = calls.lock().unwrap();
+                calls.push((received.event.id().to_owned(), received.delivery_attempt));
+                calls.len() == 1
+            };
+            let (running, overlapped, tx, leases) = (
+                running.clone(),
+                overlapped.clone(),
+                tx.clone(),
+                leases.clone(),
+            );
+            async move {
+                if running.fetch_add(1, Ordering::SeqCst) > 0 {
+                    overlapped.fetch_add(1, Ordering::SeqCst);
+                }
+                if first {
+                    // Fail once the rest of the key waits behind this delivery.
+                    while leases.outstanding(SUBSCRIPTION).unwrap() < 5 {
+                        tokio::task::yield_now().await;
+                    }
+                }
+                tokio::task::yield_now().await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                let _ = tx.send(());
+                match first {
+                    true => Err::<(), HandlerError>("first attempt fails".into()),
+                    false => Ok(()),
+                }
+            }
+        }
+    };
+    subscriber(&transport, &telemetry)
+        .concurrency(4)
+        .run(handler, shutdown)
+        .await
+        .unwrap();
+    let calls = calls.lock().unwrap().clone();
+    let mut expected = vec![("c0".to_owned(), Some(1))];
+    expected.extend((0..5).map(|i| (format!("c{i}"), Some(2))));
+    assert_eq!(calls, expected, "the key's order after the failure");
+    assert_eq!(
+        overlapped.load(Ordering::SeqCst),
+        0,
+        "two handlers of one key overlapped"
+    );
+    assert_eq!(transport.backlog(SUBSCRIPTION).unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_panicking_handler_is_recorded_and_nacked_and_the_others_go_on() {
+    let (transport, telemetry) = setup();
+    publish(&transport, &telemetry, 4, "").await;
+    let attempts = Arc::new(Mutex::new(HashMap::<String, Vec<Option<u32>>>::new()));
+    // c1 panics while it is called, c2 inside its future; both come back once: 4 + 2 calls.
+    let (tx, shutdown) = after(6);
+    let handler = {
+        let attempts = attempts.clone();
+        move |received: Received| {
+            let id = received.event.id().to_owned();
+            let attempt = received.delivery_attempt;
+            attempts
+                .lock()
+                .unwrap()
+                .entry(id.clone())
+                .or_default()
+                .push(attempt);
+            let _ = tx.send(());
+            if id == "c1" && attempt == Some(1) {
+                panic!("handler panics when called");
+            }
+            async move {
+                tokio::task::yield_now().await;
+                if id == "c2" && attempt == Some(1) {
+                    panic!("handler panics while it runs");
+                }
+                Ok::<(), HandlerError>(())
+            }
+        }
+    };
+    subscriber(&transport, &telemetry)
+        .concurrency(4)
+        .run(handler, shutdown)
+        .await
+        .unwrap();
+    let attempts = attempts.lock().unwrap().clone();
+    for (id, expected) in [
+        ("c0", vec![Some(1)]),
+        ("c1", vec![Some(1), Some(2)]),
+        ("c2", vec![Some(1), Some(2)]),
+        ("c3", vec![Some(1)]),
+    ] {
+        assert_eq!(attempts.get(id), Some(&expected), "attempts of {id}");
+    }
+    assert_eq!(transport.backlog(SUBSCRIPTION).unwrap(), 0);
+    let failed = named(&telemetry.spans(), "adapter.process")
+        .into_iter()
+        .filter(|span| matches!(span.status, opentelemetry::trace::Status::Error { .. }))
+        .count();
+    assert_eq!(failed, 2, "process spans recorded as failed");
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_drops_a_hung_handler_at_its_timeout_and_its_message_comes_back_at_once() {
+    let (transport, telemetry) = setup();
+    publish(&transport, &telemetry, 2, "").await;
+    let (tx, shutdown) = after(2);
+    let timeout = Duration::from_secs(5);
+    let started = tokio::time::Instant::now();
+    subscriber(&transport, &telemetry)
+        .concurrency(2)
+        .shutdown_timeout(timeout)
+        .run(
+            move |received: Received| {
+                let _ = tx.send(());
+                let hangs = received.event.id() == "c0";
+                async move {
+                    if hangs {
+                        std::future::pending::<()>().await;
+                    }
+                    Ok::<(), HandlerError>(())
+                }
+            },
+            shutdown,
+        )
+        .await
+        .unwrap();
+    let waited = started.elapsed();
+    assert!(
+        waited >= timeout && waited < ACK_DEADLINE,
+        "shutdown took {waited:?}"
+    );
+    // c1 was acked; c0 was nacked, not lost: the next subscriber gets it at once.
+    assert_eq!(transport.backlog(SUBSCRIPTION).unwrap(), 1);
+    let attempt = support::memory::ack_redelivered_at_once(&transport, SUBSCRIPTION).await;
+    assert_eq!(attempt, Some(2));
+    assert_eq!(transport.backlog(SUBSCRIPTION).unwrap(), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_of_a_burst_is_handled_and_acked() {
+    let (transport, telemetry) = setup();
+    let n = 300;
+    publish(&transport, &telemetry, n, "").await;
+    let seen = Arc::new(Mutex::new(HashMap::<String, usize>::new()));
+    let (tx, shutdown) = after(n);
+    let handler = {
+        let seen = seen.clone();
+        move |received: Received| {
+            *seen
+                .lock()
+                .unwrap()
+                .entry(received.event.id().to_owned())
+                .or_default() += 1;
+            let tx = tx.clone();
+            async move {
+                tokio::task::yield_now().await;
+                let _ = tx.send(());
+                Ok::<(), HandlerError>(())
+            }
+        }
+    };
+    subscriber(&transport, &telemetry)
+        .concurrency(16)
+        .run(handler, shutdown)
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), n, "distinct messages handled");
+    assert!(
+        seen.values().all(|&calls| calls == 1),
+        "a message was handled twice"
+    );
+    assert_eq!(transport.backlog(SUBSCRIPTION).unwrap(), 0);
+}
