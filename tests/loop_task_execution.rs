@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::sync::{Semaphore, mpsc};
+use tokio::sync::mpsc;
 
 const TOPIC: &str = "hyperfleet-clusters";
 const SUBSCRIPTION: &str = "validation";
@@ -72,48 +72,13 @@ fn after(n: usize) -> (mpsc::UnboundedSender<()>, impl Future<Output = ()>) {
 async fn handlers_run_on_the_loops_task_concurrently_up_to_the_bound() {
     let (transport, telemetry) = setup();
     publish(&transport, &telemetry, 6, "").await;
-    let running = Arc::new(AtomicUsize::new(0));
-    let peak = Arc::new(AtomicUsize::new(0));
-    let tasks = Arc::new(Mutex::new(Vec::new()));
-    let gate = Arc::new(Semaphore::new(0));
-    let (done, shutdown) = after(6);
-    let (entered_tx, mut entered) = mpsc::unbounded_channel::<()>();
-    let handler = {
-        let (running, peak, tasks, gate) =
-            (running.clone(), peak.clone(), tasks.clone(), gate.clone());
-        move |_: Received| {
-            let (running, peak, tasks, gate) =
-                (running.clone(), peak.clone(), tasks.clone(), gate.clone());
-            let (done, entered) = (done.clone(), entered_tx.clone());
-            async move {
-                tasks.lock().unwrap().push(tokio::task::try_id());
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                peak.fetch_max(now, Ordering::SeqCst);
-                let _ = entered.send(());
-                let _permit = gate.acquire().await;
-                running.fetch_sub(1, Ordering::SeqCst);
-                let _ = done.send(());
-                Ok::<(), HandlerError>(())
-            }
-        }
-    };
-    let run = tokio::spawn(
-        subscriber(&transport, &telemetry)
-            .concurrency(2)
-            .run(handler, shutdown),
-    );
-    // Two handlers get in and wait at the gate together; no third until one leaves.
-    entered.recv().await.unwrap();
-    entered.recv().await.unwrap();
-    for _ in 0..4 {
-        gate.add_permits(1);
-        entered.recv().await.unwrap();
-    }
-    gate.add_permits(2);
-    let loop_task = run.id();
-    run.await.unwrap().unwrap();
-    assert_eq!(peak.load(Ordering::SeqCst), 2, "peak concurrency");
-    let tasks = tasks.lock().unwrap().clone();
+    let subscriber = subscriber(&transport, &telemetry);
+    let support::memory::Gated {
+        peak,
+        tasks,
+        loop_task,
+    } = support::memory::gated_run(subscriber, 6, 2).await;
+    assert_eq!(peak, 2, "peak concurrency");
     assert_eq!(tasks.len(), 6);
     assert!(
         tasks.iter().all(|task| *task == Some(loop_task)),

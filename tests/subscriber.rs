@@ -156,44 +156,8 @@ async fn concurrency_is_bounded() {
             .await
             .unwrap();
     }
-    let running = Arc::new(AtomicUsize::new(0));
-    let peak = Arc::new(AtomicUsize::new(0));
-    let gate = Arc::new(tokio::sync::Semaphore::new(0));
-    let (done, shutdown) = after_calls(6);
-    let (entered_tx, mut entered_rx) = mpsc::unbounded_channel::<()>();
-    let handler = {
-        let (running, peak, gate) = (Arc::clone(&running), Arc::clone(&peak), Arc::clone(&gate));
-        move |_: Received| {
-            let (running, peak, gate) =
-                (Arc::clone(&running), Arc::clone(&peak), Arc::clone(&gate));
-            let done = done.clone();
-            let entered = entered_tx.clone();
-            async move {
-                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                peak.fetch_max(now, Ordering::SeqCst);
-                let _ = entered.send(());
-                let _permit = gate.acquire().await;
-                running.fetch_sub(1, Ordering::SeqCst);
-                let _ = done.send(());
-                Ok::<(), HandlerError>(())
-            }
-        }
-    };
-    let run = tokio::spawn(
-        subscriber(&transport, &telemetry)
-            .concurrency(2)
-            .run(handler, shutdown),
-    );
-    // Two handlers get in and wait at the gate; no third may enter until one leaves.
-    entered_rx.recv().await.unwrap();
-    entered_rx.recv().await.unwrap();
-    for _ in 0..4 {
-        gate.add_permits(1);
-        entered_rx.recv().await.unwrap();
-    }
-    gate.add_permits(2);
-    run.await.unwrap().unwrap();
-    assert_eq!(peak.load(Ordering::SeqCst), 2, "peak concurrency");
+    let gated = support::memory::gated_run(subscriber(&transport, &telemetry), 6, 2).await;
+    assert_eq!(gated.peak, 2, "peak concurrency");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

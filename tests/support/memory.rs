@@ -61,3 +61,72 @@ pub async fn ack_redelivered_at_once(
     delivery.ack().await.unwrap();
     attempt
 }
+
+/// What [`gated_run`] saw.
+pub struct Gated {
+    /// Most handlers in flight at once.
+    pub peak: usize,
+    /// The task each handler ran on.
+    pub tasks: Vec<Option<tokio::task::Id>>,
+    /// The task the subscriber loop ran on.
+    pub loop_task: tokio::task::Id,
+}
+
+/// Runs `subscriber` at concurrency `limit` over `n` waiting messages, each handler held at a
+/// gate: once `limit` are in, one is let through at a time, and each time the next must get in.
+pub async fn gated_run<T: Transport + 'static>(
+    subscriber: TracedSubscriber<T>,
+    n: usize,
+    limit: usize,
+) -> Gated {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::{Arc, Mutex};
+    use tokio::sync::{Semaphore, mpsc};
+    let running = Arc::new(AtomicUsize::new(0));
+    let peak = Arc::new(AtomicUsize::new(0));
+    let tasks = Arc::new(Mutex::new(Vec::new()));
+    let gate = Arc::new(Semaphore::new(0));
+    let (done_tx, mut done) = mpsc::unbounded_channel::<()>();
+    let (entered_tx, mut entered) = mpsc::unbounded_channel::<()>();
+    let handler = {
+        let (running, peak, tasks, gate) =
+            (running.clone(), peak.clone(), tasks.clone(), gate.clone());
+        move |_: Received| {
+            let (running, peak, tasks, gate) =
+                (running.clone(), peak.clone(), tasks.clone(), gate.clone());
+            let (done, entered) = (done_tx.clone(), entered_tx.clone());
+            async move {
+                tasks.lock().unwrap().push(tokio::task::try_id());
+                let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+                peak.fetch_max(now, Ordering::SeqCst);
+                let _ = entered.send(());
+                let _permit = gate.acquire().await;
+                running.fetch_sub(1, Ordering::SeqCst);
+                let _ = done.send(());
+                Ok::<(), HandlerError>(())
+            }
+        }
+    };
+    let shutdown = async move {
+        for _ in 0..n {
+            done.recv().await;
+        }
+    };
+    let run = tokio::spawn(subscriber.concurrency(limit).run(handler, shutdown));
+    for _ in 0..limit {
+        entered.recv().await.unwrap();
+    }
+    for _ in limit..n {
+        gate.add_permits(1);
+        entered.recv().await.unwrap();
+    }
+    gate.add_permits(limit);
+    let loop_task = run.id();
+    run.await.unwrap().unwrap();
+    let tasks = tasks.lock().unwrap().clone();
+    Gated {
+        peak: peak.load(Ordering::SeqCst),
+        tasks,
+        loop_task,
+    }
+}
