@@ -120,6 +120,7 @@ pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod transport;
+pub mod unsampled_parent;
 
 pub use attribute_timing::AttributeTiming;
 pub use binding::Encoding;
@@ -132,6 +133,7 @@ pub use naming::SpanNaming;
 pub use publisher::{PublishError, PublishOptions, Published, PublisherBuilder, TracedPublisher};
 pub use subscriber::{AckPolicy, Execution, ParentMode, SubscribeError, TracedSubscriber};
 pub use transport::{DeadLetterPolicy, Message, SubscriptionConfig, Transport};
+pub use unsampled_parent::UnsampledParent;
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

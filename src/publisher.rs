@@ -14,6 +14,7 @@ use crate::instrumentation::{
 use crate::metrics::{BrokerError, Measurement, Metrics, PipelineMetrics, Timed};
 use crate::naming::SpanNaming;
 use crate::transport::{ErrorCode, Message, Transport, TransportError};
+use crate::unsampled_parent::UnsampledParent;
 use cloudevents::Event;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt};
@@ -122,6 +123,7 @@ pub struct TracedPublisher<T> {
     event_attributes: EventAttributes,
     attributes: AttributeHook,
     attribute_timing: AttributeTiming,
+    unsampled_parent: UnsampledParent,
     tracer: SharedTracer,
     span_making: SpanMaking,
     propagation: Propagation,
@@ -139,6 +141,7 @@ pub struct PublisherBuilder<T> {
     naming: SpanNaming,
     attributes: AttributeHook,
     attribute_timing: AttributeTiming,
+    unsampled_parent: UnsampledParent,
     tracer: SharedTracer,
     propagation: Propagation,
     metrics: Metrics,
@@ -244,6 +247,13 @@ impl<T: Transport> PublisherBuilder<T> {
         self
     }
 
+    /// Sets what happens when the parent context is valid and not sampled (default
+    /// [`UnsampledParent::AskSampler`]).
+    pub fn unsampled_parent(mut self, unsampled: UnsampledParent) -> Self {
+        self.unsampled_parent = unsampled;
+        self
+    }
+
     /// Sets the conventions spans follow (default: what `OTEL_SEMCONV_STABILITY_OPT_IN` says,
     /// [`Conventions::from_env`]).
     pub fn conventions(mut self, conventions: Conventions) -> Self {
@@ -279,6 +289,7 @@ impl<T: Transport> PublisherBuilder<T> {
             event_attributes: EventAttributes::default(),
             attributes: self.attributes,
             attribute_timing: self.attribute_timing,
+            unsampled_parent: self.unsampled_parent,
             tracer: self.tracer,
             span_making: SpanMaking::default(),
             propagation: self.propagation,
@@ -307,6 +318,7 @@ impl<T: Transport> TracedPublisher<T> {
             naming: SpanNaming::default(),
             attributes: Arc::new(attributes::hyperfleet_resource),
             attribute_timing: AttributeTiming::default(),
+            unsampled_parent: UnsampledParent::default(),
             tracer: instrumentation::global_tracer(),
             propagation: Propagation::global(),
             metrics: Metrics::global(),
@@ -444,8 +456,16 @@ impl<T: Transport> TracedPublisher<T> {
         batch
     }
 
+    /// Whether a span under `parent` would be neither made nor recorded.
+    fn makes_no_span(&self, parent: &Context) -> bool {
+        self.span_making.makes_none() || self.unsampled_parent.skips(parent)
+    }
+
     /// The CLIENT span over the batch's send, linking every create span.
     fn start_batch_send(&self, parent: &Context, batch: &Batch) -> Context {
+        if self.makes_no_span(parent) {
+            return instrumentation::without_own_span(parent);
+        }
         let links = batch
             .creates
             .iter()
@@ -476,9 +496,10 @@ impl<T: Transport> TracedPublisher<T> {
             OverwritePolicy::Preserve => self.propagation.remote_span_context(event),
             OverwritePolicy::Overwrite => None,
         };
-        let cx = if self.span_making.makes_none() {
-            // The span would carry the parent's context: so does the event.
-            parent.clone()
+        let cx = if self.makes_no_span(parent) {
+            // The span would carry the parent's context, or record nothing: the event carries
+            // the parent's context.
+            instrumentation::without_own_span(parent)
         } else {
             let cx = self.start_span(parent, event, template, ordering_key, preserved.as_ref());
             self.span_making.learn(parent, &cx);

@@ -8,7 +8,7 @@ use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::transport::{ErrorCode, SubscriptionConfig, Transport};
 use hyperfleet_tracing::{PublishError, PublishOptions, TracedPublisher, binding};
 use opentelemetry::Value;
-use opentelemetry::trace::{SpanKind, Status};
+use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
 
 /// A memory transport with topic `t` and its subscription `s`.
 fn topic_with_subscription() -> MemoryTransport {
@@ -227,4 +227,33 @@ async fn a_message_over_pubsubs_limits_is_refused_alone_with_the_limit_named() {
         delivery.ack().await.unwrap();
     }
     assert_eq!(transport.backlog("s").unwrap(), 0);
+}
+
+#[tokio::test]
+async fn a_publisher_that_makes_no_spans_leaves_the_callers_span_alone() {
+    let caller = TestTelemetry::new();
+    let transport = topic_with_subscription();
+    let publisher = TracedPublisher::builder(transport.clone(), "t")
+        .tracer_provider(&opentelemetry::trace::noop::NoopTracerProvider::new())
+        .build();
+    let poll = caller.provider.tracer("caller").start("poll");
+    let parent = opentelemetry::Context::new().with_span(poll);
+    // The second publish runs once the publisher has learnt that its tracer makes no spans.
+    for id in ["e1", "e2"] {
+        let options = PublishOptions::new().parent(parent.clone());
+        publisher.publish_with(event(id), options).await.unwrap();
+    }
+    let failed = publisher
+        .publish_batch_with(vec![event("e3")], &parent)
+        .await;
+    assert!(failed.iter().all(Result::is_ok));
+    assert!(
+        caller.spans().is_empty(),
+        "the publisher ended the caller's span"
+    );
+    parent.span().end();
+    let spans = caller.spans();
+    let poll = single(&spans, "poll").unwrap();
+    assert_eq!(attribute(poll, "messaging.message.id"), None);
+    assert_eq!(poll.status, Status::Unset);
 }

@@ -376,3 +376,21 @@ fn metrics_variables_defaults_and_which_wins() {
             .is_empty()
     );
 }
+
+#[test]
+fn unsampled_parents_are_followed_only_where_no_sampler_or_rule_could_keep_their_children() {
+    use hyperfleet_tracing::UnsampledParent::{AskSampler, Follow};
+    let unsampled = |vars: &[(&str, &str)]| config(vars).unwrap().unsampled_parent();
+    let no_errors = ("HYPERFLEET_TRACING_ALWAYS_SAMPLE_ERRORS", "false");
+    // The errors rule is on by default: it records dropped spans to keep the failed ones.
+    assert_eq!(unsampled(&[]), AskSampler);
+    assert_eq!(unsampled(&[no_errors]), Follow);
+    let ratio = ("OTEL_TRACES_SAMPLER", "traceidratio");
+    assert_eq!(unsampled(&[no_errors, ratio]), AskSampler);
+    let always_on = ("OTEL_TRACES_SAMPLER", "parentbased_always_on");
+    assert_eq!(unsampled(&[no_errors, always_on]), Follow);
+    let resources = ("HYPERFLEET_TRACING_ALWAYS_SAMPLE_RESOURCES", "c1");
+    assert_eq!(unsampled(&[no_errors, resources]), AskSampler);
+    let slow = ("HYPERFLEET_TRACING_SLOW_THRESHOLD_MS", "5000");
+    assert_eq!(unsampled(&[no_errors, slow]), AskSampler);
+}

@@ -8,6 +8,7 @@ use crate::conventions::Conventions;
 use crate::instrumentation::{self, SharedTracer};
 use crate::metrics::Metrics;
 use crate::naming::SpanNaming;
+use crate::unsampled_parent::UnsampledParent;
 use std::sync::Arc;
 
 /// How deliveries of one subscription are consumed. Nothing here is built yet: the
@@ -26,6 +27,7 @@ pub(crate) struct ConsumerConfig {
     pub(crate) ack_policy: AckPolicy,
     pub(crate) attributes: AttributeHook,
     pub(crate) attribute_timing: AttributeTiming,
+    pub(crate) unsampled_parent: UnsampledParent,
     pub(crate) googclient_fallback: bool,
     pub(crate) tracer: SharedTracer,
     pub(crate) propagation: Propagation,
@@ -48,6 +50,7 @@ impl ConsumerConfig {
             ack_policy: AckPolicy::default(),
             attributes: Arc::new(attributes::hyperfleet_resource),
             attribute_timing: AttributeTiming::default(),
+            unsampled_parent: UnsampledParent::default(),
             googclient_fallback: true,
             tracer: instrumentation::global_tracer(),
             propagation: Propagation::global(),
@@ -127,6 +130,13 @@ macro_rules! consumer_settings {
         /// (default [`AttributeTiming::AtStart`]($crate::AttributeTiming::AtStart)).
         pub fn attribute_timing(mut self, timing: $crate::AttributeTiming) -> Self {
             self.$field.attribute_timing = timing;
+            self
+        }
+
+        /// Sets what happens under a valid parent context that is not sampled (default
+        /// [`UnsampledParent::AskSampler`]($crate::UnsampledParent::AskSampler)).
+        pub fn unsampled_parent(mut self, unsampled: $crate::UnsampledParent) -> Self {
+            self.$field.unsampled_parent = unsampled;
             self
         }
     };

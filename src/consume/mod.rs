@@ -36,6 +36,7 @@ use crate::instrumentation::{Destination, SharedTracer, SpanMaking, record_failu
 use crate::log_fields::MessageLogFields;
 use crate::metrics::{Measurement, PipelineMetrics, Timed};
 use crate::transport::Message;
+use crate::unsampled_parent::UnsampledParent;
 use cloudevents::{AttributesReader, Event};
 use opentelemetry::trace::{Link, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
@@ -79,6 +80,7 @@ pub(crate) struct Consumer {
     ack_policy: AckPolicy,
     attributes: AttributeHook,
     attribute_timing: AttributeTiming,
+    unsampled_parent: UnsampledParent,
     googclient_fallback: bool,
     event_attributes: EventAttributes,
     spans: ConsumeSpans,
@@ -122,6 +124,7 @@ impl Consumer {
             ack_policy: config.ack_policy,
             attributes: config.attributes,
             attribute_timing: config.attribute_timing,
+            unsampled_parent: config.unsampled_parent,
             googclient_fallback: config.googclient_fallback,
             event_attributes: EventAttributes::default(),
             spans,
@@ -171,9 +174,9 @@ impl Consumer {
             self.googclient_fallback,
         );
         let (parent, mut links) = self.parent_mode.resolve(creation);
-        let (process, receive) = if self.span_making.makes_none() {
-            // No span would be made: the handler runs in the parent's context, as it would
-            // under the tracer's spans, which carry that context.
+        let (process, receive) = if self.makes_no_spans(&parent) {
+            // No span would be made or recorded: the handler runs in the parent's context, as
+            // it would under the tracer's spans, which carry that context.
             (parent, None)
         } else {
             links.extend(delivery_links);
@@ -190,6 +193,11 @@ impl Consumer {
             started,
         };
         Ok((run, running))
+    }
+
+    /// Whether the receive and process spans would be neither made nor recorded under `parent`.
+    fn makes_no_spans(&self, parent: &Context) -> bool {
+        self.span_making.makes_none() || self.unsampled_parent.skips(parent)
     }
 
     /// Starts the receive span under `parent` and the process span as its child; returns the

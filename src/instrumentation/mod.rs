@@ -197,6 +197,15 @@ impl SpanTemplate {
     }
 }
 
+/// `parent` with a span that only carries the parent span's context: what a span that is not
+/// made hands on. Ending or annotating it leaves the caller's span alone.
+pub(crate) fn without_own_span(parent: &Context) -> Context {
+    match parent.has_active_span() {
+        true => parent.with_remote_span_context(parent.span().span_context().clone()),
+        false => parent.clone(),
+    }
+}
+
 /// Whether a tracer makes spans of its own, learned from the first span it starts: a no-op
 /// tracer's span carries its parent's context (or none), never a span id of its own. Once a
 /// tracer is known to make none, the publisher and the consume pipeline skip the attributes

@@ -4,6 +4,7 @@
 //! changing the process environment. An invalid value is an error that names the variable,
 //! the value and the allowed values; nothing falls back silently.
 
+use crate::unsampled_parent::UnsampledParent;
 use std::time::Duration;
 
 /// How long an OTLP export may take by default (the OpenTelemetry specification's 10 s).
@@ -301,6 +302,26 @@ impl Config {
     /// `OTEL_SERVICE_NAME` is unset.
     pub fn from_env(default_service_name: &str) -> Result<Self, ConfigError> {
         Self::from_lookup(default_service_name, |key| std::env::var(key).ok())
+    }
+
+    /// What publishers and subscribers may do under an unsampled parent with the provider
+    /// this configuration sets up: [`UnsampledParent::Follow`] when the sampler is parent-based
+    /// and no always-sample rule could keep a child of an unsampled parent (errors, slow
+    /// operations, listed resources), else [`UnsampledParent::AskSampler`].
+    pub fn unsampled_parent(&self) -> UnsampledParent {
+        let tracing = &self.tracing;
+        let parent_based = matches!(
+            tracing.sampler,
+            SamplerConfig::ParentBasedAlwaysOn
+                | SamplerConfig::ParentBasedAlwaysOff
+                | SamplerConfig::ParentBasedTraceIdRatio(_)
+        );
+        let rules = &tracing.always_sample;
+        let rules_keep_children = rules.records_dropped_spans() || !rules.resources.is_empty();
+        match parent_based && !rules_keep_children {
+            true => UnsampledParent::Follow,
+            false => UnsampledParent::AskSampler,
+        }
     }
 
     /// Reads variables through `lookup` (`None` = unset).
