@@ -479,3 +479,43 @@ async fn metric_series_stay_bounded_whatever_subscriptions_requests_name() {
         attribute_str(s, "messaging.destination.subscription.name").as_deref() == Some("s69")
     }));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn under_an_unsampled_parent_a_followed_push_delivery_runs_in_the_parents_context() {
+    use hyperfleet_tracing::UnsampledParent;
+    use opentelemetry::trace::TraceContextExt as _;
+    let parent_span = "00f067aa0ba902b7";
+    let mut event = hyperfleet_tracing::testing::reconcile_event("e1", "c").unwrap();
+    event.set_extension(
+        "traceparent",
+        format!("00-4bf92f3577b34da6a3ce929d0e0e4736-{parent_span}-00"),
+    );
+    let body = wrapped_body(
+        &serde_json::to_vec(&event).unwrap(),
+        serde_json::json!({}),
+        serde_json::json!({}),
+    );
+    for (unsampled, own_span) in [
+        (UnsampledParent::AskSampler, true),
+        (UnsampledParent::Follow, false),
+    ] {
+        let telemetry = TestTelemetry::new();
+        let (handler, mut received) = recorder();
+        let pushed = endpoint(&telemetry).unsampled_parent(unsampled);
+        let served = serve(pushed, handler).await;
+        assert_eq!(
+            post(&served.url, &json_headers(), body.clone()).await.0,
+            204
+        );
+        let context = received.recv().await.unwrap().context;
+        let span = context.span().span_context().clone();
+        assert_eq!(
+            span.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(span.span_id().to_string() != parent_span, own_span);
+        assert!(!span.is_sampled());
+        assert!(telemetry.spans().is_empty());
+        served.stop().await;
+    }
+}

@@ -9,7 +9,7 @@ use hyperfleet_tracing::metrics::Metrics;
 use hyperfleet_tracing::telemetry::{self, Component, Config};
 use hyperfleet_tracing::transport::Transport;
 use hyperfleet_tracing::{
-    AttributeTiming, Execution, TracedPublisher, TracedSubscriber, TracerSource,
+    AttributeTiming, Execution, TracedPublisher, TracedSubscriber, TracerSource, UnsampledParent,
 };
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
@@ -36,47 +36,58 @@ async fn traced(n: u64, provider: &impl TracerSource) -> Duration {
 /// `n` messages through the traced publisher and subscriber (concurrency 1), recording
 /// `metrics`.
 async fn measured(n: u64, provider: &impl TracerSource, metrics: Metrics) -> Duration {
-    let timing = AttributeTiming::AtStart;
-    timed(n, provider, metrics, timing, Execution::default()).await
+    timed(n, provider, metrics, Settings::default()).await
 }
 
 /// The same, with per-message attributes given only to spans that record.
 async fn deferred(n: u64, provider: &impl TracerSource) -> Duration {
-    let timing = AttributeTiming::WhenRecording;
-    timed(
-        n,
-        provider,
-        Metrics::disabled(),
-        timing,
-        Execution::default(),
-    )
-    .await
+    let settings = Settings {
+        timing: AttributeTiming::WhenRecording,
+        ..Settings::default()
+    };
+    timed(n, provider, Metrics::disabled(), settings).await
 }
 
 /// The same, with the handlers run on the subscriber loop's task.
 async fn in_loop(n: u64, provider: &impl TracerSource, timing: AttributeTiming) -> Duration {
-    timed(
-        n,
-        provider,
-        Metrics::disabled(),
+    let settings = Settings {
         timing,
-        Execution::LoopTask,
-    )
-    .await
+        execution: Execution::LoopTask,
+        ..Settings::default()
+    };
+    timed(n, provider, Metrics::disabled(), settings).await
+}
+
+/// Attributes when recording, no spans under unsampled parents, handlers run by `execution`.
+async fn followed(n: u64, provider: &impl TracerSource, execution: Execution) -> Duration {
+    let settings = Settings {
+        timing: AttributeTiming::WhenRecording,
+        execution,
+        unsampled: UnsampledParent::Follow,
+    };
+    timed(n, provider, Metrics::disabled(), settings).await
+}
+
+/// The publisher's and subscriber's settings a run varies.
+#[derive(Clone, Copy, Default)]
+struct Settings {
+    timing: AttributeTiming,
+    execution: Execution,
+    unsampled: UnsampledParent,
 }
 
 async fn timed(
     n: u64,
     provider: &impl TracerSource,
     metrics: Metrics,
-    timing: AttributeTiming,
-    execution: Execution,
+    settings: Settings,
 ) -> Duration {
     let transport = transport();
     let publisher = TracedPublisher::builder(transport.clone(), "t")
         .tracer_provider(provider)
         .metrics(metrics.clone())
-        .attribute_timing(timing)
+        .attribute_timing(settings.timing)
+        .unsampled_parent(settings.unsampled)
         .build();
     let started = Instant::now();
     for i in 0..n {
@@ -85,8 +96,9 @@ async fn timed(
     let subscriber = TracedSubscriber::new(transport, "s", "t")
         .tracer_provider(provider)
         .metrics(metrics)
-        .attribute_timing(timing)
-        .execution(execution);
+        .attribute_timing(settings.timing)
+        .unsampled_parent(settings.unsampled)
+        .execution(settings.execution);
     crate::common::handle(subscriber, n).await;
     started.elapsed()
 }
@@ -159,11 +171,13 @@ fn recorded_spans() -> Vec<(String, SpanKind, Vec<KeyValue>)> {
 
 /// The raw loop plus what the bare OpenTelemetry SDK costs for the same three spans with the
 /// same attributes and the W3C context carried in the event (the SDK's propagator): the floor
-/// of what tracing can add, with none of the crate's code on the message path.
+/// of what tracing can add, with none of the crate's code on the message path. With
+/// `follow`, a receiver whose parent is not sampled makes no spans.
 async fn bare_sdk(
     n: u64,
     provider: &SdkTracerProvider,
     spans: &[(String, SpanKind, Vec<KeyValue>)],
+    follow: bool,
 ) -> Duration {
     use opentelemetry::trace::{TraceContextExt as _, Tracer as _, TracerProvider as _};
     let tracer = provider.tracer("bare");
@@ -191,6 +205,11 @@ async fn bare_sdk(
         let delivery = deliveries.next().await.expect("delivery").expect("ok");
         let event = decode(&delivery.message).expect("decoded");
         let parent = hyperfleet_tracing::carrier::extract_with(&propagator, &event);
+        if follow && !parent.span().span_context().is_sampled() {
+            black_box((&event, &parent));
+            delivery.ack().await.expect("acked");
+            continue;
+        }
         let receive = start(&spans[1], &parent);
         let process = start(&spans[2], &receive);
         black_box(&event);
@@ -286,10 +305,10 @@ pub fn message_path(c: &mut Criterion, allocator: &str) {
     // The floor of what tracing adds: the bare SDK, the same spans, no crate code.
     let spans = recorded_spans();
     group.bench_function("floor + bare SDK spans, sampled", |b| {
-        b.iter_custom(|n| runtime.block_on(bare_sdk(n, &sampled, &spans)))
+        b.iter_custom(|n| runtime.block_on(bare_sdk(n, &sampled, &spans, false)))
     });
     group.bench_function("floor + bare SDK spans, unsampled (ratio 0.01)", |b| {
-        b.iter_custom(|n| runtime.block_on(bare_sdk(n, &unsampled, &spans)))
+        b.iter_custom(|n| runtime.block_on(bare_sdk(n, &unsampled, &spans, false)))
     });
     // And with no attributes at all: what the SDK's unsampled spans and the context's
     // propagation cost by themselves.
@@ -299,7 +318,21 @@ pub fn message_path(c: &mut Criterion, allocator: &str) {
         .collect();
     group.bench_function(
         "floor + bare SDK spans without attributes, unsampled (ratio 0.01)",
-        |b| b.iter_custom(|n| runtime.block_on(bare_sdk(n, &unsampled, &bare))),
+        |b| b.iter_custom(|n| runtime.block_on(bare_sdk(n, &unsampled, &bare, false))),
+    );
+    // Under an unsampled parent no receive or process span: the publisher's root span is the
+    // only one the sampler is asked about.
+    group.bench_function(
+        "traced, unsampled (ratio 0.01), attributes when recording, unsampled parents followed",
+        |b| b.iter_custom(|n| runtime.block_on(followed(n, &unsampled, Execution::default()))),
+    );
+    group.bench_function(
+        "traced, unsampled (ratio 0.01), attributes when recording, unsampled parents followed, handlers on the loop's task",
+        |b| b.iter_custom(|n| runtime.block_on(followed(n, &unsampled, Execution::LoopTask))),
+    );
+    group.bench_function(
+        "floor + bare SDK spans without attributes, unsampled (ratio 0.01), unsampled parents followed",
+        |b| b.iter_custom(|n| runtime.block_on(bare_sdk(n, &unsampled, &bare, true))),
     );
     // What metrics add: the default (the global meter provider, a no-op one here), a
     // Prometheus registry with exemplars, the SDK's meter provider.
