@@ -120,6 +120,42 @@ async fn untraced(n: u64) -> Duration {
     started.elapsed()
 }
 
+/// The raw loop plus the trace context carried and nothing else: each event given an
+/// unsampled `traceparent` (the crate's codec, the cheapest there is here, from a fixed
+/// remote context) before it is encoded, and its context extracted after it is decoded. No
+/// span is made: what carrying the context in the CloudEvent costs by itself.
+async fn untraced_with_context(n: u64) -> Duration {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId};
+    let propagator = hyperfleet_tracing::carrier::W3cTraceContext;
+    let remote = SpanContext::new(
+        TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+        SpanId::from(0x00f0_67aa_0ba9_02b7),
+        TraceFlags::default(),
+        true,
+        Default::default(),
+    );
+    let parent = Context::new().with_remote_span_context(remote);
+    let transport = transport();
+    let started = Instant::now();
+    for i in 0..n {
+        let mut event = event(i);
+        hyperfleet_tracing::carrier::inject_with(&propagator, &parent, &mut event);
+        let message = encode(&event, Encoding::Structured).expect("encoded");
+        transport.publish("t", message).await.expect("published");
+    }
+    let mut deliveries = transport.subscribe("s").await.expect("subscribed");
+    for _ in 0..n {
+        let delivery = deliveries.next().await.expect("delivery").expect("ok");
+        let event = decode(&delivery.message).expect("decoded");
+        black_box(hyperfleet_tracing::carrier::extract_with(
+            &propagator,
+            &event,
+        ));
+        delivery.ack().await.expect("acked");
+    }
+    started.elapsed()
+}
+
 /// The raw loop plus what any dispatcher that runs handlers concurrently pays: each delivery
 /// decoded and acked in a task of its own, spawned into a `JoinSet` and joined (one at a
 /// time, as the subscriber loop runs at concurrency 1). No code of the crate's loop runs.
@@ -268,6 +304,9 @@ pub fn message_path(c: &mut Criterion, allocator: &str) {
     let off = opentelemetry::trace::noop::NoopTracerProvider::new();
     group.bench_function("floor: raw transport, no subscriber loop", |b| {
         b.iter_custom(|n| runtime.block_on(untraced(n)))
+    });
+    group.bench_function("floor + the trace context carried, no span", |b| {
+        b.iter_custom(|n| runtime.block_on(untraced_with_context(n)))
     });
     group.bench_function("floor + a task per message (JoinSet spawn and join)", |b| {
         b.iter_custom(|n| runtime.block_on(untraced_spawned(n)))
