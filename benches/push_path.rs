@@ -16,7 +16,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use hyperfleet_tracing::binding::{self, Encoding};
 use hyperfleet_tracing::metrics::Metrics;
 use hyperfleet_tracing::push::PushEndpoint;
-use hyperfleet_tracing::{HandlerError, Message, Received, TracerSource};
+use hyperfleet_tracing::{HandlerError, Message, Received, TracerSource, UnsampledParent};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -65,9 +65,14 @@ async fn deliver(n: u64, mut router: axum::Router) -> Duration {
 }
 
 fn endpoint(provider: &impl TracerSource) -> axum::Router {
+    endpoint_with(provider, UnsampledParent::AskSampler)
+}
+
+fn endpoint_with(provider: &impl TracerSource, unsampled: UnsampledParent) -> axum::Router {
     PushEndpoint::new("t", "s")
         .tracer_provider(provider)
         .metrics(Metrics::disabled())
+        .unsampled_parent(unsampled)
         .router(|received: Received| {
             black_box(&received.event);
             std::future::ready(Ok::<(), HandlerError>(()))
@@ -126,6 +131,13 @@ fn push_path(c: &mut Criterion) {
     group.bench_function(
         "push endpoint, traced, unsampled (parent-based ratio 0.01)",
         |b| b.iter_custom(|n| runtime.block_on(deliver(n, endpoint(&unsampled)))),
+    );
+    group.bench_function(
+        "push endpoint, traced, unsampled (parent-based ratio 0.01), unsampled parents followed",
+        |b| {
+            let follow = UnsampledParent::Follow;
+            b.iter_custom(|n| runtime.block_on(deliver(n, endpoint_with(&unsampled, follow))))
+        },
     );
     group.finish();
 }

@@ -23,7 +23,7 @@ use hyperfleet_tracing::transport::rabbitmq::{
     QueueKind, RabbitMqAdmin, RabbitMqConfig, RabbitMqTransport,
 };
 use hyperfleet_tracing::transport::{SubscriptionConfig, Transport};
-use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource};
+use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource, UnsampledParent};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
 use std::hint::black_box;
 use std::time::Duration;
@@ -81,9 +81,21 @@ async fn untraced(n: u64, transport: &RabbitMqTransport, name: &str) {
 
 /// The same `n` messages through the traced publisher and subscriber.
 async fn traced(n: u64, transport: &RabbitMqTransport, name: &str, provider: &impl TracerSource) {
+    traced_with(n, transport, name, provider, UnsampledParent::AskSampler).await;
+}
+
+/// The same, with `unsampled` for the publisher and the subscriber.
+async fn traced_with(
+    n: u64,
+    transport: &RabbitMqTransport,
+    name: &str,
+    provider: &impl TracerSource,
+    unsampled: UnsampledParent,
+) {
     let publisher = TracedPublisher::builder(transport.clone(), name)
         .tracer_provider(provider)
         .metrics(Metrics::disabled())
+        .unsampled_parent(unsampled)
         .build();
     futures::stream::iter(0..n)
         .map(|i| publisher.publish(event(i)))
@@ -94,7 +106,8 @@ async fn traced(n: u64, transport: &RabbitMqTransport, name: &str, provider: &im
         .await;
     let subscriber = TracedSubscriber::new(transport.clone(), name, name)
         .tracer_provider(provider)
-        .metrics(Metrics::disabled());
+        .metrics(Metrics::disabled())
+        .unsampled_parent(unsampled);
     common::handle(subscriber, n).await;
 }
 
@@ -150,7 +163,7 @@ fn rabbitmq_path(c: &mut Criterion) {
         group.bench_function("floor: raw transport loop, no subscriber loop", |b| {
             b.iter_custom(|n| clock.time(|| runtime.block_on(untraced(n, &transport, &queue))))
         });
-        let rows: [(&str, Run); 3] = [
+        let rows: [(&str, Run); 4] = [
             ("same path, tracing off (no-op provider)", &|n, q| {
                 runtime.block_on(traced(n, &transport, q, &off))
             }),
@@ -160,6 +173,13 @@ fn rabbitmq_path(c: &mut Criterion) {
             ("traced, unsampled (ratio 0.01)", &|n, q| {
                 runtime.block_on(traced(n, &transport, q, &unsampled))
             }),
+            (
+                "traced, unsampled (ratio 0.01), unsampled parents followed",
+                &|n, q| {
+                    let follow = UnsampledParent::Follow;
+                    runtime.block_on(traced_with(n, &transport, q, &unsampled, follow))
+                },
+            ),
         ];
         for (i, (row, run)) in rows.into_iter().enumerate() {
             let queue = runtime.block_on(route(&admin, &format!("traced-{i}-{tag}")));
