@@ -9,7 +9,7 @@ mod common;
 
 use common::{Discard, event, transport};
 use hyperfleet_tracing::{HandlerError, Received};
-use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource};
+use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource, UnsampledParent};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -56,8 +56,8 @@ const SAMPLE_EVERY: u64 = 100_000;
 const PROFILE_MESSAGES: u64 = 20_000;
 
 /// Allocations and bytes per message through the traced publisher and subscriber (concurrency
-/// 1, one thread) with `provider`, after a short warm-up.
-fn allocation_profile(provider: &impl TracerSource) -> (u64, u64) {
+/// 1, one thread) with `provider` and `unsampled`, after a short warm-up.
+fn allocation_profile(provider: &impl TracerSource, unsampled: UnsampledParent) -> (u64, u64) {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -66,10 +66,12 @@ fn allocation_profile(provider: &impl TracerSource) -> (u64, u64) {
         let transport = transport();
         let publisher = TracedPublisher::builder(transport.clone(), "t")
             .tracer_provider(provider)
+            .unsampled_parent(unsampled)
             .build();
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let subscriber = TracedSubscriber::new(transport, "s", "t")
             .tracer_provider(provider)
+            .unsampled_parent(unsampled)
             .concurrency(1);
         let warm_up = PROFILE_MESSAGES / 10;
         let counted = async {
@@ -126,13 +128,19 @@ fn main() {
         .with_span_processor(BatchSpanProcessor::builder(Discard).build())
         .build();
     println!("per message (publish, receive, handle, ack; {PROFILE_MESSAGES} messages):");
-    let (base_count, base_bytes) = allocation_profile(&off);
+    let ask = UnsampledParent::AskSampler;
+    let (base_count, base_bytes) = allocation_profile(&off, ask);
     println!("  tracing off (no-op provider): {base_count} allocations, {base_bytes} bytes");
-    for (name, provider) in [
-        ("sampled", &sampled),
-        ("unsampled (ratio 0.01)", &unsampled),
+    for (name, provider, parents) in [
+        ("sampled", &sampled, ask),
+        ("unsampled (ratio 0.01)", &unsampled, ask),
+        (
+            "unsampled (ratio 0.01), unsampled parents followed",
+            &unsampled,
+            UnsampledParent::Follow,
+        ),
     ] {
-        let (count, bytes) = allocation_profile(provider);
+        let (count, bytes) = allocation_profile(provider, parents);
         println!(
             "  traced, {name}: {count} allocations (+{}), {bytes} bytes (+{})",
             count.saturating_sub(base_count),
