@@ -127,11 +127,22 @@ async fn peek(transport: &MemoryTransport, subscription: &str) -> Event {
     event
 }
 
-/// Runs one delivery through a subscriber set to `unsampled`; returns the handler's context.
+/// Runs one delivery through a subscriber set to `unsampled`, its handler succeeding; returns
+/// the handler's context.
 async fn handled(
     transport: &MemoryTransport,
     traced: &Traced,
     unsampled: UnsampledParent,
+) -> SpanContext {
+    handled_with(transport, traced, unsampled, || Ok(())).await
+}
+
+/// The same, the handler answering `outcome()`.
+async fn handled_with(
+    transport: &MemoryTransport,
+    traced: &Traced,
+    unsampled: UnsampledParent,
+    outcome: impl Fn() -> Result<(), HandlerError> + Send + Sync + 'static,
 ) -> SpanContext {
     let seen = Arc::new(Mutex::new(None));
     let subscriber = TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
@@ -146,7 +157,7 @@ async fn handled(
                 assert_eq!(&current, received.context.span().span_context());
                 *handler_seen.lock().unwrap() = Some(current);
                 let _ = tx.send(());
-                async { Ok::<(), HandlerError>(()) }
+                std::future::ready(outcome())
             },
             async move {
                 rx.recv().await;
@@ -290,4 +301,19 @@ async fn a_recording_parent_that_is_not_sampled_still_gets_its_child_spans() {
     let poll = parent.span().span_context().clone();
     assert_eq!(published.trace_context.trace_id(), poll.trace_id());
     assert_ne!(published.trace_context.span_id(), poll.span_id());
+}
+
+#[tokio::test]
+async fn a_failed_handler_under_a_followed_parent_is_nacked_and_redelivered() {
+    let traced = Traced::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
+    let transport = support::memory::with_subscription(TOPIC, SUBSCRIPTION);
+    let root = publish_root(&transport, &traced).await;
+    let follow = UnsampledParent::Follow;
+    let failing = || Err::<(), HandlerError>("the cluster API said no".into());
+    let failed = handled_with(&transport, &traced, follow, failing).await;
+    assert_eq!(failed.span_id(), root.span_id());
+    let attempt = support::memory::ack_redelivered_at_once(&transport, SUBSCRIPTION).await;
+    assert_eq!(attempt, Some(2), "nacked, and back for a second attempt");
+    assert_eq!(transport.backlog(SUBSCRIPTION).unwrap(), 0);
+    assert!(traced.exported().is_empty());
 }
