@@ -15,11 +15,17 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-/// Counts the bytes every allocation asks for.
+/// Counts the bytes every allocation asks for, and those given back.
 struct Counting;
 
 static ALLOCATED: AtomicU64 = AtomicU64::new(0);
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+static FREED: AtomicU64 = AtomicU64::new(0);
+
+/// Bytes allocated and not yet freed: what the program holds, whatever the allocator keeps.
+fn live() -> u64 {
+    ALLOCATED.load(Ordering::Relaxed) - FREED.load(Ordering::Relaxed)
+}
 
 // SAFETY: forwards to the system allocator unchanged; only counts.
 unsafe impl GlobalAlloc for Counting {
@@ -31,12 +37,14 @@ unsafe impl GlobalAlloc for Counting {
     }
 
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        FREED.fetch_add(layout.size() as u64, Ordering::Relaxed);
         // SAFETY: as above.
         unsafe { System.dealloc(ptr, layout) }
     }
 
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
         ALLOCATED.fetch_add(new_size as u64, Ordering::Relaxed);
+        FREED.fetch_add(layout.size() as u64, Ordering::Relaxed);
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         // SAFETY: as above.
         unsafe { System.realloc(ptr, layout, new_size) }
@@ -198,14 +206,15 @@ fn main() {
                     published,
                     common::process::resident(),
                     ALLOCATED.load(Ordering::Relaxed),
+                    live(),
                 ));
             }
             if published % SAMPLE_EVERY == 0 {
-                samples.push((published, common::process::resident()));
+                samples.push((published, common::process::resident(), live()));
             }
         }
         running.await.expect("joined").expect("ran");
-        let (warm_count, warm_rss, warm_allocated) = warm.expect("warmed up");
+        let (warm_count, warm_rss, warm_allocated, warm_live) = warm.expect("warmed up");
         let end_rss = common::process::resident();
         let measured = total - warm_count;
         let allocated = ALLOCATED.load(Ordering::Relaxed) - warm_allocated;
@@ -223,11 +232,20 @@ fn main() {
             "growth: {growth:+.1}% (target < 10%: {})",
             if growth < 10.0 { "met" } else { "MISSED" }
         );
+        let mib = |bytes: u64| bytes as f64 / 1048576.0;
+        println!(
+            "live heap (allocated, not freed): {:.1} MiB after warm-up, {:.1} MiB at the end",
+            mib(warm_live),
+            mib(live())
+        );
         let line: Vec<String> = samples
             .iter()
-            .map(|(n, rss)| format!("{}k: {:.1}", n / 1000, *rss as f64 / 1048576.0))
+            .map(|(n, rss, live)| format!("{}k: {:.1} / {:.1}", n / 1000, mib(*rss), mib(*live)))
             .collect();
-        println!("resident (MiB) along the run: {}", line.join(", "));
+        println!(
+            "resident / live heap (MiB) along the run: {}",
+            line.join(", ")
+        );
         println!(
             "allocated per message: {} bytes",
             allocated / measured.max(1)
