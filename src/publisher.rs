@@ -247,8 +247,8 @@ impl<T: Transport> PublisherBuilder<T> {
         self
     }
 
-    /// Sets what happens when the parent context is valid and not sampled (default
-    /// [`UnsampledParent::AskSampler`]).
+    /// Sets what happens when the parent context is valid, not sampled and not recording
+    /// (default [`UnsampledParent::AskSampler`]).
     pub fn unsampled_parent(mut self, unsampled: UnsampledParent) -> Self {
         self.unsampled_parent = unsampled;
         self

@@ -15,9 +15,10 @@ pub enum UnsampledParent {
     /// The tracer's sampler decides, as for any span.
     #[default]
     AskSampler,
-    /// No span is started: the handler runs in the parent's context, and a published event
-    /// carries the parent's (unsampled) trace context onward. Logs still correlate with the
-    /// trace id; metrics are recorded as always. Only for parent-based samplers that drop
+    /// No span is started (nor, under the current conventions, the settle spans): the handler
+    /// runs in the parent's context, and a published event carries the parent's (unsampled)
+    /// trace context onward. Logs still correlate with the trace id (their span id is the
+    /// parent's); metrics are recorded as always. Only for parent-based samplers that drop
     /// a child of an unsampled parent: not with the telemetry module's always-sample rules,
     /// which record such spans to keep the ones that fail or run slow
     /// (with the telemetry module's set-up, `Config::unsampled_parent` says which applies).

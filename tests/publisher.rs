@@ -243,10 +243,18 @@ async fn a_publisher_that_makes_no_spans_leaves_the_callers_span_alone() {
         let options = PublishOptions::new().parent(parent.clone());
         publisher.publish_with(event(id), options).await.unwrap();
     }
-    let failed = publisher
+    let batched = publisher
         .publish_batch_with(vec![event("e3")], &parent)
         .await;
-    assert!(failed.iter().all(Result::is_ok));
+    assert!(batched.iter().all(Result::is_ok));
+    // A failed publish, which records its error on the span it has.
+    let nowhere = TracedPublisher::builder(transport.clone(), "missing")
+        .tracer_provider(&opentelemetry::trace::noop::NoopTracerProvider::new())
+        .build();
+    for id in ["e4", "e5"] {
+        let options = PublishOptions::new().parent(parent.clone());
+        assert!(nowhere.publish_with(event(id), options).await.is_err());
+    }
     assert!(
         caller.spans().is_empty(),
         "the publisher ended the caller's span"

@@ -11,8 +11,8 @@ use hyperfleet_tracing::testing::reconcile_event;
 use hyperfleet_tracing::transport::Transport;
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::{
-    HandlerError, PublishOptions, Published, Received, TracedPublisher, TracedSubscriber,
-    UnsampledParent, binding,
+    Conventions, HandlerError, PublishOptions, Published, Received, TracedPublisher,
+    TracedSubscriber, UnsampledParent, binding,
 };
 use opentelemetry::trace::{
     Link, SpanContext, SpanKind, TraceContextExt, TraceId, Tracer, TracerProvider,
@@ -134,19 +134,21 @@ async fn handled(
     traced: &Traced,
     unsampled: UnsampledParent,
 ) -> SpanContext {
-    handled_with(transport, traced, unsampled, || Ok(())).await
+    let conventions = Conventions::HyperFleet;
+    handled_with(transport, traced, (unsampled, conventions), || Ok(())).await
 }
 
-/// The same, the handler answering `outcome()`.
+/// The same under `conventions`, the handler answering `outcome()`.
 async fn handled_with(
     transport: &MemoryTransport,
     traced: &Traced,
-    unsampled: UnsampledParent,
+    (unsampled, conventions): (UnsampledParent, Conventions),
     outcome: impl Fn() -> Result<(), HandlerError> + Send + Sync + 'static,
 ) -> SpanContext {
     let seen = Arc::new(Mutex::new(None));
     let subscriber = TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
         .tracer_provider(&traced.provider)
+        .conventions(conventions)
         .unsampled_parent(unsampled);
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let handler_seen = Arc::clone(&seen);
@@ -308,7 +310,7 @@ async fn a_failed_handler_under_a_followed_parent_is_nacked_and_redelivered() {
     let traced = Traced::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
     let transport = support::memory::with_subscription(TOPIC, SUBSCRIPTION);
     let root = publish_root(&transport, &traced).await;
-    let follow = UnsampledParent::Follow;
+    let follow = (UnsampledParent::Follow, Conventions::HyperFleet);
     let failing = || Err::<(), HandlerError>("the cluster API said no".into());
     let failed = handled_with(&transport, &traced, follow, failing).await;
     assert_eq!(failed.span_id(), root.span_id());
@@ -316,4 +318,32 @@ async fn a_failed_handler_under_a_followed_parent_is_nacked_and_redelivered() {
     assert_eq!(attempt, Some(2), "nacked, and back for a second attempt");
     assert_eq!(transport.backlog(SUBSCRIPTION).unwrap(), 0);
     assert!(traced.exported().is_empty());
+}
+
+#[tokio::test]
+async fn under_the_current_conventions_no_settle_span_is_started_either() {
+    let traced = Traced::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
+    let transport = support::memory::with_subscription(TOPIC, SUBSCRIPTION);
+    publish_root(&transport, &traced).await;
+    traced.asked();
+    let current = Conventions::Messaging;
+    let ok = || Ok(());
+    handled_with(
+        &transport,
+        &traced,
+        (UnsampledParent::AskSampler, current),
+        ok,
+    )
+    .await;
+    let asked = traced.asked();
+    assert!(
+        asked.iter().any(|name| name.starts_with("ack")),
+        "{asked:?}"
+    );
+    publish_root(&transport, &traced).await;
+    traced.asked();
+    handled_with(&transport, &traced, (UnsampledParent::Follow, current), ok).await;
+    assert_eq!(traced.asked(), Vec::<String>::new());
+    assert_eq!(transport.backlog(SUBSCRIPTION).unwrap(), 0, "acked");
+    assert_eq!(transport.outstanding(SUBSCRIPTION).unwrap(), 0);
 }

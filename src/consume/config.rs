@@ -133,8 +133,8 @@ macro_rules! consumer_settings {
             self
         }
 
-        /// Sets what happens under a valid parent context that is not sampled (default
-        /// [`UnsampledParent::AskSampler`]($crate::UnsampledParent::AskSampler)).
+        /// Sets what happens under a valid parent context that is neither sampled nor recording
+        /// (default [`UnsampledParent::AskSampler`]($crate::UnsampledParent::AskSampler)).
         pub fn unsampled_parent(mut self, unsampled: $crate::UnsampledParent) -> Self {
             self.$field.unsampled_parent = unsampled;
             self

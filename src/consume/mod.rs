@@ -175,8 +175,8 @@ impl Consumer {
         );
         let (parent, mut links) = self.parent_mode.resolve(creation);
         let (process, receive) = if self.makes_no_spans(&parent) {
-            // No span would be made or recorded: the handler runs in the parent's context, as
-            // it would under the tracer's spans, which carry that context.
+            // The tracer makes no spans, or none would record: the handler runs in the
+            // parent's context, and its logs and calls carry that.
             (parent, None)
         } else {
             links.extend(delivery_links);
@@ -304,7 +304,14 @@ impl Consumer {
         }
         match receive {
             Some(receive) => self.conclude(outcome, &process, receive),
-            None => Consumed::new(self.verdict(&outcome), process, self.settlement()),
+            None => {
+                // No receive span: no settle spans linked to it either.
+                let settlement = Settlement {
+                    spans: None,
+                    metrics: self.metrics.clone(),
+                };
+                Consumed::new(self.verdict(&outcome), process, settlement)
+            }
         }
     }
 
