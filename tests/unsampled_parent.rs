@@ -347,3 +347,46 @@ async fn under_the_current_conventions_no_settle_span_is_started_either() {
     assert_eq!(transport.backlog(SUBSCRIPTION).unwrap(), 0, "acked");
     assert_eq!(transport.outstanding(SUBSCRIPTION).unwrap(), 0);
 }
+
+#[tokio::test]
+async fn metrics_are_recorded_as_always_under_a_followed_parent() {
+    let traced = Traced::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
+    let transport = support::memory::with_subscription(TOPIC, SUBSCRIPTION);
+    publish_root(&transport, &traced).await;
+    traced.asked();
+    let metrics = hyperfleet_tracing::testing::TestMetrics::new();
+    let subscriber = TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
+        .tracer_provider(&traced.provider)
+        .metrics(metrics.metrics.clone())
+        .unsampled_parent(UnsampledParent::Follow);
+    support::memory::handle(subscriber, 1, |_| Ok(())).await;
+    assert_eq!(traced.asked(), Vec::<String>::new());
+    let consumed = metrics.counter("hyperfleet_broker_messages_consumed_total", &[]);
+    assert_eq!(consumed, 1);
+    let (processed, _) = metrics.histogram_count("messaging.process.duration", &[]);
+    assert_eq!(processed, 1);
+}
+
+#[tokio::test]
+async fn a_linked_delivery_starts_a_new_trace_whatever_its_producer_sampled() {
+    let traced = Traced::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOn)));
+    let transport = support::memory::with_subscription(TOPIC, SUBSCRIPTION);
+    // The producer's context is unsampled; under `ParentMode::Link` it is only a link, and the
+    // receive span is a new root for the sampler to decide.
+    let unsampled = Traced::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
+    publish_root(&transport, &unsampled).await;
+    let subscriber = TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
+        .tracer_provider(&traced.provider)
+        .parent_mode(hyperfleet_tracing::ParentMode::Link)
+        .unsampled_parent(UnsampledParent::Follow);
+    support::memory::handle(subscriber, 1, |_| Ok(())).await;
+    assert_eq!(
+        traced.asked(),
+        ["hyperfleet-clusters receive", "adapter.process"]
+    );
+    let exported = traced.exported();
+    assert!(
+        exported.iter().any(|name| name == "adapter.process"),
+        "{exported:?}"
+    );
+}
