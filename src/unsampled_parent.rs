@@ -10,6 +10,46 @@ use opentelemetry::trace::TraceContextExt;
 /// Under a parent-based sampler (the standard's `parentbased_traceidratio`) such a span is
 /// never recorded, whatever its attributes: the SDK still makes it, with a span id of its
 /// own that nothing exports. [`Follow`](Self::Follow) skips that work.
+///
+/// ```
+/// use cloudevents::{EventBuilder, EventBuilderV10};
+/// use hyperfleet_tracing::transport::memory::MemoryTransport;
+/// use hyperfleet_tracing::{PublishOptions, TracedPublisher, UnsampledParent};
+/// use opentelemetry::Context;
+/// use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId};
+/// use opentelemetry_sdk::trace::SdkTracerProvider;
+///
+/// # tokio::runtime::Runtime::new()?.block_on(async {
+/// let transport = MemoryTransport::new();
+/// transport.create_topic("hyperfleet-clusters")?;
+/// let provider = SdkTracerProvider::builder().build(); // parent-based, always on
+/// let publisher = TracedPublisher::builder(transport, "hyperfleet-clusters")
+///     .tracer_provider(&provider)
+///     .unsampled_parent(UnsampledParent::Follow)
+///     .build();
+/// // A trace its root did not sample, as 99 of 100 are at a 1% ratio.
+/// let upstream = SpanContext::new(
+///     TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+///     SpanId::from(0x00f0_67aa_0ba9_02b7),
+///     TraceFlags::default(),
+///     true,
+///     Default::default(),
+/// );
+/// let parent = Context::new().with_remote_span_context(upstream.clone());
+/// let event = EventBuilderV10::new()
+///     .id("018f0f7e-0000-7000-8000-000000000001")
+///     .source("hyperfleet-sentinel")
+///     .ty("com.redhat.hyperfleet.cluster.reconcile")
+///     .build()?;
+/// let published = publisher
+///     .publish_with(event, PublishOptions::new().parent(parent))
+///     .await?;
+/// // No publish span: the event carries the upstream context as it came.
+/// assert_eq!(published.trace_context.span_id(), upstream.span_id());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// # })?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum UnsampledParent {
     /// The tracer's sampler decides, as for any span.
