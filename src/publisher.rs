@@ -456,14 +456,9 @@ impl<T: Transport> TracedPublisher<T> {
         batch
     }
 
-    /// Whether a span under `parent` would be neither made nor recorded.
-    fn makes_no_span(&self, parent: &Context) -> bool {
-        self.span_making.makes_none() || self.unsampled_parent.skips(parent)
-    }
-
     /// The CLIENT span over the batch's send, linking every create span.
     fn start_batch_send(&self, parent: &Context, batch: &Batch) -> Context {
-        if self.makes_no_span(parent) {
+        if self.span_making.skips(parent, self.unsampled_parent) {
             return instrumentation::without_own_span(parent);
         }
         let links = batch
@@ -496,7 +491,7 @@ impl<T: Transport> TracedPublisher<T> {
             OverwritePolicy::Preserve => self.propagation.remote_span_context(event),
             OverwritePolicy::Overwrite => None,
         };
-        let cx = if self.makes_no_span(parent) {
+        let cx = if self.span_making.skips(parent, self.unsampled_parent) {
             // The span would carry the parent's context, or record nothing: the event carries
             // the parent's context.
             instrumentation::without_own_span(parent)

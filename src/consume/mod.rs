@@ -174,7 +174,7 @@ impl Consumer {
             self.googclient_fallback,
         );
         let (parent, mut links) = self.parent_mode.resolve(creation);
-        let (process, receive) = if self.makes_no_spans(&parent) {
+        let (process, receive) = if self.span_making.skips(&parent, self.unsampled_parent) {
             // The tracer makes no spans, or none would record: the handler runs in the
             // parent's context, and its logs and calls carry that.
             (parent, None)
@@ -193,11 +193,6 @@ impl Consumer {
             started,
         };
         Ok((run, running))
-    }
-
-    /// Whether the receive and process spans would be neither made nor recorded under `parent`.
-    fn makes_no_spans(&self, parent: &Context) -> bool {
-        self.span_making.makes_none() || self.unsampled_parent.skips(parent)
     }
 
     /// Starts the receive span under `parent` and the process span as its child; returns the

@@ -13,6 +13,7 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use crate::attributes::{self, ERROR_TYPE, EXCEPTION_MESSAGE};
 use crate::conventions::{Conventions, Operation};
 use crate::naming::{self, SpanNaming};
+use crate::unsampled_parent::UnsampledParent;
 
 /// Instrumentation scope name of every span this crate starts.
 pub(crate) const SCOPE_NAME: &str = "hyperfleet-tracing";
@@ -223,6 +224,12 @@ impl SpanMaking {
     /// Whether the tracer is known to make no spans.
     pub(crate) fn makes_none(&self) -> bool {
         self.0.load(Ordering::Relaxed) == NO_SPANS
+    }
+
+    /// Whether no span is to be started under `parent`: the tracer makes none, or `unsampled`
+    /// says that none would record there.
+    pub(crate) fn skips(&self, parent: &Context, unsampled: UnsampledParent) -> bool {
+        self.makes_none() || unsampled.skips(parent)
     }
 
     /// Learns from `started`, a span the tracer started under `parent`.
