@@ -23,15 +23,9 @@ const ACK_DEADLINE: Duration = Duration::from_secs(10);
 const MAX_LEASE: Duration = Duration::from_secs(120);
 
 async fn setup() -> (MemoryTransport, TestTelemetry) {
-    let transport = MemoryTransport::with_max_lease(MAX_LEASE);
-    transport.create_topic(TOPIC).unwrap();
-    transport
-        .create_subscription(
-            SUBSCRIPTION,
-            TOPIC,
-            SubscriptionConfig::default().ack_deadline(ACK_DEADLINE),
-        )
-        .unwrap();
+    let config = SubscriptionConfig::default().ack_deadline(ACK_DEADLINE);
+    let leased = MemoryTransport::with_max_lease(MAX_LEASE);
+    let transport = support::memory::subscribed(leased, TOPIC, SUBSCRIPTION, config);
     let telemetry = TestTelemetry::new();
     TracedPublisher::builder(transport.clone(), TOPIC)
         .tracer_provider(&telemetry.provider)

@@ -22,15 +22,9 @@ const SUBSCRIPTION: &str = "validation";
 const ACK_DEADLINE: Duration = Duration::from_secs(10);
 
 fn setup() -> (MemoryTransport, TestTelemetry) {
-    let transport = MemoryTransport::new();
-    transport.create_topic(TOPIC).unwrap();
-    transport
-        .create_subscription(
-            SUBSCRIPTION,
-            TOPIC,
-            SubscriptionConfig::default().ack_deadline(ACK_DEADLINE),
-        )
-        .unwrap();
+    let config = SubscriptionConfig::default().ack_deadline(ACK_DEADLINE);
+    let transport =
+        support::memory::subscribed(MemoryTransport::new(), TOPIC, SUBSCRIPTION, config);
     (transport, TestTelemetry::new())
 }
 

@@ -72,16 +72,8 @@ impl Transport for SlowNacks {
 }
 
 fn memory(ordering: bool) -> MemoryTransport {
-    let transport = MemoryTransport::new();
-    transport.create_topic(TOPIC).unwrap();
-    transport
-        .create_subscription(
-            SUBSCRIPTION,
-            TOPIC,
-            SubscriptionConfig::default().message_ordering(ordering),
-        )
-        .unwrap();
-    transport
+    let config = SubscriptionConfig::default().message_ordering(ordering);
+    support::memory::subscribed(MemoryTransport::new(), TOPIC, SUBSCRIPTION, config)
 }
 
 async fn publish_keyed(transport: &MemoryTransport, keys: usize, per_key: usize) {

@@ -171,6 +171,12 @@ async fn handled_with(
     seen.expect("the handler ran")
 }
 
+/// Nothing is waiting on the subscription or leased: every delivery was acked.
+fn assert_acked(transport: &MemoryTransport) {
+    assert_eq!(transport.backlog(SUBSCRIPTION).unwrap(), 0, "acked");
+    assert_eq!(transport.outstanding(SUBSCRIPTION).unwrap(), 0);
+}
+
 /// Publishes one reconcile event as a new root under `traced`'s sampler.
 async fn publish_root(transport: &MemoryTransport, traced: &Traced) -> SpanContext {
     let publisher = TracedPublisher::builder(transport.clone(), TOPIC)
@@ -212,8 +218,7 @@ async fn under_an_unsampled_parent_the_subscriber_starts_no_span_and_hands_on_th
     assert_eq!(followed.trace_id(), sent.trace_id());
     assert_eq!(followed.span_id(), sent.span_id());
     assert!(!followed.is_sampled());
-    assert_eq!(transport.backlog(SUBSCRIPTION).unwrap(), 0, "acked");
-    assert_eq!(transport.outstanding(SUBSCRIPTION).unwrap(), 0);
+    assert_acked(&transport);
     assert!(traced.exported().is_empty());
 }
 
@@ -344,8 +349,7 @@ async fn under_the_current_conventions_no_settle_span_is_started_either() {
     traced.asked();
     handled_with(&transport, &traced, (UnsampledParent::Follow, current), ok).await;
     assert_eq!(traced.asked(), Vec::<String>::new());
-    assert_eq!(transport.backlog(SUBSCRIPTION).unwrap(), 0, "acked");
-    assert_eq!(transport.outstanding(SUBSCRIPTION).unwrap(), 0);
+    assert_acked(&transport);
 }
 
 #[tokio::test]

@@ -9,10 +9,21 @@ use hyperfleet_tracing::{HandlerError, Received, TracedSubscriber, Transport};
 /// A memory transport with `topic` and `subscription` on it.
 #[cfg(feature = "testing")]
 pub fn with_subscription(topic: &str, subscription: &str) -> MemoryTransport {
-    let transport = MemoryTransport::new();
+    let config = SubscriptionConfig::default();
+    subscribed(MemoryTransport::new(), topic, subscription, config)
+}
+
+/// `transport` with `topic` and `subscription` on it, configured by `config`.
+#[cfg(feature = "testing")]
+pub fn subscribed(
+    transport: MemoryTransport,
+    topic: &str,
+    subscription: &str,
+    config: SubscriptionConfig,
+) -> MemoryTransport {
     transport.create_topic(topic).unwrap();
     transport
-        .create_subscription(subscription, topic, SubscriptionConfig::default())
+        .create_subscription(subscription, topic, config)
         .unwrap();
     transport
 }
