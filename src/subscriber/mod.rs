@@ -156,10 +156,10 @@ impl<T: Transport> TracedSubscriber<T> {
     /// synchronous code cannot be aborted: it is left running, and its message, never
     /// settled, is delivered again when its lease ends (under [`Execution::LoopTask`] it
     /// blocks the loop too, and `run` returns once it does). A handler that runs past the
-    /// subscription's ack deadline keeps its message: the transport extends the lease (the Pub/Sub client, and the memory
-    /// transport likewise) up to its maximum lease, an hour by default. A handler that runs
-    /// longer than that sees its message delivered again, and its late ack is ignored. Either
-    /// way delivery is at least once: handlers must be idempotent.
+    /// subscription's ack deadline keeps its message: the transport extends the lease (the
+    /// Pub/Sub client, and the memory transport likewise) up to its maximum lease, an hour by
+    /// default. A handler that runs longer than that sees its message delivered again, and its
+    /// late ack is ignored. Either way delivery is at least once: handlers must be idempotent.
     pub async fn run<H, S>(self, handler: H, shutdown: S) -> Result<(), SubscribeError>
     where
         H: Handler,
