@@ -112,7 +112,7 @@ impl TextMapPropagator for W3cTraceContext {
         };
         let mut members = Members::new();
         let values = extractor.get_all(TRACESTATE).unwrap_or_default();
-        let parsed = tracestate::parse(&values, |member| members.push(member));
+        let parsed = tracestate::parse(&values, &mut members);
         let members = if parsed.is_some() {
             members.as_slice()
         } else {

@@ -23,12 +23,7 @@ pub(crate) struct Traceparent {
 impl Traceparent {
     /// Reads `value`, or `None` when it is not a valid `traceparent`.
     pub(crate) fn parse(value: &str) -> Option<Self> {
-        let fields = valid_fields(value)?.as_bytes();
-        Some(Self {
-            trace_id: TraceId::from_bytes(hex_bytes(&fields[3..35])),
-            span_id: SpanId::from_bytes(hex_bytes(&fields[36..52])),
-            flags: TraceFlags::new(hex_bytes::<1>(&fields[53..55])[0] & KNOWN_FLAGS),
-        })
+        read(value).map(|(_, parent)| parent)
     }
 }
 
@@ -45,12 +40,22 @@ pub(crate) fn format(trace_id: TraceId, span_id: SpanId, flags: TraceFlags) -> S
     String::from_utf8(out.to_vec()).unwrap_or_default()
 }
 
+/// The two lower-case hex digits of every byte.
+static HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut table = [[0; 2]; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        table[byte] = [DIGITS[byte >> 4], DIGITS[byte & 0x0f]];
+        byte += 1;
+    }
+    table
+};
+
 /// `bytes` as lower-case hex into `out`, two digits a byte.
 fn put_hex(out: &mut [u8], bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     for (pair, &byte) in out.chunks_exact_mut(2).zip(bytes) {
-        pair[0] = DIGITS[usize::from(byte >> 4)];
-        pair[1] = DIGITS[usize::from(byte & 0x0f)];
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(byte)]);
     }
 }
 
@@ -60,54 +65,94 @@ fn put_hex(out: &mut [u8], bytes: &[u8]) {
 /// Version `00` must be exactly 55 characters. A higher version (except the invalid `ff`) may
 /// carry extra `-`-separated fields, which are cut off so that its first four fields are read.
 pub(crate) fn valid_fields(value: &str) -> Option<&str> {
-    let value = value.trim_matches([' ', '\t']);
-    let bytes = value.as_bytes();
-    if bytes.len() < LEN {
-        return None;
-    }
-    let version = &bytes[0..2];
-    let trace_id = &bytes[3..35];
-    let span_id = &bytes[36..52];
-    let flags = &bytes[53..55];
-    let separators_ok = bytes[2] == b'-' && bytes[35] == b'-' && bytes[52] == b'-';
-    // Non-short-circuiting `&` lets the byte checks run without a branch per byte: this runs
-    // for every message received.
-    let fields_ok = is_lower_hex(version)
-        & is_lower_hex(trace_id)
-        & is_lower_hex(span_id)
-        & is_lower_hex(flags)
-        & !is_all_zero(trace_id)
-        & !is_all_zero(span_id);
-    if !separators_ok || !fields_ok || version == b"ff" {
-        return None;
-    }
-    let tail_ok = if version == b"00" {
-        bytes.len() == LEN
-    } else {
-        bytes.len() == LEN || bytes[LEN] == b'-'
-    };
-    // Every byte up to 55 is ASCII here, so slicing at 55 is on a char boundary.
-    tail_ok.then(|| &value[..LEN])
+    read(value).map(|(fields, _)| fields)
 }
 
-fn is_lower_hex(bytes: &[u8]) -> bool {
-    bytes.iter().fold(true, |ok, &b| {
-        ok & ((b.wrapping_sub(b'0') < 10) | (b.wrapping_sub(b'a') < 6))
+/// The first four fields of a valid `traceparent` and what they say, in one pass: checking the
+/// digits and decoding them is the same work, and this runs for every message received.
+fn read(value: &str) -> Option<(&str, Traceparent)> {
+    let value = value.trim_matches([' ', '\t']);
+    let bytes = value.as_bytes();
+    if bytes.len() < LEN || bytes[2] != b'-' || bytes[35] != b'-' || bytes[52] != b'-' {
+        return None;
+    }
+    let version = hex_byte(&bytes[0..2])?;
+    let trace_id = hex_number(&bytes[3..35])?;
+    let span_id = u64::try_from(hex_number(&bytes[36..52])?).ok()?;
+    let flags = hex_byte(&bytes[53..55])?;
+    let tail_ok = match version {
+        0x00 => bytes.len() == LEN,
+        0xff => false,
+        _ => bytes.len() == LEN || bytes[LEN] == b'-',
+    };
+    // Every byte up to 55 is ASCII here, so slicing at 55 is on a char boundary.
+    (tail_ok && trace_id != 0 && span_id != 0).then(|| {
+        let parent = Traceparent {
+            trace_id: TraceId::from(trace_id),
+            span_id: SpanId::from(span_id),
+            flags: TraceFlags::new(flags & KNOWN_FLAGS),
+        };
+        (&value[..LEN], parent)
     })
 }
 
-fn is_all_zero(bytes: &[u8]) -> bool {
-    bytes.iter().fold(0, |differs, &b| differs | (b ^ b'0')) == 0
+/// The number spelt by up to 32 lower-case hex digits, a multiple of 8, or `None` when one
+/// is not such a digit.
+fn hex_number(digits: &[u8]) -> Option<u128> {
+    digits.chunks_exact(8).try_fold(0, |number, chunk| {
+        let chunk = u64::from_be_bytes(chunk.try_into().ok()?);
+        Some((number << 32) | u128::from(hex_word(chunk)?))
+    })
 }
 
-/// `N` bytes from `2 * N` lower-case hex digits, already checked.
-fn hex_bytes<const N: usize>(digits: &[u8]) -> [u8; N] {
-    let nibble = |d: u8| if d <= b'9' { d - b'0' } else { d - b'a' + 10 };
-    let mut out = [0; N];
-    for (byte, pair) in out.iter_mut().zip(digits.chunks_exact(2)) {
-        *byte = (nibble(pair[0]) << 4) | nibble(pair[1]);
+/// The four bytes spelt by eight lower-case hex digits (most significant first, as read), or
+/// `None` when one is not such a digit.
+///
+/// All eight at once in a `u64`, a few arithmetic steps in all rather than a table lookup
+/// per digit.
+fn hex_word(digits: u64) -> Option<u32> {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH_BITS: u64 = 0x8080_8080_8080_8080;
+    // For bytes below 0x80, adding `0x80 - n` sets a byte's high bit exactly when the byte is
+    // at least `n`, and never carries into the next byte.
+    let at_least = |n: u8| digits.wrapping_add(ONES * u64::from(0x80 - n));
+    let decimal = at_least(b'0') & !at_least(b'9' + 1);
+    let letter = at_least(b'a') & !at_least(b'f' + 1);
+    if (decimal | letter) & !digits & HIGH_BITS != HIGH_BITS {
+        return None;
     }
-    out
+    // A digit's value is its low four bits, plus 9 for a letter (which alone has bit 6 set).
+    let nibbles = (digits & (ONES * 0x0f)) + ((digits >> 6) & ONES) * 9;
+    // Pairs of nibbles into bytes, then pairs of bytes into 16-bit halves, and so on.
+    let bytes = (nibbles | (nibbles >> 4)) & 0x00ff_00ff_00ff_00ff;
+    let halves = (bytes | (bytes >> 8)) & 0x0000_ffff_0000_ffff;
+    u32::try_from((halves | (halves >> 16)) & 0xffff_ffff).ok()
+}
+
+/// Marks a byte that is not a lower-case hex digit in [`HEX_VALUES`].
+const NOT_HEX: u8 = 0x10;
+
+/// The value of every byte as a lower-case hex digit, or [`NOT_HEX`].
+static HEX_VALUES: [u8; 256] = {
+    let mut table = [NOT_HEX; 256];
+    let mut digit = 0;
+    while digit < 16 {
+        let ascii = if digit < 10 {
+            b'0' + digit
+        } else {
+            b'a' + digit - 10
+        };
+        table[ascii as usize] = digit;
+        digit += 1;
+    }
+    table
+};
+
+/// The byte spelt by two lower-case hex digits, or `None` when one is not such a digit.
+fn hex_byte(pair: &[u8]) -> Option<u8> {
+    let high = HEX_VALUES[usize::from(pair[0])];
+    let low = HEX_VALUES[usize::from(pair[1])];
+    ((high | low) & NOT_HEX == 0).then_some((high << 4) | low)
 }
 
 #[cfg(test)]
@@ -115,6 +160,44 @@ mod tests {
     use super::*;
 
     const VALID: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+
+    /// Reads eight digits one by one through the table.
+    fn hex_word_by_table(digits: [u8; 8]) -> Option<u32> {
+        digits.chunks_exact(2).try_fold(0, |word, pair| {
+            Some((word << 8) | u32::from(hex_byte(pair)?))
+        })
+    }
+
+    #[test]
+    fn words_read_as_the_table_reads_each_digit() {
+        let base = *b"0af76519";
+        for position in 0..8 {
+            for byte in 0..=255u8 {
+                let mut digits = base;
+                digits[position] = byte;
+                assert_eq!(
+                    hex_word(u64::from_be_bytes(digits)),
+                    hex_word_by_table(digits),
+                    "{digits:?}"
+                );
+            }
+        }
+        assert_eq!(hex_word(u64::from_be_bytes(*b"ffffffff")), Some(u32::MAX));
+        assert_eq!(hex_word(u64::from_be_bytes(*b"00000000")), Some(0));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_eight_bytes_read_as_the_table_reads_them(digits: [u8; 8]) {
+            proptest::prop_assert_eq!(hex_word(u64::from_be_bytes(digits)), hex_word_by_table(digits));
+        }
+
+        #[test]
+        fn eight_digits_read_as_the_table_reads_them(digits in "[0-9a-f]{8}") {
+            let digits: [u8; 8] = digits.as_bytes().try_into().unwrap();
+            proptest::prop_assert_eq!(hex_word(u64::from_be_bytes(digits)), hex_word_by_table(digits));
+        }
+    }
 
     #[test]
     fn reads_ids_and_the_known_flags() {

@@ -82,43 +82,98 @@ impl<'a> Members<'a> {
     }
 }
 
-/// The non-empty members of the fields `values`, combined in order, or `None` when the list
-/// must be discarded: an invalid member, more than 32 members, or an input over
-/// [`MAX_READ_LEN`]. Later duplicates of a key are dropped (the left-most is the most recent).
+/// Adds to `into` the non-empty members of the fields `values`, combined in order, or returns
+/// `None` when the list must be discarded: an invalid member, more than 32 members, or an
+/// input over [`MAX_READ_LEN`]. Later duplicates of a key are dropped (the left-most is the
+/// most recent) but count towards the 32.
 ///
-/// Calls `each` per member; nothing is allocated.
-pub(crate) fn parse<'a>(values: &[&'a str], mut each: impl FnMut(Member<'a>)) -> Option<()> {
+/// Nothing is allocated for lists of up to four members.
+pub(crate) fn parse<'a>(values: &[&'a str], into: &mut Members<'a>) -> Option<()> {
     if values.iter().map(|v| v.len()).sum::<usize>() > MAX_READ_LEN {
         return None;
     }
-    let mut seen = Members::new();
-    for member in members(values) {
-        let member = member?;
-        if seen.as_slice().len() == MAX_MEMBERS {
-            return None;
-        }
-        seen.push(member);
-    }
-    let seen = seen.as_slice();
-    for (i, member) in seen.iter().enumerate() {
-        if !seen[..i].iter().any(|earlier| earlier.0 == member.0) {
-            each(*member);
+    let mut count = 0;
+    // Byte scans rather than `split` and `trim`, which are built for longer text: this runs
+    // for every message received, usually on a list of one short member.
+    for value in values {
+        let mut rest = value.as_bytes();
+        let mut start = 0;
+        loop {
+            let len = rest.iter().position(|&b| b == b',').unwrap_or(rest.len());
+            let (first, last) = trimmed(&rest[..len]);
+            if first < last {
+                let member = member(value.get(start + first..start + last)?)?;
+                count += 1;
+                if count > MAX_MEMBERS {
+                    return None;
+                }
+                if !into.as_slice().iter().any(|earlier| earlier.0 == member.0) {
+                    into.push(member);
+                }
+            }
+            if len == rest.len() {
+                break;
+            }
+            rest = &rest[len + 1..];
+            start += len + 1;
         }
     }
     Some(())
 }
 
-/// Every non-empty member of `values`, each `None` when it is invalid.
-fn members<'a>(values: &[&'a str]) -> impl Iterator<Item = Option<Member<'a>>> {
-    values
+/// Where `text` starts and ends without the optional whitespace (spaces and tabs) around it.
+fn trimmed(text: &[u8]) -> (usize, usize) {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let first = text.iter().position(|b| !blank(b)).unwrap_or(text.len());
+    let last = text
         .iter()
-        .flat_map(|value| value.split(','))
-        .map(|member| member.trim_matches([' ', '\t']))
-        .filter(|member| !member.is_empty())
-        .map(|member| {
-            let (key, value) = member.split_once('=')?;
-            (is_key(key) && is_value(value)).then_some((key, value))
-        })
+        .rposition(|b| !blank(b))
+        .map_or(first, |i| i + 1);
+    (first, last)
+}
+
+/// A non-empty list member without the whitespace around it, `None` when it is invalid.
+fn member(text: &str) -> Option<Member<'_>> {
+    let equals = text.bytes().position(|b| b == b'=')?;
+    let key = text.get(..equals)?;
+    let value = text.get(equals + 1..)?;
+    (is_key(key) && is_value(value)).then_some((key, value))
+}
+
+/// What a byte may be in a `tracestate` member, as bits of [`CLASSES`].
+const KEY_FIRST: u8 = 1;
+const KEY_CHAR: u8 = 2;
+const VALUE_CHAR: u8 = 4;
+
+/// The classes of every byte: one lookup a byte rather than a chain of comparisons.
+static CLASSES: [u8; 256] = {
+    let mut table = [0; 256];
+    let mut byte: u8 = 0x20;
+    while byte <= 0x7e {
+        let lower_or_digit = byte.is_ascii_lowercase() || byte.is_ascii_digit();
+        let key_char = lower_or_digit || matches!(byte, b'_' | b'-' | b'*' | b'/' | b'@');
+        let mut class = 0;
+        if lower_or_digit {
+            class |= KEY_FIRST;
+        }
+        if key_char {
+            class |= KEY_CHAR;
+        }
+        if byte != b',' && byte != b'=' {
+            class |= VALUE_CHAR;
+        }
+        table[byte as usize] = class;
+        byte += 1;
+    }
+    table
+};
+
+/// Whether every byte of `bytes` is of `class`, without a branch per byte.
+fn all_of(class: u8, bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .fold(class, |all, &b| all & CLASSES[usize::from(b)])
+        != 0
 }
 
 /// `key = ( lcalpha / DIGIT ) 0*255 ( keychar )`,
@@ -127,14 +182,8 @@ pub(crate) fn is_key(key: &str) -> bool {
     let bytes = key.as_bytes();
     let first_ok = bytes
         .first()
-        .is_some_and(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
-    first_ok
-        && bytes.len() <= MAX_KEY_LEN
-        && bytes.iter().all(|&b| {
-            b.is_ascii_lowercase()
-                || b.is_ascii_digit()
-                || matches!(b, b'_' | b'-' | b'*' | b'/' | b'@')
-        })
+        .is_some_and(|&b| CLASSES[usize::from(b)] & KEY_FIRST != 0);
+    first_ok && bytes.len() <= MAX_KEY_LEN && all_of(KEY_CHAR, bytes)
 }
 
 /// `value = 0*255(chr) nblk-chr`: printable ASCII except `,` and `=`, not ending in a space.
@@ -142,9 +191,7 @@ pub(crate) fn is_value(value: &str) -> bool {
     let bytes = value.as_bytes();
     (1..=MAX_VALUE_LEN).contains(&bytes.len())
         && bytes.last() != Some(&b' ')
-        && bytes
-            .iter()
-            .all(|&b| (0x20..=0x7e).contains(&b) && b != b',' && b != b'=')
+        && all_of(VALUE_CHAR, bytes)
 }
 
 /// Writes `members` as one field: at most 32, within [`MAX_WRITTEN_LEN`]. When the list is
@@ -200,9 +247,10 @@ mod tests {
     use super::*;
 
     fn read(values: &[&str]) -> Option<Vec<(String, String)>> {
-        let mut out = Vec::new();
-        parse(values, |(k, v)| out.push((k.to_owned(), v.to_owned())))?;
-        Some(out)
+        let mut members = Members::new();
+        parse(values, &mut members)?;
+        let pairs = members.as_slice().iter();
+        Some(pairs.map(|&(k, v)| (k.to_owned(), v.to_owned())).collect())
     }
 
     fn pairs(list: &[(&str, &str)]) -> Option<Vec<(String, String)>> {
