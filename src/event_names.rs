@@ -23,6 +23,10 @@ const MAX_EXTENSION_NAME_LEN: usize = 20;
 /// CloudEvents extension attribute names: lower-case `a`–`z` and `0`–`9`, at most 20
 /// characters, and not the name of a context attribute.
 pub(crate) fn is_extension_name(name: &str) -> bool {
+    // Nearly every event carries these: spare them the general check.
+    if matches!(name, "traceparent" | "tracestate" | "baggage") {
+        return true;
+    }
     (1..=MAX_EXTENSION_NAME_LEN).contains(&name.len())
         && name
             .bytes()
@@ -37,6 +41,7 @@ mod tests {
     #[test]
     fn extension_names() {
         assert!(is_extension_name("traceparent"));
+        assert!(is_extension_name("tracestate") && is_extension_name("baggage"));
         assert!(is_extension_name("a1"));
         assert!(!is_extension_name(""));
         assert!(!is_extension_name("TraceParent"));

@@ -71,9 +71,7 @@ pub struct EventInjector<'a>(pub &'a mut Event);
 impl Injector for EventInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
         let key = lowercase(key);
-        // The context fields are valid names: spare them the general check.
-        let known = matches!(&*key, TRACEPARENT | TRACESTATE | BAGGAGE);
-        if !known && !crate::event_names::is_extension_name(&key) {
+        if !crate::event_names::is_extension_name(&key) {
             return;
         }
         if value.is_empty() {

@@ -147,6 +147,21 @@ impl TextMapPropagator for W3cTraceContext {
     }
 }
 
+/// `text` without the optional whitespace (spaces and tabs) around it, by byte scans: `trim`
+/// with a pattern decodes characters, which costs more than the rest of a short field's
+/// reading.
+fn trim_ows(text: &str) -> &str {
+    let blank = |b: &u8| *b == b' ' || *b == b'\t';
+    let bytes = text.as_bytes();
+    let first = bytes.iter().position(|b| !blank(b)).unwrap_or(bytes.len());
+    let last = bytes
+        .iter()
+        .rposition(|b| !blank(b))
+        .map_or(first, |i| i + 1);
+    // Spaces and tabs are single bytes, so both ends are character boundaries.
+    text.get(first..last).unwrap_or_default()
+}
+
 /// The list to write for a context whose received list the API could not hold whole: the
 /// members the context added or updated first, then the received ones it left as they were.
 fn written_state(current: &TraceState, received: &[ReceivedMember]) -> String {
@@ -163,4 +178,19 @@ fn written_state(current: &TraceState, received: &[ReceivedMember]) -> String {
         .filter(|m| !m.held || current.get(&m.key) == Some(&*m.value))
         .map(|m| (&*m.key, &*m.value));
     tracestate::format(updated.chain(kept))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::trim_ows;
+
+    #[test]
+    fn optional_whitespace_is_spaces_and_tabs_at_either_end() {
+        assert_eq!(trim_ows(" \t a b\t \t"), "a b");
+        assert_eq!(trim_ows("a"), "a");
+        assert_eq!(trim_ows(" \t "), "");
+        assert_eq!(trim_ows(""), "");
+        assert_eq!(trim_ows("\na\r"), "\na\r");
+        assert_eq!(trim_ows(" é "), "é");
+    }
 }

@@ -1,5 +1,6 @@
 //! The `traceparent` field: its exact layout, read and written.
 
+use super::trim_ows;
 use opentelemetry::trace::{SpanId, TraceFlags, TraceId};
 
 /// Length of the four fields every version shares: `vv-<32 hex>-<16 hex>-ff`.
@@ -71,7 +72,7 @@ pub(crate) fn valid_fields(value: &str) -> Option<&str> {
 /// The first four fields of a valid `traceparent` and what they say, in one pass: checking the
 /// digits and decoding them is the same work, and this runs for every message received.
 fn read(value: &str) -> Option<(&str, Traceparent)> {
-    let value = value.trim_matches([' ', '\t']);
+    let value = trim_ows(value);
     let bytes = value.as_bytes();
     if bytes.len() < LEN || bytes[2] != b'-' || bytes[35] != b'-' || bytes[52] != b'-' {
         return None;

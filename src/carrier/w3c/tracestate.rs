@@ -1,6 +1,7 @@
 //! The `tracestate` field: the current key and value grammar, read across repeated fields and
 //! written within the propagation limits.
 
+use super::trim_ows;
 use opentelemetry::trace::TraceState;
 
 /// W3C limit on `tracestate` list members.
@@ -96,13 +97,12 @@ pub(crate) fn parse<'a>(values: &[&'a str], into: &mut Members<'a>) -> Option<()
     // Byte scans rather than `split` and `trim`, which are built for longer text: this runs
     // for every message received, usually on a list of one short member.
     for value in values {
-        let mut rest = value.as_bytes();
-        let mut start = 0;
+        let mut rest: &str = value;
         loop {
-            let len = rest.iter().position(|&b| b == b',').unwrap_or(rest.len());
-            let (first, last) = trimmed(&rest[..len]);
-            if first < last {
-                let member = member(value.get(start + first..start + last)?)?;
+            let len = rest.bytes().position(|b| b == b',').unwrap_or(rest.len());
+            let text = trim_ows(rest.get(..len)?);
+            if !text.is_empty() {
+                let member = member(text)?;
                 count += 1;
                 if count > MAX_MEMBERS {
                     return None;
@@ -111,25 +111,14 @@ pub(crate) fn parse<'a>(values: &[&'a str], into: &mut Members<'a>) -> Option<()
                     into.push(member);
                 }
             }
-            if len == rest.len() {
+            // Past the comma; nothing there once the last member is read.
+            let Some(next) = rest.get(len + 1..) else {
                 break;
-            }
-            rest = &rest[len + 1..];
-            start += len + 1;
+            };
+            rest = next;
         }
     }
     Some(())
-}
-
-/// Where `text` starts and ends without the optional whitespace (spaces and tabs) around it.
-fn trimmed(text: &[u8]) -> (usize, usize) {
-    let blank = |b: &u8| *b == b' ' || *b == b'\t';
-    let first = text.iter().position(|b| !blank(b)).unwrap_or(text.len());
-    let last = text
-        .iter()
-        .rposition(|b| !blank(b))
-        .map_or(first, |i| i + 1);
-    (first, last)
 }
 
 /// A non-empty list member without the whitespace around it, `None` when it is invalid.
