@@ -1,11 +1,10 @@
-//! Message → event, through the CloudEvents SDK's deserializer traits.
+//! Binary-mode message → event, through the CloudEvents SDK's deserializer traits.
 
 use super::{BINARY_PREFIX, CONTENT_TYPE, strip_prefix_ignore_case};
 use crate::message::Message;
 use cloudevents::event::SpecVersion;
 use cloudevents::message::{
     BinaryDeserializer, BinarySerializer, MessageAttributeValue, Result as SdkResult,
-    StructuredDeserializer, StructuredSerializer,
 };
 
 /// Reads a binary-mode message: `ce-*` attributes, `content-type`, data.
@@ -52,17 +51,5 @@ impl BinaryDeserializer for BinaryMessage<'_> {
         } else {
             visitor.end_with_data(self.message.data.to_vec())
         }
-    }
-}
-
-/// Reads a structured-mode message: the whole event as JSON in the data.
-pub(super) struct StructuredMessage<'a>(pub(super) &'a Message);
-
-impl StructuredDeserializer for StructuredMessage<'_> {
-    fn deserialize_structured<R: Sized, V: StructuredSerializer<R>>(
-        self,
-        visitor: V,
-    ) -> SdkResult<R> {
-        visitor.set_structured_event(self.0.data.to_vec())
     }
 }

@@ -50,7 +50,7 @@ use crate::message::Message;
 use cloudevents::event::{Data, SpecVersion};
 use cloudevents::message::{BinaryDeserializer, StructuredDeserializer, StructuredSerializer};
 use cloudevents::{AttributesReader, AttributesWriter, Event};
-use deserializer::{BinaryMessage, StructuredMessage};
+use deserializer::BinaryMessage;
 use serializer::MessageBuilder;
 
 /// The `content-type` attribute, as Google's binding spells it.
@@ -308,15 +308,10 @@ fn decode_any(message: &Message) -> Result<Event, BindingError> {
     })
 }
 
+/// The JSON event format read straight from the message's bytes, as the SDK's structured
+/// deserializer does after copying them into a `Vec` of its own.
 fn decode_structured(message: &Message) -> Result<Event, BindingError> {
-    StructuredMessage(message)
-        .into_event()
-        .map_err(|e| match e {
-            cloudevents::message::Error::SerdeJsonError { source } => {
-                BindingError::Structured(source)
-            }
-            other => BindingError::Binary(other),
-        })
+    serde_json::from_slice(&message.data).map_err(BindingError::Structured)
 }
 
 fn spec_version_attribute(message: &Message) -> Option<&str> {
