@@ -1,5 +1,7 @@
 //! The CloudEvents naming rules that the carrier and the binding both follow.
 
+use std::borrow::Cow;
+
 /// Names of the context attributes (1.0 and 0.3) and of the data members. No extension may
 /// take one: it would collide with the attribute in either encoding.
 pub const CONTEXT_ATTRIBUTE_NAMES: [&str; 12] = [
@@ -34,9 +36,29 @@ pub(crate) fn is_extension_name(name: &str) -> bool {
         && !CONTEXT_ATTRIBUTE_NAMES.contains(&name)
 }
 
+/// `name` in lower case, allocating only when it has upper-case letters (propagators ask for
+/// lower-case keys and brokers mostly deliver lower-case attribute names, so it rarely does).
+pub(crate) fn lowercase(name: &str) -> Cow<'_, str> {
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(name)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lower_case_names_are_borrowed_others_lowered() {
+        assert!(matches!(
+            lowercase("ce-traceparent"),
+            Cow::Borrowed("ce-traceparent")
+        ));
+        assert_eq!(lowercase("Ce-TraceParent"), "ce-traceparent");
+        assert!(matches!(lowercase("Ce-Id"), Cow::Owned(_)));
+    }
 
     #[test]
     fn extension_names() {

@@ -1,6 +1,7 @@
 //! Binary-mode message → event, through the CloudEvents SDK's deserializer traits.
 
 use super::{BINARY_PREFIX, CONTENT_TYPE, strip_prefix_ignore_case};
+use crate::event_names::lowercase;
 use crate::message::Message;
 use cloudevents::event::SpecVersion;
 use cloudevents::message::{
@@ -36,11 +37,11 @@ impl BinaryDeserializer for BinaryMessage<'_> {
             let Some(name) = strip_prefix_ignore_case(key, BINARY_PREFIX) else {
                 continue;
             };
-            let name = name.to_ascii_lowercase();
+            let name = lowercase(name);
             if name == "specversion" {
                 continue;
             }
-            visitor = if attribute_names.contains(&name.as_str()) {
+            visitor = if attribute_names.contains(&&*name) {
                 visitor.set_attribute(&name, value)?
             } else {
                 visitor.set_extension(&name, value)?

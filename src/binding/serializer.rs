@@ -31,11 +31,11 @@ impl BinarySerializer<Message> for MessageBuilder {
     }
 
     fn set_attribute(self, name: &str, value: MessageAttributeValue) -> SdkResult<Self> {
-        Ok(self.attribute(name, value.to_string()))
+        Ok(self.attribute(name, text(value)))
     }
 
     fn set_extension(self, name: &str, value: MessageAttributeValue) -> SdkResult<Self> {
-        Ok(self.attribute(name, value.to_string()))
+        Ok(self.attribute(name, text(value)))
     }
 
     fn end_with_data(mut self, bytes: Vec<u8>) -> SdkResult<Message> {
@@ -45,6 +45,15 @@ impl BinarySerializer<Message> for MessageBuilder {
 
     fn end(self) -> SdkResult<Message> {
         Ok(self.message)
+    }
+}
+
+/// An attribute's text: a string as it is, moved rather than formatted into a copy; anything
+/// else as the SDK writes it.
+fn text(value: MessageAttributeValue) -> String {
+    match value {
+        MessageAttributeValue::String(text) => text,
+        other => other.to_string(),
     }
 }
 

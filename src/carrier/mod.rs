@@ -46,12 +46,12 @@ pub use policy::OverwritePolicy;
 pub use propagation::{NoPropagation, Propagation};
 pub use w3c::W3cTraceContext;
 
+use crate::event_names::lowercase;
 use cloudevents::Event;
 use cloudevents::event::ExtensionValue;
 use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
 use opentelemetry::trace::{SpanContext, TraceContextExt};
-use std::borrow::Cow;
 
 /// Extension attribute carrying the W3C `traceparent`.
 pub const TRACEPARENT: &str = "traceparent";
@@ -132,16 +132,6 @@ impl<E: Extractor> Extractor for StrictExtractor<E> {
             .into_iter()
             .map(|value| validate::checked(&key, value))
             .collect()
-    }
-}
-
-/// `key` in lower case, allocating only when it has upper-case letters (propagators ask for
-/// lower-case keys, so it rarely does).
-fn lowercase(key: &str) -> Cow<'_, str> {
-    if key.bytes().any(|b| b.is_ascii_uppercase()) {
-        Cow::Owned(key.to_ascii_lowercase())
-    } else {
-        Cow::Borrowed(key)
     }
 }
 
