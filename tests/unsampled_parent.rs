@@ -189,11 +189,18 @@ async fn publish_root(transport: &MemoryTransport, traced: &Traced) -> SpanConte
     published.trace_context
 }
 
-#[tokio::test]
-async fn under_an_unsampled_parent_the_subscriber_starts_no_span_and_hands_on_the_parent() {
+/// A parent-based sampler that samples no root, a subscription, and one event published under
+/// the unsampled root span that sampler made: the set-up of most tests here.
+async fn unsampled_root_published() -> (Traced, MemoryTransport, SpanContext) {
     let traced = Traced::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
     let transport = support::memory::with_subscription(TOPIC, SUBSCRIPTION);
     let root = publish_root(&transport, &traced).await;
+    (traced, transport, root)
+}
+
+#[tokio::test]
+async fn under_an_unsampled_parent_the_subscriber_starts_no_span_and_hands_on_the_parent() {
+    let (traced, transport, root) = unsampled_root_published().await;
     assert!(root.is_valid() && !root.is_sampled());
     assert_eq!(traced.asked(), ["hyperfleet-clusters publish"]);
     let sent = carried(&peek(&transport, SUBSCRIPTION).await);
@@ -312,9 +319,7 @@ async fn a_recording_parent_that_is_not_sampled_still_gets_its_child_spans() {
 
 #[tokio::test]
 async fn a_failed_handler_under_a_followed_parent_is_nacked_and_redelivered() {
-    let traced = Traced::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
-    let transport = support::memory::with_subscription(TOPIC, SUBSCRIPTION);
-    let root = publish_root(&transport, &traced).await;
+    let (traced, transport, root) = unsampled_root_published().await;
     let follow = (UnsampledParent::Follow, Conventions::HyperFleet);
     let failing = || Err::<(), HandlerError>("the cluster API said no".into());
     let failed = handled_with(&transport, &traced, follow, failing).await;
@@ -327,9 +332,7 @@ async fn a_failed_handler_under_a_followed_parent_is_nacked_and_redelivered() {
 
 #[tokio::test]
 async fn under_the_current_conventions_no_settle_span_is_started_either() {
-    let traced = Traced::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
-    let transport = support::memory::with_subscription(TOPIC, SUBSCRIPTION);
-    publish_root(&transport, &traced).await;
+    let (traced, transport, _) = unsampled_root_published().await;
     traced.asked();
     let current = Conventions::Messaging;
     let ok = || Ok(());
@@ -354,9 +357,7 @@ async fn under_the_current_conventions_no_settle_span_is_started_either() {
 
 #[tokio::test]
 async fn metrics_are_recorded_as_always_under_a_followed_parent() {
-    let traced = Traced::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
-    let transport = support::memory::with_subscription(TOPIC, SUBSCRIPTION);
-    publish_root(&transport, &traced).await;
+    let (traced, transport, _) = unsampled_root_published().await;
     traced.asked();
     let metrics = hyperfleet_tracing::testing::TestMetrics::new();
     let subscriber = TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
