@@ -64,8 +64,8 @@ fn carrier(c: &mut Criterion) {
         b.iter_batched_ref(
             || event.clone(),
             |event| {
-                hyperfleet_tracing::inject(black_box(&cx), event);
-                black_box(hyperfleet_tracing::extract(event))
+                hyperfleet_tracing::carrier::inject(black_box(&cx), event);
+                black_box(hyperfleet_tracing::carrier::extract(event))
             },
             BatchSize::SmallInput,
         )

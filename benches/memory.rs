@@ -8,8 +8,11 @@
 mod common;
 
 use common::{Discard, event, transport};
+use hyperfleet_tracing::Settings;
+use hyperfleet_tracing::settings::TracerSource;
+use hyperfleet_tracing::settings::UnsampledParent;
 use hyperfleet_tracing::{HandlerError, Received};
-use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource, UnsampledParent};
+use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
@@ -72,14 +75,18 @@ fn allocation_profile(provider: &impl TracerSource, unsampled: UnsampledParent) 
         .expect("runtime");
     runtime.block_on(async {
         let transport = transport();
-        let publisher = TracedPublisher::builder(transport.clone(), "t")
-            .tracer_provider(provider)
-            .unsampled_parent(unsampled)
-            .build();
+        let publisher = TracedPublisher::new(transport.clone(), "t").settings(
+            Settings::new()
+                .tracer_provider(provider)
+                .unsampled_parent(unsampled),
+        );
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let subscriber = TracedSubscriber::new(transport, "s", "t")
-            .tracer_provider(provider)
-            .unsampled_parent(unsampled)
+            .settings(
+                Settings::new()
+                    .tracer_provider(provider)
+                    .unsampled_parent(unsampled),
+            )
             .concurrency(1);
         let warm_up = PROFILE_MESSAGES / 10;
         let counted = async {
@@ -174,7 +181,7 @@ fn main() {
         let transport = transport();
         let (progress, mut handled) = tokio::sync::watch::channel(0u64);
         let subscriber = TracedSubscriber::new(transport.clone(), "s", "t")
-            .tracer_provider(&provider)
+            .settings(Settings::new().tracer_provider(&provider))
             .concurrency(8);
         let mut watch = handled.clone();
         let running = tokio::spawn(subscriber.run(
@@ -187,9 +194,8 @@ fn main() {
                 let _ = watch.wait_for(|n| *n >= total).await;
             },
         ));
-        let publisher = TracedPublisher::builder(transport.clone(), "t")
-            .tracer_provider(&provider)
-            .build();
+        let publisher = TracedPublisher::new(transport.clone(), "t")
+            .settings(Settings::new().tracer_provider(&provider));
 
         let mut warm = None;
         let mut samples = Vec::new();

@@ -17,10 +17,12 @@ mod common;
 use common::{Discard, event};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::StreamExt;
+use hyperfleet_tracing::Settings;
+use hyperfleet_tracing::settings::TracerSource;
 use hyperfleet_tracing::transport::SubscriptionConfig;
 use hyperfleet_tracing::transport::pubsub::{PubSubAdmin, PubSubConfig, PubSubTransport};
 use hyperfleet_tracing::{HandlerError, Received};
-use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource};
+use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
 use std::hint::black_box;
 use std::path::Path;
@@ -49,11 +51,10 @@ async fn round(
     let (progress, mut watch) = tokio::sync::watch::channel(0u64);
     let counter = handled.clone();
     let subscriber = TracedSubscriber::new(transport.clone(), name, name)
-        .tracer_provider(provider)
+        .settings(Settings::new().tracer_provider(provider))
         .concurrency(64);
-    let publisher = TracedPublisher::builder(transport.clone(), name)
-        .tracer_provider(provider)
-        .build();
+    let publisher = TracedPublisher::new(transport.clone(), name)
+        .settings(Settings::new().tracer_provider(provider));
 
     let started = Instant::now();
     let receiving = tokio::spawn(subscriber.run(

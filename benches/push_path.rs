@@ -13,10 +13,14 @@ use axum::http::{Request, StatusCode};
 use base64::Engine as _;
 use common::{Discard, event};
 use criterion::{Criterion, criterion_group, criterion_main};
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::binding::{self, Encoding};
 use hyperfleet_tracing::metrics::Metrics;
 use hyperfleet_tracing::push::PushEndpoint;
-use hyperfleet_tracing::{HandlerError, Message, Received, TracerSource, UnsampledParent};
+use hyperfleet_tracing::settings::TracerSource;
+use hyperfleet_tracing::settings::UnsampledParent;
+use hyperfleet_tracing::transport::Message;
+use hyperfleet_tracing::{HandlerError, Received};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
 use std::hint::black_box;
 use std::time::{Duration, Instant};
@@ -69,10 +73,13 @@ fn endpoint(provider: &impl TracerSource) -> axum::Router {
 }
 
 fn endpoint_with(provider: &impl TracerSource, unsampled: UnsampledParent) -> axum::Router {
-    PushEndpoint::new("t", "s")
-        .tracer_provider(provider)
-        .metrics(Metrics::disabled())
-        .unsampled_parent(unsampled)
+    PushEndpoint::new("s", "t")
+        .settings(
+            Settings::new()
+                .tracer_provider(provider)
+                .metrics(Metrics::disabled())
+                .unsampled_parent(unsampled),
+        )
         .router(|received: Received| {
             black_box(&received.event);
             std::future::ready(Ok::<(), HandlerError>(()))

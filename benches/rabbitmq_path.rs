@@ -17,13 +17,16 @@ mod common;
 use common::{Discard, event, process_cpu_time};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::StreamExt;
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::binding::{Encoding, decode, encode};
 use hyperfleet_tracing::metrics::Metrics;
+use hyperfleet_tracing::settings::TracerSource;
+use hyperfleet_tracing::settings::UnsampledParent;
 use hyperfleet_tracing::transport::rabbitmq::{
     QueueKind, RabbitMqAdmin, RabbitMqConfig, RabbitMqTransport,
 };
 use hyperfleet_tracing::transport::{SubscriptionConfig, Transport};
-use hyperfleet_tracing::{TracedPublisher, TracedSubscriber, TracerSource, UnsampledParent};
+use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, Sampler, SdkTracerProvider};
 use std::hint::black_box;
 use std::time::Duration;
@@ -92,11 +95,12 @@ async fn traced_with(
     provider: &impl TracerSource,
     unsampled: UnsampledParent,
 ) {
-    let publisher = TracedPublisher::builder(transport.clone(), name)
-        .tracer_provider(provider)
-        .metrics(Metrics::disabled())
-        .unsampled_parent(unsampled)
-        .build();
+    let publisher = TracedPublisher::new(transport.clone(), name).settings(
+        Settings::new()
+            .tracer_provider(provider)
+            .metrics(Metrics::disabled())
+            .unsampled_parent(unsampled),
+    );
     futures::stream::iter(0..n)
         .map(|i| publisher.publish(event(i)))
         .buffer_unordered(IN_FLIGHT)
@@ -104,10 +108,12 @@ async fn traced_with(
             published.expect("published");
         })
         .await;
-    let subscriber = TracedSubscriber::new(transport.clone(), name, name)
-        .tracer_provider(provider)
-        .metrics(Metrics::disabled())
-        .unsampled_parent(unsampled);
+    let subscriber = TracedSubscriber::new(transport.clone(), name, name).settings(
+        Settings::new()
+            .tracer_provider(provider)
+            .metrics(Metrics::disabled())
+            .unsampled_parent(unsampled),
+    );
     common::handle(subscriber, n).await;
 }
 

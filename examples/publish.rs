@@ -112,9 +112,7 @@ async fn publish<T: Transport + Clone>(
     count: usize,
     encoding: Encoding,
 ) -> Result<(), Error> {
-    let publisher = TracedPublisher::builder(transport, topic)
-        .encoding(encoding)
-        .build();
+    let publisher = TracedPublisher::new(transport, topic).encoding(encoding);
 
     let run = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)?

@@ -15,6 +15,7 @@
 //! `subscription`.
 
 use cloudevents::AttributesReader;
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::push::PushEndpoint;
 use hyperfleet_tracing::telemetry::{self, Component};
 use hyperfleet_tracing::{HandlerError, Received};
@@ -77,8 +78,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             () = enough.notified() => {}
         }
     };
-    PushEndpoint::new(&topic, &subscription)
-        .adapter("validation")
+    PushEndpoint::new(&subscription, &topic)
+        .settings(Settings::new().adapter("validation"))
         .serve(listener, handler, shutdown)
         .await?;
     tracing::info!(

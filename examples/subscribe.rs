@@ -20,6 +20,7 @@
 #![cfg_attr(not(any(feature = "pubsub", feature = "rabbitmq")), allow(unused))]
 
 use cloudevents::AttributesReader;
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::TracedSubscriber;
 use hyperfleet_tracing::telemetry::{self, Component};
 use hyperfleet_tracing::transport::Transport;
@@ -161,7 +162,7 @@ async fn handle<T: Transport>(
         }
     };
     TracedSubscriber::new(transport, subscription, topic)
-        .adapter("validation")
+        .settings(Settings::new().adapter("validation"))
         .run(handler, shutdown)
         .await?;
     tracing::info!(

@@ -15,11 +15,11 @@
 //! A failed call sets status Error and `error.type` to the driver's error type. The error's
 //! text is not recorded: a database error may quote the row it refused.
 
-use crate::attributes::{
+use crate::span::attributes::{
     DB_COLLECTION_NAME, DB_OPERATION_NAME, DB_QUERY_SUMMARY, DB_SYSTEM, DB_SYSTEM_NAME, ERROR_TYPE,
     bounded,
 };
-use crate::instrumentation::{self, SharedTracer, TracerSource};
+use crate::span::{self, SharedTracer, TracerSource};
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
@@ -49,7 +49,7 @@ impl DatabaseTracing {
     /// provider.
     pub fn new(system: impl Into<String>) -> Self {
         Self {
-            tracer: instrumentation::global_tracer(),
+            tracer: span::global_tracer(),
             system: system.into(),
         }
     }

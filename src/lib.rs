@@ -1,20 +1,24 @@
 //! OpenTelemetry traces through CloudEvents on Google Cloud Pub/Sub, following the HyperFleet
 //! Tracing and Telemetry Standard.
 //!
-//! The data path, top to bottom:
+//! At the root: [`TracedPublisher`], [`TracedSubscriber`], the [`Settings`] they (and the push
+//! endpoint, and the HTTP glue) share, and what a handler sees ([`Received`],
+//! [`HandlerError`]). The modules follow the data path, top to bottom:
 //!
 //! 1. [`carrier`]: trace context in the event's `traceparent` / `tracestate` extensions
-//!    ([`inject`], [`extract`]).
+//!    ([`carrier::inject`], [`carrier::extract`]).
 //! 2. [`binding`]: the event in a Pub/Sub message, structured or binary, and back from any
 //!    encoding found in the wild.
-//! 3. [`transport`]: a pluggable [`Transport`] that moves messages, with an in-memory backend
-//!    that behaves like Pub/Sub.
-//! 4. [`consume`]: the consume pipeline every way in shares — decode, continue the trace,
+//! 3. [`transport`]: a pluggable [`Transport`](transport::Transport) that moves messages, with
+//!    an in-memory backend that behaves like Pub/Sub.
+//! 4. [`metrics`] and [`settings`]: where spans and metrics go, and how they look.
+//! 5. [`consume`]: the consume pipeline every way in shares — decode, continue the trace,
 //!    `{topic} receive` and `adapter.process` spans, the handler run, ack or nack.
-//! 5. [`TracedSubscriber`] (the pull loop over the pipeline) / [`TracedPublisher`] (the
-//!    `{topic} publish` span around the transport).
+//! 6. [`TracedSubscriber`] (the pull loop over the pipeline), [`push`] (the same pipeline
+//!    behind an HTTP endpoint) and [`TracedPublisher`] (the `{topic} publish` span around the
+//!    transport).
 //!
-//! Beside it: [`telemetry`] (feature `telemetry`, the default) sets everything up from the
+//! Beside it: [`telemetry`] (feature `telemetry`) sets everything up from the
 //! `OTEL_*` variables; [`http`] (features `http-server`, `http-client`) and [`database`] make
 //! the standard's HTTP and database spans; with the `testing` feature, [`testing`] holds the
 //! conformance suite every transport runs.
@@ -70,7 +74,7 @@
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
 //! let url = format!("http://{}/", listener.local_addr()?);
 //! let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-//! let served = tokio::spawn(PushEndpoint::new("hyperfleet-clusters", "validation-push").serve(
+//! let served = tokio::spawn(PushEndpoint::new("validation-push", "hyperfleet-clusters").serve(
 //!     listener,
 //!     |_: Received| async { Ok::<(), HandlerError>(()) },
 //!     async move { let _ = stopped.await; },
@@ -90,50 +94,57 @@
 //! # fn main() {}
 //! ```
 //!
-//! Carry the context by hand, on any event: [`inject`] and [`extract`] (the crate's strict
+//! Carry the context by hand, on any event: [`carrier::inject`] and [`carrier::extract`] (the crate's strict
 //! [`W3cTraceContext`](carrier::W3cTraceContext) unless the application set a propagator).
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod attribute_timing;
-pub mod attributes;
-pub mod binding;
-pub mod carrier;
-pub mod consume;
-pub mod conventions;
-pub mod database;
-mod event_names;
-#[cfg(any(feature = "http-server", feature = "http-client"))]
-pub mod http;
-mod instrumentation;
-pub mod log_fields;
+// The data path, each module using only those above it (one group each, so that the
+// order stays).
+
+/// Leaves: the transport-neutral message and the CloudEvents naming rules.
 mod message;
+
+pub mod carrier;
+
+pub mod binding;
+
+pub mod transport;
+
+/// The span vocabulary: attribute names, conventions, templates, the tracer.
+mod span;
+
 pub mod metrics;
-pub mod naming;
-pub mod publisher;
+
+pub mod settings;
+
+pub mod consume;
+
+/// The traced publisher.
+mod publisher;
+
+/// The pull loop.
+mod subscriber;
+
 #[cfg(feature = "push")]
 pub mod push;
-pub mod subscriber;
+
+// Beside it.
+
+pub mod database;
+#[cfg(any(feature = "http-server", feature = "http-client"))]
+pub mod http;
 mod sync;
 #[cfg(feature = "telemetry")]
 pub mod telemetry;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod transport;
-pub mod unsampled_parent;
 
-pub use attribute_timing::AttributeTiming;
-pub use binding::Encoding;
-pub use carrier::{EventExtractor, EventInjector, OverwritePolicy, Propagation, extract, inject};
-pub use consume::{Handler, HandlerError, Received};
-pub use conventions::Conventions;
-pub use instrumentation::TracerSource;
-pub use log_fields::MessageLogFields;
-pub use naming::SpanNaming;
-pub use publisher::{PublishError, PublishOptions, Published, PublisherBuilder, TracedPublisher};
-pub use subscriber::{AckPolicy, Execution, ParentMode, SubscribeError, TracedSubscriber};
-pub use transport::{DeadLetterPolicy, Message, SubscriptionConfig, Transport};
-pub use unsampled_parent::UnsampledParent;
+pub use consume::handler::{HandlerError, Received};
+pub use publisher::{PublishError, PublishOptions, Published, TracedPublisher};
+pub use settings::Settings;
+pub use span::attributes;
+pub use subscriber::{SubscribeError, TracedSubscriber};
 
 /// The README's examples, compiled as doctests so they stay true.
 #[cfg(doctest)]

@@ -1,25 +1,21 @@
 //! Traced publishing: the standard's `{topic} publish` span around a [`Transport`].
 
-use crate::attribute_timing::AttributeTiming;
-use crate::attributes::{
-    self, AttributeHook, EventAttributes, MESSAGING_BATCH_MESSAGE_COUNT,
+use crate::binding::{self, BindingError, Encoding};
+use crate::carrier::OverwritePolicy;
+use crate::metrics::{BrokerError, Measurement, PipelineMetrics, Timed};
+use crate::settings::Settings;
+use crate::span::attributes::{
+    self, EventAttributes, MESSAGING_BATCH_MESSAGE_COUNT,
     MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY, MESSAGING_MESSAGE_BODY_SIZE, MESSAGING_MESSAGE_ID,
 };
-use crate::binding::{self, BindingError, Encoding};
-use crate::carrier::{OverwritePolicy, Propagation};
-use crate::conventions::{Conventions, Operation};
-use crate::instrumentation::{
-    self, Destination, SharedTracer, SpanMaking, SpanTemplate, record_failure,
-};
-use crate::metrics::{BrokerError, Measurement, Metrics, PipelineMetrics, Timed};
-use crate::naming::SpanNaming;
+use crate::span::conventions::Operation;
+use crate::span::{self, Destination, SpanMaking, SpanTemplate, record_failure};
 use crate::transport::{ErrorCode, Message, Transport, TransportError};
-use crate::unsampled_parent::UnsampledParent;
 use cloudevents::Event;
 use opentelemetry::context::FutureExt as _;
 use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
-use std::sync::Arc;
+use std::future::Future;
 use std::time::Instant;
 
 /// Why a publish failed.
@@ -119,33 +115,12 @@ pub struct TracedPublisher<T> {
     topic: String,
     encoding: Encoding,
     overwrite: OverwritePolicy,
+    settings: Settings,
+    /// Built from the settings whenever they change, so that no message builds them.
     spans: PublisherSpans,
-    event_attributes: EventAttributes,
-    attributes: AttributeHook,
-    attribute_timing: AttributeTiming,
-    unsampled_parent: UnsampledParent,
-    tracer: SharedTracer,
-    span_making: SpanMaking,
-    propagation: Propagation,
     metrics: PipelineMetrics,
-    conventions: Conventions,
-}
-
-/// Settings of a [`TracedPublisher`], as plain values; [`build`](Self::build) makes the
-/// publisher, with its span templates built once.
-pub struct PublisherBuilder<T> {
-    transport: T,
-    topic: String,
-    encoding: Encoding,
-    overwrite: OverwritePolicy,
-    naming: SpanNaming,
-    attributes: AttributeHook,
-    attribute_timing: AttributeTiming,
-    unsampled_parent: UnsampledParent,
-    tracer: SharedTracer,
-    propagation: Propagation,
-    metrics: Metrics,
-    conventions: Conventions,
+    event_attributes: EventAttributes,
+    span_making: SpanMaking,
 }
 
 /// A batch being published: each event's create span and creation context, the messages
@@ -207,8 +182,34 @@ impl PublisherSpans {
     }
 }
 
-impl<T: Transport> PublisherBuilder<T> {
-    crate::instrumentation::tracing_settings!();
+impl<T: Transport> TracedPublisher<T> {
+    /// A publisher to `topic` with the defaults: [`Settings::new`], structured encoding,
+    /// [`OverwritePolicy::Preserve`].
+    pub fn new(transport: T, topic: impl Into<String>) -> Self {
+        let settings = Settings::new();
+        let topic = topic.into();
+        let (spans, metrics) = Self::built(&transport, &topic, &settings);
+        Self {
+            transport,
+            topic,
+            encoding: Encoding::default(),
+            overwrite: OverwritePolicy::default(),
+            settings,
+            spans,
+            metrics,
+            event_attributes: EventAttributes::default(),
+            span_making: SpanMaking::default(),
+        }
+    }
+
+    /// Uses `settings` (tracer provider, propagator, conventions, metrics, attribute hook)
+    /// instead of the defaults; the ways-in-only settings are ignored.
+    pub fn settings(mut self, settings: Settings) -> Self {
+        (self.spans, self.metrics) = Self::built(&self.transport, &self.topic, &settings);
+        self.settings = settings;
+        self.span_making = SpanMaking::default();
+        self
+    }
 
     /// Sets the message encoding (default structured).
     pub fn encoding(mut self, encoding: Encoding) -> Self {
@@ -223,107 +224,18 @@ impl<T: Transport> PublisherBuilder<T> {
         self
     }
 
-    /// Sets the span-name order.
-    pub fn span_naming(mut self, naming: SpanNaming) -> Self {
-        self.naming = naming;
-        self
-    }
-
-    /// Replaces the hook that adds attributes from the event at span start (where samplers see
-    /// them; see [`attribute_timing`](Self::attribute_timing)). Never return payload data from
-    /// it.
-    pub fn attributes<F>(mut self, hook: F) -> Self
-    where
-        F: Fn(&Event) -> Vec<KeyValue> + Send + Sync + 'static,
-    {
-        self.attributes = Arc::new(hook);
-        self
-    }
-
-    /// Sets when message spans are given their per-message attributes (default
-    /// [`AttributeTiming::AtStart`]).
-    pub fn attribute_timing(mut self, timing: AttributeTiming) -> Self {
-        self.attribute_timing = timing;
-        self
-    }
-
-    /// Sets what happens when the parent context is valid, not sampled and not recording
-    /// (default [`UnsampledParent::AskSampler`]).
-    pub fn unsampled_parent(mut self, unsampled: UnsampledParent) -> Self {
-        self.unsampled_parent = unsampled;
-        self
-    }
-
-    /// Sets the conventions spans follow (default: what `OTEL_SEMCONV_STABILITY_OPT_IN` says,
-    /// [`Conventions::from_env`]).
-    pub fn conventions(mut self, conventions: Conventions) -> Self {
-        self.conventions = conventions;
-        self
-    }
-
-    /// Records metrics into `metrics` instead of [`Metrics::global`].
-    pub fn metrics(mut self, metrics: Metrics) -> Self {
-        self.metrics = metrics;
-        self
-    }
-
-    /// The publisher.
-    pub fn build(self) -> TracedPublisher<T> {
+    /// The span templates and metric series of `settings`.
+    fn built(transport: &T, topic: &str, settings: &Settings) -> (PublisherSpans, PipelineMetrics) {
         let destination = Destination {
-            system: self.transport.system(),
-            topic: &self.topic,
+            system: transport.system(),
+            topic,
             subscription: None,
-            server_address: self.transport.server_address(),
-            server_port: self.transport.server_port(),
-            naming: self.naming,
-            conventions: self.conventions,
+            server_address: transport.server_address(),
+            server_port: transport.server_port(),
+            conventions: settings.conventions,
         };
         let spans = PublisherSpans::new(destination);
-        let metrics = self.metrics.pipeline(&destination);
-        TracedPublisher {
-            transport: self.transport,
-            topic: self.topic,
-            encoding: self.encoding,
-            overwrite: self.overwrite,
-            spans,
-            event_attributes: EventAttributes::default(),
-            attributes: self.attributes,
-            attribute_timing: self.attribute_timing,
-            unsampled_parent: self.unsampled_parent,
-            tracer: self.tracer,
-            span_making: SpanMaking::default(),
-            propagation: self.propagation,
-            metrics,
-            conventions: self.conventions,
-        }
-    }
-}
-
-impl<T: Transport> TracedPublisher<T> {
-    /// A publisher to `topic` with the defaults: structured encoding, [`OverwritePolicy::Preserve`],
-    /// `{destination} {operation}` names,
-    /// [`hyperfleet_resource`](crate::attributes::hyperfleet_resource) as extra
-    /// attributes, the global tracer provider and propagator.
-    pub fn new(transport: T, topic: impl Into<String>) -> Self {
-        Self::builder(transport, topic).build()
-    }
-
-    /// A builder, starting from the defaults of [`new`](Self::new).
-    pub fn builder(transport: T, topic: impl Into<String>) -> PublisherBuilder<T> {
-        PublisherBuilder {
-            transport,
-            topic: topic.into(),
-            encoding: Encoding::default(),
-            overwrite: OverwritePolicy::default(),
-            naming: SpanNaming::default(),
-            attributes: Arc::new(attributes::hyperfleet_resource),
-            attribute_timing: AttributeTiming::default(),
-            unsampled_parent: UnsampledParent::default(),
-            tracer: instrumentation::global_tracer(),
-            propagation: Propagation::global(),
-            metrics: Metrics::global(),
-            conventions: Conventions::from_env(),
-        }
+        (spans, settings.metrics.pipeline(&destination))
     }
 
     /// The topic this publisher sends to.
@@ -336,19 +248,33 @@ impl<T: Transport> TracedPublisher<T> {
         &self.transport
     }
 
-    /// Publishes `event` under the current context.
-    pub async fn publish(&self, event: Event) -> Result<Published, PublishError> {
-        self.publish_with(event, PublishOptions::default()).await
+    /// Publishes `event` under the context current when `publish` is called (not when the
+    /// future is first polled), so a future made inside one span and awaited elsewhere, or
+    /// several publishes joined together, each keep the span they were made in.
+    pub fn publish(
+        &self,
+        event: Event,
+    ) -> impl Future<Output = Result<Published, PublishError>> + '_ {
+        self.publish_with(event, PublishOptions::default())
     }
 
-    /// Publishes `event` with explicit options.
-    pub async fn publish_with(
+    /// Publishes `event` with explicit options; without a parent in `options`, under the
+    /// context current when it is called.
+    pub fn publish_with(
+        &self,
+        event: Event,
+        options: PublishOptions,
+    ) -> impl Future<Output = Result<Published, PublishError>> + '_ {
+        let parent = options.parent.unwrap_or_else(Context::current);
+        self.publish_under(event, parent, options.ordering_key)
+    }
+
+    async fn publish_under(
         &self,
         mut event: Event,
-        options: PublishOptions,
+        parent: Context,
+        ordering_key: Option<String>,
     ) -> Result<Published, PublishError> {
-        let parent = options.parent.unwrap_or_else(Context::current);
-        let ordering_key = options.ordering_key;
         let (cx, trace_context) = self.start_message_span(
             &parent,
             &mut event,
@@ -382,12 +308,17 @@ impl<T: Transport> TracedPublisher<T> {
         })
     }
 
-    /// Publishes several events in one transport call under the current context.
+    /// Publishes several events in one transport call under the context current when it is
+    /// called.
     ///
     /// Each event gets its own PRODUCER span `{topic} create` whose context it carries; one
     /// CLIENT span `{topic} publish` covers the send and links to every create span.
-    pub async fn publish_batch(&self, events: Vec<Event>) -> Vec<Result<Published, PublishError>> {
-        self.publish_batch_with(events, &Context::current()).await
+    pub fn publish_batch(
+        &self,
+        events: Vec<Event>,
+    ) -> impl Future<Output = Vec<Result<Published, PublishError>>> + '_ {
+        let parent = Context::current();
+        async move { self.publish_batch_with(events, &parent).await }
     }
 
     /// [`publish_batch`](Self::publish_batch) under an explicit parent context.
@@ -458,8 +389,11 @@ impl<T: Transport> TracedPublisher<T> {
 
     /// The CLIENT span over the batch's send, linking every create span.
     fn start_batch_send(&self, parent: &Context, batch: &Batch) -> Context {
-        if self.span_making.skips(parent, self.unsampled_parent) {
-            return instrumentation::without_own_span(parent);
+        if self
+            .span_making
+            .skips(parent, self.settings.unsampled_parent)
+        {
+            return span::without_own_span(parent);
         }
         let links = batch
             .creates
@@ -473,9 +407,9 @@ impl<T: Transport> TracedPublisher<T> {
             batch.messages.len() as i64,
         ));
         let span = template
-            .builder(&self.tracer, attributes)
+            .builder(&self.settings.tracer, attributes)
             .with_links(links)
-            .start_with_context(self.tracer.as_ref(), parent);
+            .start_with_context(self.settings.tracer.as_ref(), parent);
         parent.with_span(span)
     }
 
@@ -488,13 +422,16 @@ impl<T: Transport> TracedPublisher<T> {
         ordering_key: Option<&str>,
     ) -> (Context, SpanContext) {
         let preserved = match self.overwrite {
-            OverwritePolicy::Preserve => self.propagation.remote_span_context(event),
+            OverwritePolicy::Preserve => self.settings.propagation.remote_span_context(event),
             OverwritePolicy::Overwrite => None,
         };
-        let cx = if self.span_making.skips(parent, self.unsampled_parent) {
+        let cx = if self
+            .span_making
+            .skips(parent, self.settings.unsampled_parent)
+        {
             // The span would carry the parent's context, or record nothing: the event carries
             // the parent's context.
-            instrumentation::without_own_span(parent)
+            span::without_own_span(parent)
         } else {
             let cx = self.start_span(parent, event, template, ordering_key, preserved.as_ref());
             self.span_making.learn(parent, &cx);
@@ -504,7 +441,7 @@ impl<T: Transport> TracedPublisher<T> {
             Some(existing) => existing,
             None => {
                 // Whatever the event carried goes: it is not the context of this publish.
-                self.propagation.replace(&cx, event);
+                self.settings.propagation.replace(&cx, event);
                 cx.span().span_context().clone()
             }
         };
@@ -521,7 +458,7 @@ impl<T: Transport> TracedPublisher<T> {
         ordering_key: Option<&str>,
         preserved: Option<&SpanContext>,
     ) -> Context {
-        let deferred = self.attribute_timing.deferred();
+        let deferred = self.settings.attribute_timing.deferred();
         let per_message = if deferred {
             Vec::new()
         } else {
@@ -529,11 +466,12 @@ impl<T: Transport> TracedPublisher<T> {
         };
         let mut attributes = template.attributes(per_message.len());
         attributes.extend(per_message);
-        let mut builder = template.builder(&self.tracer, attributes);
+        let mut builder = template.builder(&self.settings.tracer, attributes);
         if let Some(existing) = preserved {
             builder = builder.with_links(vec![Link::with_context(existing.clone())]);
         }
-        let cx = parent.with_span(builder.start_with_context(self.tracer.as_ref(), parent));
+        let cx =
+            parent.with_span(builder.start_with_context(self.settings.tracer.as_ref(), parent));
         if deferred && cx.span().is_recording() {
             cx.span()
                 .set_attributes(self.per_message_attributes(event, ordering_key));
@@ -550,7 +488,7 @@ impl<T: Transport> TracedPublisher<T> {
                 attributes::bounded(key),
             )
         }));
-        attributes.extend((self.attributes)(event));
+        attributes.extend((self.settings.attributes)(event));
         attributes
     }
 
@@ -581,7 +519,7 @@ impl<T: Transport> TracedPublisher<T> {
 
     /// `messaging.message.body.size`, under the current conventions.
     fn record_body_size(&self, span: &opentelemetry::trace::SpanRef<'_>, message: &Message) {
-        if self.conventions.current() {
+        if self.settings.conventions.current() {
             span.set_attribute(KeyValue::new(
                 MESSAGING_MESSAGE_BODY_SIZE,
                 message.data.len() as i64,
@@ -593,7 +531,7 @@ impl<T: Transport> TracedPublisher<T> {
     /// measured by the span of `cx`.
     fn record_operation(&self, started: Instant, error_type: Option<&'static str>, cx: &Context) {
         self.metrics.record(Measurement::Operation(Timed {
-            operation: self.conventions.operation(Operation::Send).1,
+            operation: self.settings.conventions.operation(Operation::Send).1,
             elapsed: started.elapsed(),
             error_type,
             span: cx.span().span_context(),

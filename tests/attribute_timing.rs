@@ -4,7 +4,9 @@
 
 mod support;
 
-use hyperfleet_tracing::{AttributeTiming, TracedPublisher, TracedSubscriber};
+use hyperfleet_tracing::Settings;
+use hyperfleet_tracing::settings::AttributeTiming;
+use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
 use opentelemetry::trace::{Link, SpanKind, TraceId};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::trace::{
@@ -77,21 +79,25 @@ async fn one_message(timing: AttributeTiming, drop: &'static str) -> (Vec<SpanDa
         }
     };
     let transport = support::memory::with_subscription(TOPIC, SUBSCRIPTION);
-    TracedPublisher::builder(transport.clone(), TOPIC)
-        .tracer_provider(&provider)
-        .attribute_timing(timing)
-        .attributes(hook(&hook_calls))
-        .build()
+    TracedPublisher::new(transport.clone(), TOPIC)
+        .settings(
+            Settings::new()
+                .tracer_provider(&provider)
+                .attribute_timing(timing)
+                .attributes(hook(&hook_calls)),
+        )
         .publish_with(
             support::events::reconcile_event("c1"),
             hyperfleet_tracing::PublishOptions::new().ordering_key("cluster-1"),
         )
         .await
         .unwrap();
-    let subscriber = TracedSubscriber::new(transport, SUBSCRIPTION, TOPIC)
-        .tracer_provider(&provider)
-        .attribute_timing(timing)
-        .attributes(hook(&hook_calls));
+    let subscriber = TracedSubscriber::new(transport, SUBSCRIPTION, TOPIC).settings(
+        Settings::new()
+            .tracer_provider(&provider)
+            .attribute_timing(timing)
+            .attributes(hook(&hook_calls)),
+    );
     support::memory::handle(subscriber, 1, |_| Ok(())).await;
     let spans = exporter.get_finished_spans().unwrap();
     let seen = sampler.seen.lock().unwrap().clone();

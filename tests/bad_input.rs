@@ -5,6 +5,7 @@
 mod support;
 
 use cloudevents::{AttributesReader, AttributesWriter, Event};
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::TracedSubscriber;
 use hyperfleet_tracing::binding::{Encoding, decode, encode};
 use hyperfleet_tracing::testing::TestTelemetry;
@@ -240,7 +241,7 @@ async fn every_bad_message_is_handled_or_dead_lettered_and_none_is_lost() {
     let seen = Arc::clone(&handled);
     let (logs, log_lines) = text_logs();
     TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
-        .tracer_provider(&telemetry.provider)
+        .settings(Settings::new().tracer_provider(&telemetry.provider))
         .concurrency(4)
         .run(
             move |received: Received| {

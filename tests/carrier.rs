@@ -2,7 +2,10 @@
 
 use cloudevents::event::ExtensionValue;
 use cloudevents::{Event, EventBuilder, EventBuilderV10};
-use hyperfleet_tracing::{EventExtractor, EventInjector, extract, inject};
+use hyperfleet_tracing::carrier::EventExtractor;
+use hyperfleet_tracing::carrier::EventInjector;
+use hyperfleet_tracing::carrier::extract;
+use hyperfleet_tracing::carrier::inject;
 use opentelemetry::Context;
 use opentelemetry::propagation::{Extractor, Injector};
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId, TraceState};

@@ -30,12 +30,12 @@ fn baggage_travels_when_the_baggage_propagator_is_configured() {
         .ty("t")
         .build()
         .unwrap();
-    hyperfleet_tracing::inject(&cx, &mut event);
+    hyperfleet_tracing::carrier::inject(&cx, &mut event);
     assert_eq!(
         event.extension("baggage"),
         Some(&ExtensionValue::String("cluster=c1".into()))
     );
-    let extracted = hyperfleet_tracing::extract(&event);
+    let extracted = hyperfleet_tracing::carrier::extract(&event);
     assert_eq!(
         extracted.baggage().get("cluster").map(|v| v.to_string()),
         Some("c1".to_owned())

@@ -4,6 +4,7 @@
 
 mod support;
 
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::telemetry::{self, Component, Config};
 use hyperfleet_tracing::transport::SubscriptionConfig;
 use hyperfleet_tracing::transport::memory::MemoryTransport;
@@ -25,7 +26,7 @@ const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(2);
 /// Publishes and handles `count` messages; returns how many were handled.
 async fn flow(
     transport: &MemoryTransport,
-    provider: &impl hyperfleet_tracing::TracerSource,
+    provider: &impl hyperfleet_tracing::settings::TracerSource,
     count: usize,
     from: usize,
 ) -> usize {
@@ -33,7 +34,7 @@ async fn flow(
     let (done, mut progress) = tokio::sync::watch::channel(0usize);
     let counter = Arc::clone(&handled);
     let subscriber = TracedSubscriber::new(transport.clone(), "validation", TOPIC)
-        .tracer_provider(provider)
+        .settings(Settings::new().tracer_provider(provider))
         .concurrency(8);
     let running = tokio::spawn(subscriber.run(
         move |_: Received| {
@@ -45,9 +46,8 @@ async fn flow(
             let _ = progress.wait_for(|n| *n >= count).await;
         },
     ));
-    let publisher = TracedPublisher::builder(transport.clone(), TOPIC)
-        .tracer_provider(provider)
-        .build();
+    let publisher = TracedPublisher::new(transport.clone(), TOPIC)
+        .settings(Settings::new().tracer_provider(provider));
     for i in from..from + count {
         publisher
             .publish(support::events::reconcile_event(&format!("c{i}")))

@@ -6,6 +6,7 @@
 mod support;
 
 use cloudevents::AttributesReader;
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::named;
 use hyperfleet_tracing::transport::SubscriptionConfig;
@@ -27,9 +28,8 @@ async fn setup() -> (MemoryTransport, TestTelemetry) {
     let leased = MemoryTransport::with_max_lease(MAX_LEASE);
     let transport = support::memory::subscribed(leased, TOPIC, SUBSCRIPTION, config);
     let telemetry = TestTelemetry::new();
-    TracedPublisher::builder(transport.clone(), TOPIC)
-        .tracer_provider(&telemetry.provider)
-        .build()
+    TracedPublisher::new(transport.clone(), TOPIC)
+        .settings(Settings::new().tracer_provider(&telemetry.provider))
         .publish(support::events::reconcile_event("c1"))
         .await
         .unwrap();
@@ -55,7 +55,7 @@ async fn a_handler_past_its_maximum_lease_sees_its_message_again_and_its_late_ac
     let (seen, gate) = (Arc::clone(&calls), Arc::clone(&release));
     let started = Instant::now();
     TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
-        .tracer_provider(&telemetry.provider)
+        .settings(Settings::new().tracer_provider(&telemetry.provider))
         .run(
             move |received: Received| {
                 let attempt = received.delivery_attempt;
@@ -106,7 +106,7 @@ async fn shutdown_drops_a_hung_handler_after_its_timeout_and_the_message_comes_b
     let timeout = Duration::from_secs(5);
     let started = Instant::now();
     TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
-        .tracer_provider(&telemetry.provider)
+        .settings(Settings::new().tracer_provider(&telemetry.provider))
         .shutdown_timeout(timeout)
         .run(
             move |_: Received| {
@@ -136,7 +136,7 @@ async fn shutdown_waits_for_a_slow_handler_within_its_timeout() {
     let (tx, shutdown) = after(1);
     let work = Duration::from_secs(3);
     TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
-        .tracer_provider(&telemetry.provider)
+        .settings(Settings::new().tracer_provider(&telemetry.provider))
         .shutdown_timeout(Duration::from_secs(5))
         .run(
             move |_: Received| {

@@ -5,6 +5,7 @@ use axum::Router;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::routing::get;
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::database::DatabaseTracing;
 use hyperfleet_tracing::http::{HttpClientTracing, HttpServerTracing};
 use hyperfleet_tracing::testing::TestTelemetry;
@@ -29,7 +30,7 @@ async fn serve(telemetry: &TestTelemetry) -> String {
         )
         .route("/boom", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }));
     let app = HttpServerTracing::new()
-        .tracer_provider(&telemetry.provider)
+        .settings(Settings::new().tracer_provider(&telemetry.provider))
         .server_address("api.test")
         .route_layer(routes);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -45,7 +46,8 @@ async fn client_server_and_database_spans_form_one_trace() {
     let telemetry = TestTelemetry::new();
     let address = serve(&telemetry).await;
     let client = reqwest::Client::new();
-    let http = HttpClientTracing::new().tracer_provider(&telemetry.provider);
+    let http =
+        HttpClientTracing::new().settings(Settings::new().tracer_provider(&telemetry.provider));
     let root = Context::new().with_span(telemetry.provider.tracer("test").start("sentinel.poll"));
 
     let request = client
@@ -153,7 +155,7 @@ async fn a_failed_request_is_recorded_on_the_client_span() {
         .build()
         .unwrap();
     let error = HttpClientTracing::new()
-        .tracer_provider(&telemetry.provider)
+        .settings(Settings::new().tracer_provider(&telemetry.provider))
         .send(&client, request)
         .await
         .unwrap_err();
@@ -183,7 +185,7 @@ async fn a_failed_request_records_no_credentials_or_query_in_any_text() {
         .build()
         .unwrap();
     let error = HttpClientTracing::new()
-        .tracer_provider(&telemetry.provider)
+        .settings(Settings::new().tracer_provider(&telemetry.provider))
         .send(&client, request)
         .await
         .unwrap_err();
@@ -212,7 +214,7 @@ async fn untrusted_request_parts_are_bounded_on_the_server_span() {
         axum::routing::any(|| async { StatusCode::NO_CONTENT }),
     );
     let app = HttpServerTracing::new()
-        .tracer_provider(&telemetry.provider)
+        .settings(Settings::new().tracer_provider(&telemetry.provider))
         .route_layer(routes);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
@@ -246,7 +248,9 @@ async fn serve_with(
     f: impl FnOnce(HttpServerTracing) -> HttpServerTracing,
 ) -> String {
     let routes = Router::new().route("/clusters", get(|| async { "ok" }));
-    let app = f(HttpServerTracing::new().tracer_provider(&telemetry.provider)).route_layer(routes);
+    let app =
+        f(HttpServerTracing::new().settings(Settings::new().tracer_provider(&telemetry.provider)))
+            .route_layer(routes);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let address = listener.local_addr().unwrap().to_string();
     tokio::spawn(async move {
@@ -296,7 +300,11 @@ async fn the_server_reads_traceparent_as_strictly_as_the_event_carrier() {
 async fn link_mode_starts_a_new_trace_linked_to_an_untrusted_caller() {
     let telemetry = TestTelemetry::new();
     let address = serve_with(&telemetry, |t| {
-        t.parent_mode(hyperfleet_tracing::ParentMode::Link)
+        t.settings(
+            Settings::new()
+                .tracer_provider(&telemetry.provider)
+                .parent_mode(hyperfleet_tracing::settings::ParentMode::Link),
+        )
     })
     .await;
     reqwest::Client::new()

@@ -6,6 +6,7 @@
 
 mod support;
 
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::binding::Encoding;
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::single;
@@ -59,7 +60,7 @@ impl Setup {
     ) -> opentelemetry_sdk::trace::SpanData {
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         let run = TracedSubscriber::new(self.transport.clone(), subscription, topic)
-            .tracer_provider(&self.telemetry.provider)
+            .settings(Settings::new().tracer_provider(&self.telemetry.provider))
             .run(
                 move |_: Received| {
                     let _ = tx.send(());
@@ -168,10 +169,9 @@ async fn the_cloudevents_python_sdk_reads_what_we_publish_in_both_encodings() {
         (Encoding::Structured, "structured-1"),
         (Encoding::Binary, "binary-1"),
     ] {
-        TracedPublisher::builder(s.transport.clone(), &topic)
-            .tracer_provider(&s.telemetry.provider)
+        TracedPublisher::new(s.transport.clone(), &topic)
+            .settings(Settings::new().tracer_provider(&s.telemetry.provider))
             .encoding(encoding)
-            .build()
             .publish_with(
                 support::events::reconcile_event(id),
                 PublishOptions::new().parent(root.clone()),

@@ -6,6 +6,7 @@
 mod support;
 
 use cloudevents::AttributesReader;
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::{attribute, attribute_str, single};
 use hyperfleet_tracing::transport::rabbitmq::{
@@ -59,7 +60,7 @@ async fn the_go_brokers_wire_from_pika_continues_its_trace() {
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     TracedSubscriber::new(transport, &queue, TOPIC)
-        .tracer_provider(&telemetry.provider)
+        .settings(Settings::new().tracer_provider(&telemetry.provider))
         .run(
             move |received: Received| {
                 let _ = tx.send(received.event.id().to_owned());
@@ -107,9 +108,8 @@ async fn what_we_publish_reads_as_the_go_broker_reads_it() {
     let queue = RabbitMqConfig::queue_name(TOPIC, "go-adapter");
     let (node, transport) = node_with_queue(&queue).await;
     let telemetry = TestTelemetry::new();
-    let publisher = TracedPublisher::builder(transport, TOPIC)
-        .tracer_provider(&telemetry.provider)
-        .build();
+    let publisher = TracedPublisher::new(transport, TOPIC)
+        .settings(Settings::new().tracer_provider(&telemetry.provider));
     let event = hyperfleet_tracing::testing::reconcile_event("e-rabbit", "c-1").unwrap();
     publisher.publish(event).await.unwrap();
 

@@ -10,6 +10,7 @@ mod support;
 
 use async_trait::async_trait;
 use cloudevents::AttributesReader;
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::transport::{
     Acknowledger, Delivery, DeliveryStream, Message, SubscriptionConfig, Transport, TransportError,
@@ -191,7 +192,7 @@ async fn run_load<T: Transport + Clone>(transport: T, count: usize) -> Outcome {
             }
         };
         let subscriber = TracedSubscriber::new(checked, subscription, TOPIC)
-            .tracer_provider(&provider)
+            .settings(Settings::new().tracer_provider(&provider))
             .concurrency(CONCURRENCY);
         loops.push(tokio::spawn(subscriber.run(handler, async move {
             let _ = watch.wait_for(|n| *n >= count).await;
@@ -199,9 +200,8 @@ async fn run_load<T: Transport + Clone>(transport: T, count: usize) -> Outcome {
         tallies.push((subscription, tally));
     }
 
-    let publisher = TracedPublisher::builder(transport, TOPIC)
-        .tracer_provider(&provider)
-        .build();
+    let publisher =
+        TracedPublisher::new(transport, TOPIC).settings(Settings::new().tracer_provider(&provider));
     for i in 0..count {
         publisher
             .publish(support::events::reconcile_event(&format!("cluster-{i}")))

@@ -5,11 +5,13 @@
 mod support;
 
 use cloudevents::AttributesReader;
+use hyperfleet_tracing::Settings;
+use hyperfleet_tracing::settings::Execution;
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::named;
 use hyperfleet_tracing::transport::SubscriptionConfig;
 use hyperfleet_tracing::transport::memory::MemoryTransport;
-use hyperfleet_tracing::{Execution, HandlerError, PublishOptions, Received};
+use hyperfleet_tracing::{HandlerError, PublishOptions, Received};
 use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,9 +32,8 @@ fn setup() -> (MemoryTransport, TestTelemetry) {
 
 /// Publishes `c0` … `c{n-1}`, with `key` as their ordering key when there is one.
 async fn publish(transport: &MemoryTransport, telemetry: &TestTelemetry, n: usize, key: &str) {
-    let publisher = TracedPublisher::builder(transport.clone(), TOPIC)
-        .tracer_provider(&telemetry.provider)
-        .build();
+    let publisher = TracedPublisher::new(transport.clone(), TOPIC)
+        .settings(Settings::new().tracer_provider(&telemetry.provider));
     for i in 0..n {
         let options = match key {
             "" => PublishOptions::new(),
@@ -48,7 +49,7 @@ fn subscriber(
     telemetry: &TestTelemetry,
 ) -> TracedSubscriber<MemoryTransport> {
     TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
-        .tracer_provider(&telemetry.provider)
+        .settings(Settings::new().tracer_provider(&telemetry.provider))
         .execution(Execution::LoopTask)
 }
 

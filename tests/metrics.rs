@@ -3,11 +3,13 @@
 
 mod support;
 
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::metrics::Metrics;
+use hyperfleet_tracing::settings::AckPolicy;
 use hyperfleet_tracing::testing::{TestMetrics, TestTelemetry};
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::transport::{Message, Transport};
-use hyperfleet_tracing::{AckPolicy, HandlerError, TracedPublisher, TracedSubscriber};
+use hyperfleet_tracing::{HandlerError, TracedPublisher, TracedSubscriber};
 use opentelemetry::trace::SpanKind;
 use opentelemetry_sdk::trace::Sampler;
 use prometheus_client::registry::Registry;
@@ -46,17 +48,21 @@ impl Fixture {
     }
 
     fn publisher(&self) -> TracedPublisher<MemoryTransport> {
-        TracedPublisher::builder(self.transport.clone(), TOPIC)
-            .tracer_provider(&self.telemetry.provider)
-            .metrics(self.metrics.clone())
-            .build()
+        TracedPublisher::new(self.transport.clone(), TOPIC).settings(
+            Settings::new()
+                .tracer_provider(&self.telemetry.provider)
+                .metrics(self.metrics.clone()),
+        )
     }
 
     fn subscriber(&self) -> TracedSubscriber<MemoryTransport> {
         TracedSubscriber::new(self.transport.clone(), SUBSCRIPTION, TOPIC)
-            .tracer_provider(&self.telemetry.provider)
-            .metrics(self.metrics.clone())
-            .ack_policy(AckPolicy::AlwaysAck)
+            .settings(
+                Settings::new()
+                    .tracer_provider(&self.telemetry.provider)
+                    .metrics(self.metrics.clone())
+                    .ack_policy(AckPolicy::AlwaysAck),
+            )
             .concurrency(8)
     }
 
@@ -321,10 +327,11 @@ async fn unsampled_spans_leave_counts_but_no_exemplar() {
 #[tokio::test]
 async fn failed_publishes_are_counted_by_kind_and_error_type() {
     let fixture = Fixture::new(Sampler::AlwaysOn);
-    let publisher = TracedPublisher::builder(fixture.transport.clone(), "no-such-topic")
-        .tracer_provider(&fixture.telemetry.provider)
-        .metrics(fixture.metrics.clone())
-        .build();
+    let publisher = TracedPublisher::new(fixture.transport.clone(), "no-such-topic").settings(
+        Settings::new()
+            .tracer_provider(&fixture.telemetry.provider)
+            .metrics(fixture.metrics.clone()),
+    );
     let error = publisher
         .publish(support::events::reconcile_event("c1"))
         .await
@@ -404,10 +411,11 @@ async fn undecodable_deliveries_count_as_conversion_errors_one_per_receive_span(
 #[tokio::test]
 async fn disabled_metrics_record_nothing_and_messages_still_flow() {
     let fixture = Fixture::new(Sampler::AlwaysOn);
-    let publisher = TracedPublisher::builder(fixture.transport.clone(), TOPIC)
-        .tracer_provider(&fixture.telemetry.provider)
-        .metrics(Metrics::disabled())
-        .build();
+    let publisher = TracedPublisher::new(fixture.transport.clone(), TOPIC).settings(
+        Settings::new()
+            .tracer_provider(&fixture.telemetry.provider)
+            .metrics(Metrics::disabled()),
+    );
     publisher
         .publish(support::events::reconcile_event("c1"))
         .await

@@ -2,6 +2,7 @@
 
 use cloudevents::{AttributesReader, AttributesWriter, Event, EventBuilder, EventBuilderV10};
 use futures::StreamExt;
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::{attribute, attribute_str, named, single};
 use hyperfleet_tracing::transport::memory::MemoryTransport;
@@ -50,9 +51,8 @@ async fn a_batch_has_one_create_span_per_message_and_a_send_span_linking_them() 
     transport
         .create_subscription("a", "hyperfleet-clusters", SubscriptionConfig::default())
         .unwrap();
-    let publisher = TracedPublisher::builder(transport.clone(), "hyperfleet-clusters")
-        .tracer_provider(&telemetry.provider)
-        .build();
+    let publisher = TracedPublisher::new(transport.clone(), "hyperfleet-clusters")
+        .settings(Settings::new().tracer_provider(&telemetry.provider));
     let mut bad = event("bad");
     bad.set_extension("Bad-Name", "x");
     let results = publisher
@@ -91,7 +91,7 @@ async fn a_batch_has_one_create_span_per_message_and_a_send_span_linking_them() 
     for _ in 0..2 {
         let delivery = deliveries.next().await.unwrap().unwrap();
         let received = binding::decode(&delivery.message).unwrap();
-        let cx = hyperfleet_tracing::extract(&received);
+        let cx = hyperfleet_tracing::carrier::extract(&received);
         use opentelemetry::trace::TraceContextExt;
         let carried = cx.span().span_context().span_id();
         let create = creates
@@ -113,9 +113,8 @@ async fn a_batch_has_one_create_span_per_message_and_a_send_span_linking_them() 
 #[tokio::test]
 async fn a_transport_error_is_returned_and_recorded_with_its_grpc_code() {
     let telemetry = TestTelemetry::new();
-    let publisher = TracedPublisher::builder(MemoryTransport::new(), "missing-topic")
-        .tracer_provider(&telemetry.provider)
-        .build();
+    let publisher = TracedPublisher::new(MemoryTransport::new(), "missing-topic")
+        .settings(Settings::new().tracer_provider(&telemetry.provider));
     let error = publisher.publish(event("e1")).await.unwrap_err();
     assert!(matches!(&error, PublishError::Transport(e) if e.code() == ErrorCode::NotFound));
     assert_eq!(error.error_type(), "NOT_FOUND");
@@ -135,10 +134,11 @@ async fn a_transport_error_is_returned_and_recorded_with_its_grpc_code() {
 async fn overwrite_removes_a_stale_context_even_when_there_is_none_to_write() {
     let transport = topic_with_subscription();
     // No tracer provider: the publish span is invalid and nothing is injected.
-    let publisher = TracedPublisher::builder(transport.clone(), "t")
-        .tracer_provider(&opentelemetry::trace::noop::NoopTracerProvider::new())
-        .overwrite_policy(hyperfleet_tracing::OverwritePolicy::Overwrite)
-        .build();
+    let publisher = TracedPublisher::new(transport.clone(), "t")
+        .settings(
+            Settings::new().tracer_provider(&opentelemetry::trace::noop::NoopTracerProvider::new()),
+        )
+        .overwrite_policy(hyperfleet_tracing::carrier::OverwritePolicy::Overwrite);
     let mut stale = event("e1");
     stale.set_extension(
         "traceparent",
@@ -156,9 +156,8 @@ async fn every_text_on_a_publish_span_is_bounded_however_big_the_event() {
     let telemetry = TestTelemetry::new();
     let transport = MemoryTransport::new();
     transport.create_topic("t").unwrap();
-    let publisher = TracedPublisher::builder(transport, "t")
-        .tracer_provider(&telemetry.provider)
-        .build();
+    let publisher = TracedPublisher::new(transport, "t")
+        .settings(Settings::new().tracer_provider(&telemetry.provider));
     let huge = "x".repeat(1 << 20);
     let mut event = event("e1");
     event.set_source(huge.clone());
@@ -183,11 +182,13 @@ async fn overwrite_removes_a_stale_untrusted_baggage_the_propagator_does_not_wri
     let telemetry = TestTelemetry::new();
     let transport = topic_with_subscription();
     // W3C TraceContext only: no baggage is written for this publish.
-    let publisher = TracedPublisher::builder(transport.clone(), "t")
-        .tracer_provider(&telemetry.provider)
-        .propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new())
-        .overwrite_policy(hyperfleet_tracing::OverwritePolicy::Overwrite)
-        .build();
+    let publisher = TracedPublisher::new(transport.clone(), "t")
+        .settings(
+            Settings::new()
+                .tracer_provider(&telemetry.provider)
+                .propagator(opentelemetry_sdk::propagation::TraceContextPropagator::new()),
+        )
+        .overwrite_policy(hyperfleet_tracing::carrier::OverwritePolicy::Overwrite);
     let mut stale = event("e1");
     stale.set_extension(
         "traceparent",
@@ -204,10 +205,9 @@ async fn overwrite_removes_a_stale_untrusted_baggage_the_propagator_does_not_wri
 async fn a_message_over_pubsubs_limits_is_refused_alone_with_the_limit_named() {
     let telemetry = TestTelemetry::new();
     let transport = topic_with_subscription();
-    let publisher = TracedPublisher::builder(transport.clone(), "t")
-        .tracer_provider(&telemetry.provider)
-        .encoding(binding::Encoding::Binary)
-        .build();
+    let publisher = TracedPublisher::new(transport.clone(), "t")
+        .settings(Settings::new().tracer_provider(&telemetry.provider))
+        .encoding(binding::Encoding::Binary);
     let mut oversized = event("too-big");
     oversized.set_extension("note", "n".repeat(2000));
     let results = publisher
@@ -233,9 +233,9 @@ async fn a_message_over_pubsubs_limits_is_refused_alone_with_the_limit_named() {
 async fn a_publisher_that_makes_no_spans_leaves_the_callers_span_alone() {
     let caller = TestTelemetry::new();
     let transport = topic_with_subscription();
-    let publisher = TracedPublisher::builder(transport.clone(), "t")
-        .tracer_provider(&opentelemetry::trace::noop::NoopTracerProvider::new())
-        .build();
+    let publisher = TracedPublisher::new(transport.clone(), "t").settings(
+        Settings::new().tracer_provider(&opentelemetry::trace::noop::NoopTracerProvider::new()),
+    );
     let poll = caller.provider.tracer("caller").start("poll");
     let parent = opentelemetry::Context::new().with_span(poll);
     // The second publish runs once the publisher has learnt that its tracer makes no spans.
@@ -248,9 +248,9 @@ async fn a_publisher_that_makes_no_spans_leaves_the_callers_span_alone() {
         .await;
     assert!(batched.iter().all(Result::is_ok));
     // A failed publish, which records its error on the span it has.
-    let nowhere = TracedPublisher::builder(transport.clone(), "missing")
-        .tracer_provider(&opentelemetry::trace::noop::NoopTracerProvider::new())
-        .build();
+    let nowhere = TracedPublisher::new(transport.clone(), "missing").settings(
+        Settings::new().tracer_provider(&opentelemetry::trace::noop::NoopTracerProvider::new()),
+    );
     for id in ["e4", "e5"] {
         let options = PublishOptions::new().parent(parent.clone());
         assert!(nowhere.publish_with(event(id), options).await.is_err());
@@ -264,4 +264,53 @@ async fn a_publisher_that_makes_no_spans_leaves_the_callers_span_alone() {
     let poll = single(&spans, "poll").unwrap();
     assert_eq!(attribute(poll, "messaging.message.id"), None);
     assert_eq!(poll.status, Status::Unset);
+}
+
+/// The publish span of the message with event id `id`.
+fn publish_span_of<'a>(
+    spans: &'a [opentelemetry_sdk::trace::SpanData],
+    name: &str,
+    id: &str,
+) -> &'a opentelemetry_sdk::trace::SpanData {
+    named(spans, name)
+        .into_iter()
+        .find(|s| attribute_str(s, "cloudevents.event_id").as_deref() == Some(id))
+        .unwrap_or_else(|| panic!("no `{name}` span for event {id}"))
+}
+
+#[tokio::test]
+async fn a_publish_future_made_under_a_context_keeps_it_when_awaited_outside() {
+    let telemetry = TestTelemetry::new();
+    let transport = topic_with_subscription();
+    let publisher = TracedPublisher::new(transport.clone(), "t")
+        .settings(Settings::new().tracer_provider(&telemetry.provider));
+    let tracer = telemetry.provider.tracer("test");
+    let (first, second) = (tracer.start("first"), tracer.start("second"));
+    let (first, second) = (
+        opentelemetry::Context::current_with_span(first),
+        opentelemetry::Context::current_with_span(second),
+    );
+
+    // Made under one context, awaited outside it (and joined with one made under another).
+    let pending_one = {
+        let _attached = first.clone().attach();
+        publisher.publish(event("one"))
+    };
+    let pending_two = {
+        let _attached = second.clone().attach();
+        publisher.publish_batch(vec![event("two")])
+    };
+    let (one, two) = futures::join!(pending_one, pending_two);
+    one.unwrap();
+    two.into_iter().for_each(|r| {
+        r.unwrap();
+    });
+    first.span().end();
+    second.span().end();
+
+    let spans = telemetry.spans();
+    let one = publish_span_of(&spans, "t publish", "one");
+    assert_eq!(one.parent_span_id, first.span().span_context().span_id());
+    let two = publish_span_of(&spans, "t create", "two");
+    assert_eq!(two.parent_span_id, second.span().span_context().span_id());
 }

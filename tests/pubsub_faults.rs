@@ -6,6 +6,7 @@
 mod support;
 
 use cloudevents::AttributesReader;
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::attribute_str;
 use hyperfleet_tracing::transport::pubsub::{PubSubAdmin, PubSubConfig, PubSubTransport};
@@ -84,9 +85,8 @@ async fn publishing_while_the_emulator_is_down_fails_with_an_error_span_and_reco
     create(&admin).await;
     let transport = PubSubTransport::connect(config).await.unwrap();
     let telemetry = TestTelemetry::new();
-    let publisher = TracedPublisher::builder(transport, "faults")
-        .tracer_provider(&telemetry.provider)
-        .build();
+    let publisher = TracedPublisher::new(transport, "faults")
+        .settings(Settings::new().tracer_provider(&telemetry.provider));
     publisher.publish(reconcile_event("before")).await.unwrap();
 
     tokio::task::spawn_blocking(move || emulator.stop())
@@ -144,7 +144,7 @@ async fn the_subscriber_reconnects_after_the_connection_is_cut() {
     let record = Arc::clone(&handled);
     let run = tokio::spawn(
         TracedSubscriber::new(transport, "faults-sub", "faults")
-            .tracer_provider(&telemetry.provider)
+            .settings(Settings::new().tracer_provider(&telemetry.provider))
             .run(
                 move |received: Received| {
                     let id = received.event.id().to_owned();

@@ -23,9 +23,7 @@ async fn one_oversized_message_never_fails_the_good_ones_batched_with_it() {
         emulated.topic.clone(),
         emulated.subscription.clone(),
     );
-    let publisher = TracedPublisher::builder(transport.clone(), &topic)
-        .encoding(Encoding::Binary)
-        .build();
+    let publisher = TracedPublisher::new(transport.clone(), &topic).encoding(Encoding::Binary);
     let mut oversized = reconcile_event("too-big");
     oversized.set_extension("note", "n".repeat(2000));
     let results = publisher

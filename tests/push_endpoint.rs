@@ -5,10 +5,12 @@
 mod support;
 
 use cloudevents::AttributesReader;
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::push::{PushEndpoint, Rejection};
+use hyperfleet_tracing::settings::AckPolicy;
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::{attribute, attribute_str, single, texts};
-use hyperfleet_tracing::{AckPolicy, HandlerError, Received};
+use hyperfleet_tracing::{HandlerError, Received};
 use opentelemetry::Value;
 use opentelemetry::trace::{SpanKind, Status};
 use std::sync::Arc;
@@ -20,7 +22,12 @@ use tokio::sync::mpsc;
 const TOPIC: &str = "hyperfleet-clusters";
 
 fn endpoint(telemetry: &TestTelemetry) -> PushEndpoint {
-    PushEndpoint::new(TOPIC, "default-push").tracer_provider(&telemetry.provider)
+    PushEndpoint::new("default-push", TOPIC).settings(settings(telemetry))
+}
+
+/// The settings of every endpoint here: spans to `telemetry`.
+fn settings(telemetry: &TestTelemetry) -> Settings {
+    Settings::new().tracer_provider(&telemetry.provider)
 }
 
 /// A handler that reports what it received and succeeds.
@@ -273,7 +280,7 @@ async fn always_ack_answers_a_failure_with_an_ack() {
     let telemetry = TestTelemetry::new();
     let handler = |_: Received| async { Err::<(), HandlerError>("failed".into()) };
     let served = serve(
-        endpoint(&telemetry).ack_policy(AckPolicy::AlwaysAck),
+        endpoint(&telemetry).settings(settings(&telemetry).ack_policy(AckPolicy::AlwaysAck)),
         handler,
     )
     .await;
@@ -348,7 +355,7 @@ async fn a_body_over_the_limit_is_refused_unread() {
 
 /// A handler that waits for `release` and reports when it has started.
 fn held() -> (
-    impl hyperfleet_tracing::Handler,
+    impl hyperfleet_tracing::consume::Handler,
     mpsc::UnboundedReceiver<()>,
     Arc<tokio::sync::Notify>,
 ) {
@@ -441,7 +448,7 @@ async fn metric_series_stay_bounded_whatever_subscriptions_requests_name() {
     let metrics = hyperfleet_tracing::testing::TestMetrics::new();
     let (handler, _received) = recorder();
     let served = serve(
-        endpoint(&telemetry).metrics(metrics.metrics.clone()),
+        endpoint(&telemetry).settings(settings(&telemetry).metrics(metrics.metrics.clone())),
         handler,
     )
     .await;
@@ -482,7 +489,7 @@ async fn metric_series_stay_bounded_whatever_subscriptions_requests_name() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn under_an_unsampled_parent_a_followed_push_delivery_runs_in_the_parents_context() {
-    use hyperfleet_tracing::UnsampledParent;
+    use hyperfleet_tracing::settings::UnsampledParent;
     use opentelemetry::trace::TraceContextExt as _;
     let parent_span = "00f067aa0ba902b7";
     let mut event = hyperfleet_tracing::testing::reconcile_event("e1", "c").unwrap();
@@ -502,7 +509,8 @@ async fn under_an_unsampled_parent_a_followed_push_delivery_runs_in_the_parents_
         // Not parent-based: asked, the sampler records the spans whatever the parent says.
         let telemetry = TestTelemetry::with_sampler(opentelemetry_sdk::trace::Sampler::AlwaysOn);
         let (handler, mut received) = recorder();
-        let pushed = endpoint(&telemetry).unsampled_parent(unsampled);
+        let pushed =
+            endpoint(&telemetry).settings(settings(&telemetry).unsampled_parent(unsampled));
         let served = serve(pushed, handler).await;
         assert_eq!(
             post(&served.url, &json_headers(), body.clone()).await.0,

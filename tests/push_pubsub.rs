@@ -7,6 +7,7 @@
 mod support;
 
 use cloudevents::AttributesReader;
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::binding::Encoding;
 use hyperfleet_tracing::push::PushEndpoint;
 use hyperfleet_tracing::testing::TestTelemetry;
@@ -67,7 +68,8 @@ async fn push_deliveries_from_every_producer_continue_their_trace() {
         let _ = tx.send(received.subscription.clone());
         std::future::ready(Ok::<(), HandlerError>(()))
     };
-    let endpoint = PushEndpoint::new(&topic, "unnamed").tracer_provider(&s.telemetry.provider);
+    let endpoint = PushEndpoint::new("unnamed", &topic)
+        .settings(Settings::new().tracer_provider(&s.telemetry.provider));
     let served = serve(endpoint, handler).await;
     s.admin.create_topic_if_missing(&topic).await.unwrap();
     for (subscription, push) in [
@@ -99,10 +101,9 @@ async fn push_deliveries_from_every_producer_continue_their_trace() {
         (Encoding::Binary, "ours-binary"),
     ] {
         let root = Context::new().with_span(tracer.start("sentinel.poll"));
-        let publisher = TracedPublisher::builder(s.transport.clone(), &topic)
-            .tracer_provider(&s.telemetry.provider)
-            .encoding(encoding)
-            .build();
+        let publisher = TracedPublisher::new(s.transport.clone(), &topic)
+            .settings(Settings::new().tracer_provider(&s.telemetry.provider))
+            .encoding(encoding);
         let event = hyperfleet_tracing::testing::reconcile_event(id, id).unwrap();
         let published = publisher
             .publish_with(event, PublishOptions::new().parent(root.clone()))
@@ -201,7 +202,8 @@ async fn a_failing_handler_is_delivered_again_then_dead_lettered() {
         let _ = tx.send(received.delivery_attempt);
         std::future::ready(Err::<(), HandlerError>("the adapter cannot take it".into()))
     };
-    let endpoint = PushEndpoint::new(&topic, "unnamed").tracer_provider(&s.telemetry.provider);
+    let endpoint = PushEndpoint::new("unnamed", &topic)
+        .settings(Settings::new().tracer_provider(&s.telemetry.provider));
     let served = serve(endpoint, handler).await;
     s.admin.create_topic_if_missing(&topic).await.unwrap();
     let policy = DeadLetterPolicy::for_subscription(&subscription);
@@ -216,9 +218,8 @@ async fn a_failing_handler_is_delivered_again_then_dead_lettered() {
         )
         .await
         .unwrap();
-    let publisher = TracedPublisher::builder(s.transport.clone(), &topic)
-        .tracer_provider(&s.telemetry.provider)
-        .build();
+    let publisher = TracedPublisher::new(s.transport.clone(), &topic)
+        .settings(Settings::new().tracer_provider(&s.telemetry.provider));
     publisher
         .publish(hyperfleet_tracing::testing::reconcile_event("doomed", "c-1").unwrap())
         .await

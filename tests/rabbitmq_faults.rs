@@ -5,6 +5,7 @@
 mod support;
 
 use cloudevents::AttributesReader;
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::transport::SubscriptionConfig;
 use hyperfleet_tracing::transport::rabbitmq::{
@@ -39,9 +40,8 @@ async fn a_broker_restart_loses_nothing_and_both_sides_recover() {
         .await
         .unwrap();
     let telemetry = TestTelemetry::new();
-    let publisher = TracedPublisher::builder(transport.clone(), TOPIC)
-        .tracer_provider(&telemetry.provider)
-        .build();
+    let publisher = TracedPublisher::new(transport.clone(), TOPIC)
+        .settings(Settings::new().tracer_provider(&telemetry.provider));
     let event = |id: &str| hyperfleet_tracing::testing::reconcile_event(id, "c-1").unwrap();
     for id in ["a", "b", "c"] {
         publisher.publish(event(id)).await.unwrap();
@@ -76,7 +76,7 @@ async fn a_broker_restart_loses_nothing_and_both_sides_recover() {
     };
     let subscriber = tokio::spawn(
         TracedSubscriber::new(transport.clone(), &queue, TOPIC)
-            .tracer_provider(&telemetry.provider)
+            .settings(Settings::new().tracer_provider(&telemetry.provider))
             .concurrency(1)
             .run(handler, async move {
                 let _ = stopped.await;

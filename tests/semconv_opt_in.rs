@@ -4,7 +4,8 @@
 
 mod support;
 
-use hyperfleet_tracing::Conventions;
+use hyperfleet_tracing::Settings;
+use hyperfleet_tracing::settings::Conventions;
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
 use opentelemetry::trace::SpanKind;
@@ -31,14 +32,13 @@ async fn the_opt_in_variable_decides_the_default_conventions() {
     assert_eq!(Conventions::from_env(), Conventions::Messaging);
     let transport = support::memory::with_subscription("hyperfleet-clusters", "validation");
     let telemetry = TestTelemetry::new();
-    TracedPublisher::builder(transport.clone(), "hyperfleet-clusters")
-        .tracer_provider(&telemetry.provider)
-        .build()
+    TracedPublisher::new(transport.clone(), "hyperfleet-clusters")
+        .settings(Settings::new().tracer_provider(&telemetry.provider))
         .publish(support::events::reconcile_event("c1"))
         .await
         .unwrap();
     let subscriber = TracedSubscriber::new(transport, "validation", "hyperfleet-clusters")
-        .tracer_provider(&telemetry.provider);
+        .settings(Settings::new().tracer_provider(&telemetry.provider));
     support::memory::handle(subscriber, 1, |_| Ok(())).await;
     let mut spans: Vec<(String, SpanKind)> = telemetry
         .spans()

@@ -4,14 +4,16 @@
 mod support;
 
 use cloudevents::{AttributesReader, Event};
+use hyperfleet_tracing::Settings;
+use hyperfleet_tracing::settings::AckPolicy;
+use hyperfleet_tracing::settings::Conventions;
+use hyperfleet_tracing::settings::ParentMode;
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::{attribute_str, is_root, single};
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::transport::{Message, SubscriptionConfig, Transport};
-use hyperfleet_tracing::{
-    AckPolicy, ParentMode, PublisherBuilder, SpanNaming, TracedPublisher, TracedSubscriber,
-};
 use hyperfleet_tracing::{HandlerError, Received};
+use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanKind, Status, TraceContextExt, Tracer, TracerProvider};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -39,15 +41,12 @@ fn publisher(
     transport: &MemoryTransport,
     telemetry: &TestTelemetry,
 ) -> TracedPublisher<MemoryTransport> {
-    publisher_builder(transport, telemetry).build()
+    TracedPublisher::new(transport.clone(), "hyperfleet-clusters").settings(settings(telemetry))
 }
 
-fn publisher_builder(
-    transport: &MemoryTransport,
-    telemetry: &TestTelemetry,
-) -> PublisherBuilder<MemoryTransport> {
-    TracedPublisher::builder(transport.clone(), "hyperfleet-clusters")
-        .tracer_provider(&telemetry.provider)
+/// The settings of every publisher and subscriber here: spans to `telemetry`.
+fn settings(telemetry: &TestTelemetry) -> Settings {
+    Settings::new().tracer_provider(&telemetry.provider)
 }
 
 fn subscriber(
@@ -55,7 +54,7 @@ fn subscriber(
     telemetry: &TestTelemetry,
 ) -> TracedSubscriber<MemoryTransport> {
     TracedSubscriber::new(transport.clone(), "validation", "hyperfleet-clusters")
-        .tracer_provider(&telemetry.provider)
+        .settings(settings(telemetry))
 }
 
 /// Publishes events `c0` … `c{n-1}`, all with the ordering key `cluster-1`.
@@ -168,7 +167,8 @@ async fn always_ack_acks_a_failed_message_but_records_the_failure() {
         .await
         .unwrap();
     handle_one(
-        subscriber(&transport, &telemetry).ack_policy(AckPolicy::AlwaysAck),
+        subscriber(&transport, &telemetry)
+            .settings(settings(&telemetry).ack_policy(AckPolicy::AlwaysAck)),
         Err("cloud provider said no"),
     )
     .await;
@@ -196,7 +196,8 @@ async fn link_mode_starts_a_new_trace_linked_to_the_producer() {
         .await
         .unwrap();
     handle_one(
-        subscriber(&transport, &telemetry).parent_mode(ParentMode::Link),
+        subscriber(&transport, &telemetry)
+            .settings(settings(&telemetry).parent_mode(ParentMode::Link)),
         Ok(()),
     )
     .await;
@@ -216,18 +217,19 @@ async fn link_mode_starts_a_new_trace_linked_to_the_producer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn span_names_follow_the_options() {
     let (transport, telemetry) = setup();
-    publisher_builder(&transport, &telemetry)
-        .span_naming(SpanNaming::OperationDestination)
-        .build()
+    let operation_first = settings(&telemetry).conventions(Conventions::HyperFleetOperationFirst);
+    publisher(&transport, &telemetry)
+        .settings(operation_first.clone())
         .publish(event("c1"))
         .await
         .unwrap();
     handle_one(
-        subscriber(&transport, &telemetry)
-            .span_naming(SpanNaming::OperationDestination)
-            .process_span_name("validation.check")
-            .adapter("validation")
-            .attributes(|_| vec![opentelemetry::KeyValue::new("custom", "yes")]),
+        subscriber(&transport, &telemetry).settings(
+            operation_first
+                .process_span_name("validation.check")
+                .adapter("validation")
+                .attributes(|_| vec![opentelemetry::KeyValue::new("custom", "yes")]),
+        ),
         Ok(()),
     )
     .await;
@@ -265,9 +267,8 @@ async fn the_handlers_own_spans_and_events_join_the_trace() {
         .await
         .unwrap();
     let downstream = Arc::new(
-        TracedPublisher::builder(transport.clone(), "hyperfleet-status")
-            .tracer_provider(&telemetry.provider)
-            .build(),
+        TracedPublisher::new(transport.clone(), "hyperfleet-status")
+            .settings(Settings::new().tracer_provider(&telemetry.provider)),
     );
     let provider = telemetry.provider.clone();
     let (tx, shutdown) = after_calls(1);
@@ -361,7 +362,7 @@ async fn an_undecodable_message_is_recorded_and_nacked_and_the_loop_goes_on() {
 async fn subscribing_to_a_missing_subscription_is_an_error() {
     let (transport, telemetry) = setup();
     let result = TracedSubscriber::new(transport, "nope", "hyperfleet-clusters")
-        .tracer_provider(&telemetry.provider)
+        .settings(Settings::new().tracer_provider(&telemetry.provider))
         .run(
             |_: Received| async { Ok::<(), HandlerError>(()) },
             std::future::pending(),
@@ -398,7 +399,8 @@ async fn a_google_clients_trace_is_continued_when_the_event_has_none() {
             .await
             .unwrap();
         handle_one(
-            subscriber(&transport, &telemetry).googclient_fallback(fallback),
+            subscriber(&transport, &telemetry)
+                .settings(settings(&telemetry).googclient_fallback(fallback)),
             Ok(()),
         )
         .await;
@@ -505,4 +507,67 @@ async fn after_a_failure_an_ordering_keys_waiting_deliveries_go_back_unhandled()
         ],
         "c1 and c2 went back unhandled, behind c0"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_mode_hands_the_producers_baggage_to_the_handler() {
+    use opentelemetry::baggage::BaggageExt;
+    use opentelemetry::propagation::TextMapCompositePropagator;
+    use opentelemetry_sdk::propagation::BaggagePropagator;
+    let (transport, telemetry) = setup();
+    let propagator = || {
+        TextMapCompositePropagator::new(vec![
+            Box::new(hyperfleet_tracing::carrier::W3cTraceContext::default()),
+            Box::new(BaggagePropagator::new()),
+        ])
+    };
+    let parent = Context::new()
+        .with_span(telemetry.provider.tracer("test").start("producer"))
+        .with_baggage(vec![opentelemetry::KeyValue::new("tenant", "acme")]);
+    publisher(&transport, &telemetry)
+        .settings(settings(&telemetry).propagator(propagator()))
+        .publish_with(
+            event("c1"),
+            hyperfleet_tracing::PublishOptions::new().parent(parent),
+        )
+        .await
+        .unwrap();
+
+    let seen = Arc::new(Mutex::new(None));
+    let (tx, shutdown) = after_calls(1);
+    let record = Arc::clone(&seen);
+    let subscriber = subscriber(&transport, &telemetry).settings(
+        settings(&telemetry)
+            .propagator(propagator())
+            .parent_mode(ParentMode::Link),
+    );
+    subscriber
+        .run(
+            move |received: Received| {
+                let current = Context::current();
+                *record.lock().unwrap() = Some((
+                    current.baggage().get("tenant").map(|v| v.to_string()),
+                    received
+                        .context
+                        .baggage()
+                        .get("tenant")
+                        .map(|v| v.to_string()),
+                ));
+                let _ = tx.send(());
+                async { Ok::<(), HandlerError>(()) }
+            },
+            shutdown,
+        )
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(
+        seen,
+        Some((Some("acme".to_owned()), Some("acme".to_owned()))),
+        "the handler sees the producer's baggage under ParentMode::Link"
+    );
+    let receive = single(&telemetry.spans(), "hyperfleet-clusters receive")
+        .unwrap()
+        .clone();
+    assert!(is_root(&receive), "a new trace all the same");
 }

@@ -379,7 +379,7 @@ fn metrics_variables_defaults_and_which_wins() {
 
 #[test]
 fn unsampled_parents_are_followed_only_where_no_sampler_or_rule_could_keep_their_children() {
-    use hyperfleet_tracing::UnsampledParent::{AskSampler, Follow};
+    use hyperfleet_tracing::settings::UnsampledParent::{AskSampler, Follow};
     let unsampled = |vars: &[(&str, &str)]| config(vars).unwrap().unsampled_parent();
     let no_errors = ("HYPERFLEET_TRACING_ALWAYS_SAMPLE_ERRORS", "false");
     // The errors rule is on by default: it records dropped spans to keep the failed ones.

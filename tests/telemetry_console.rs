@@ -2,6 +2,7 @@
 //! the process's stdout, so the test runs itself as a child process and reads its output.
 
 use cloudevents::{EventBuilder, EventBuilderV10};
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::TracedPublisher;
 use hyperfleet_tracing::telemetry::{self, Component, Config};
 use hyperfleet_tracing::transport::memory::MemoryTransport;
@@ -73,9 +74,8 @@ fn child() {
             .ty("t")
             .build()
             .unwrap();
-        TracedPublisher::builder(transport, "hyperfleet-clusters")
-            .tracer_provider(&provider)
-            .build()
+        TracedPublisher::new(transport, "hyperfleet-clusters")
+            .settings(Settings::new().tracer_provider(&provider))
             .publish(event)
             .await
             .unwrap();

@@ -4,6 +4,7 @@
 mod support;
 
 use cloudevents::Event;
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::telemetry::{self, Component, Config};
 use hyperfleet_tracing::transport::SubscriptionConfig;
 use hyperfleet_tracing::transport::memory::MemoryTransport;
@@ -52,9 +53,8 @@ async fn run_flow(vars: &[(&str, String)], shutdown_by_drop: bool) {
             SubscriptionConfig::default(),
         )
         .unwrap();
-    let publisher = TracedPublisher::builder(transport.clone(), "hyperfleet-clusters")
-        .tracer_provider(&provider)
-        .build();
+    let publisher = TracedPublisher::new(transport.clone(), "hyperfleet-clusters")
+        .settings(Settings::new().tracer_provider(&provider));
     let poll = Context::new().with_span(provider.tracer("sentinel").start("sentinel.poll"));
     publisher
         .publish_with(event("c1"), PublishOptions::new().parent(poll.clone()))
@@ -70,8 +70,11 @@ async fn run_flow(vars: &[(&str, String)], shutdown_by_drop: bool) {
 
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     TracedSubscriber::new(transport, "validation", "hyperfleet-clusters")
-        .tracer_provider(&provider)
-        .adapter("validation")
+        .settings(
+            Settings::new()
+                .tracer_provider(&provider)
+                .adapter("validation"),
+        )
         .run(
             move |_: Received| {
                 let _ = tx.send(());

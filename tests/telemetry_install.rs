@@ -36,7 +36,7 @@ async fn install_sets_the_propagators_and_refuses_a_second_time() {
         .ty("t")
         .build()
         .unwrap();
-    hyperfleet_tracing::inject(&cx, &mut event);
+    hyperfleet_tracing::carrier::inject(&cx, &mut event);
     assert_eq!(
         event.extension("traceparent"),
         None,
@@ -51,7 +51,7 @@ async fn install_sets_the_propagators_and_refuses_a_second_time() {
         again,
         Err(TelemetryError::SubscriberAlreadySet(_))
     ));
-    hyperfleet_tracing::inject(&cx, &mut event);
+    hyperfleet_tracing::carrier::inject(&cx, &mut event);
     assert_eq!(
         event.extension("traceparent"),
         None,

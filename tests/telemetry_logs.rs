@@ -4,6 +4,7 @@
 mod support;
 
 use cloudevents::{AttributesReader, EventBuilder, EventBuilderV10};
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::telemetry::{self, Component, Config};
 use hyperfleet_tracing::transport::SubscriptionConfig;
 use hyperfleet_tracing::transport::memory::MemoryTransport;
@@ -47,13 +48,14 @@ async fn publish_and_handle(
             SubscriptionConfig::default(),
         )
         .unwrap();
-    let mut publisher = TracedPublisher::builder(transport.clone(), "hyperfleet-clusters");
-    let mut subscriber = TracedSubscriber::new(transport, "validation-sub", "hyperfleet-clusters")
-        .adapter("validation");
+    let mut settings = Settings::new().adapter("validation");
     if let Some(provider) = provider {
-        publisher = publisher.tracer_provider(provider);
-        subscriber = subscriber.tracer_provider(provider);
+        settings = settings.tracer_provider(provider);
     }
+    let publisher =
+        TracedPublisher::new(transport.clone(), "hyperfleet-clusters").settings(settings.clone());
+    let subscriber = TracedSubscriber::new(transport, "validation-sub", "hyperfleet-clusters")
+        .settings(settings);
     let event = EventBuilderV10::new()
         .id("event-1")
         .source("hyperfleet-sentinel")
@@ -64,7 +66,7 @@ async fn publish_and_handle(
         )
         .build()
         .unwrap();
-    publisher.build().publish(event).await.unwrap();
+    publisher.publish(event).await.unwrap();
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     subscriber
         .run(

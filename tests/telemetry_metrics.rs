@@ -4,6 +4,7 @@
 
 mod support;
 
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::telemetry::{self, Component, Config, Telemetry, TelemetryError};
 use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SimpleSpanProcessor};
@@ -37,19 +38,22 @@ fn telemetry(
 async fn flow(telemetry: &Telemetry, n: usize) {
     let transport = support::memory::with_subscription(TOPIC, "validation");
     let provider = telemetry.tracer_provider().unwrap();
-    let publisher = TracedPublisher::builder(transport.clone(), TOPIC)
-        .tracer_provider(provider)
-        .metrics(telemetry.metrics())
-        .build();
+    let publisher = TracedPublisher::new(transport.clone(), TOPIC).settings(
+        Settings::new()
+            .tracer_provider(provider)
+            .metrics(telemetry.metrics()),
+    );
     for i in 0..n {
         publisher
             .publish(support::events::reconcile_event(&format!("c{i}")))
             .await
             .unwrap();
     }
-    let subscriber = TracedSubscriber::new(transport, "validation", TOPIC)
-        .tracer_provider(provider)
-        .metrics(telemetry.metrics());
+    let subscriber = TracedSubscriber::new(transport, "validation", TOPIC).settings(
+        Settings::new()
+            .tracer_provider(provider)
+            .metrics(telemetry.metrics()),
+    );
     support::memory::handle(subscriber, n, |_| Ok(())).await;
 }
 

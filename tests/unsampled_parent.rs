@@ -7,12 +7,14 @@ mod support;
 
 use cloudevents::Event;
 use futures::StreamExt;
+use hyperfleet_tracing::Settings;
+use hyperfleet_tracing::settings::Conventions;
+use hyperfleet_tracing::settings::UnsampledParent;
 use hyperfleet_tracing::testing::reconcile_event;
 use hyperfleet_tracing::transport::Transport;
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use hyperfleet_tracing::{
-    Conventions, HandlerError, PublishOptions, Published, Received, TracedPublisher,
-    TracedSubscriber, UnsampledParent, binding,
+    HandlerError, PublishOptions, Published, Received, TracedPublisher, TracedSubscriber, binding,
 };
 use opentelemetry::trace::{
     Link, SpanContext, SpanKind, TraceContextExt, TraceId, Tracer, TracerProvider,
@@ -146,10 +148,12 @@ async fn handled_with(
     outcome: impl Fn() -> Result<(), HandlerError> + Send + Sync + 'static,
 ) -> SpanContext {
     let seen = Arc::new(Mutex::new(None));
-    let subscriber = TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
-        .tracer_provider(&traced.provider)
-        .conventions(conventions)
-        .unsampled_parent(unsampled);
+    let subscriber = TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC).settings(
+        Settings::new()
+            .tracer_provider(&traced.provider)
+            .conventions(conventions)
+            .unsampled_parent(unsampled),
+    );
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let handler_seen = Arc::clone(&seen);
     subscriber
@@ -179,9 +183,8 @@ fn assert_acked(transport: &MemoryTransport) {
 
 /// Publishes one reconcile event as a new root under `traced`'s sampler.
 async fn publish_root(transport: &MemoryTransport, traced: &Traced) -> SpanContext {
-    let publisher = TracedPublisher::builder(transport.clone(), TOPIC)
-        .tracer_provider(&traced.provider)
-        .build();
+    let publisher = TracedPublisher::new(transport.clone(), TOPIC)
+        .settings(Settings::new().tracer_provider(&traced.provider));
     let published = publisher
         .publish(reconcile_event("e1", "c1").unwrap())
         .await
@@ -258,10 +261,11 @@ fn poll_and_publisher(
 ) -> (Context, TracedPublisher<MemoryTransport>) {
     let poll = traced.provider.tracer("sentinel").start("poll");
     traced.asked();
-    let publisher = TracedPublisher::builder(transport.clone(), TOPIC)
-        .tracer_provider(&traced.provider)
-        .unsampled_parent(UnsampledParent::Follow)
-        .build();
+    let publisher = TracedPublisher::new(transport.clone(), TOPIC).settings(
+        Settings::new()
+            .tracer_provider(&traced.provider)
+            .unsampled_parent(UnsampledParent::Follow),
+    );
     (Context::new().with_span(poll), publisher)
 }
 
@@ -360,10 +364,12 @@ async fn metrics_are_recorded_as_always_under_a_followed_parent() {
     let (traced, transport, _) = unsampled_root_published().await;
     traced.asked();
     let metrics = hyperfleet_tracing::testing::TestMetrics::new();
-    let subscriber = TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
-        .tracer_provider(&traced.provider)
-        .metrics(metrics.metrics.clone())
-        .unsampled_parent(UnsampledParent::Follow);
+    let subscriber = TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC).settings(
+        Settings::new()
+            .tracer_provider(&traced.provider)
+            .metrics(metrics.metrics.clone())
+            .unsampled_parent(UnsampledParent::Follow),
+    );
     support::memory::handle(subscriber, 1, |_| Ok(())).await;
     assert_eq!(traced.asked(), Vec::<String>::new());
     let consumed = metrics.counter("hyperfleet_broker_messages_consumed_total", &[]);
@@ -380,10 +386,12 @@ async fn a_linked_delivery_starts_a_new_trace_whatever_its_producer_sampled() {
     // receive span is a new root for the sampler to decide.
     let unsampled = Traced::new(Sampler::ParentBased(Box::new(Sampler::AlwaysOff)));
     publish_root(&transport, &unsampled).await;
-    let subscriber = TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
-        .tracer_provider(&traced.provider)
-        .parent_mode(hyperfleet_tracing::ParentMode::Link)
-        .unsampled_parent(UnsampledParent::Follow);
+    let subscriber = TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC).settings(
+        Settings::new()
+            .tracer_provider(&traced.provider)
+            .parent_mode(hyperfleet_tracing::settings::ParentMode::Link)
+            .unsampled_parent(UnsampledParent::Follow),
+    );
     support::memory::handle(subscriber, 1, |_| Ok(())).await;
     assert_eq!(
         traced.asked(),

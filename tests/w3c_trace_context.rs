@@ -11,6 +11,7 @@ use axum::http::HeaderMap;
 use axum::routing::post;
 use cloudevents::event::ExtensionValue;
 use cloudevents::{AttributesReader, Event};
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::binding::{Encoding, decode, encode};
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::transport::memory::MemoryTransport;
@@ -629,14 +630,13 @@ async fn event_extensions_follow_every_rule() {
         .map(|(i, c)| (format!("case-{i}"), c.calls))
         .collect();
     let publisher = Arc::new(
-        TracedPublisher::builder(transport.clone(), "out")
-            .tracer_provider(&telemetry.provider)
-            .build(),
+        TracedPublisher::new(transport.clone(), "out")
+            .settings(Settings::new().tracer_provider(&telemetry.provider)),
     );
     let (done, mut all_done) = tokio::sync::mpsc::unbounded_channel();
     let expected = 2 * cases.len();
     TracedSubscriber::new(transport.clone(), "in-sub", "in")
-        .tracer_provider(&telemetry.provider)
+        .settings(Settings::new().tracer_provider(&telemetry.provider))
         .run(
             move |received: Received| {
                 let publisher = Arc::clone(&publisher);

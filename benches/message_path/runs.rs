@@ -4,13 +4,16 @@
 use crate::common::{Discard, event, process_cpu_time, transport};
 use criterion::Criterion;
 use futures::StreamExt;
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::binding::{Encoding, decode, encode};
 use hyperfleet_tracing::metrics::Metrics;
+use hyperfleet_tracing::settings::AttributeTiming;
+use hyperfleet_tracing::settings::Execution;
+use hyperfleet_tracing::settings::TracerSource;
+use hyperfleet_tracing::settings::UnsampledParent;
 use hyperfleet_tracing::telemetry::{self, Component, Config};
 use hyperfleet_tracing::transport::Transport;
-use hyperfleet_tracing::{
-    AttributeTiming, Execution, TracedPublisher, TracedSubscriber, TracerSource, UnsampledParent,
-};
+use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -36,31 +39,31 @@ async fn traced(n: u64, provider: &impl TracerSource) -> Duration {
 /// `n` messages through the traced publisher and subscriber (concurrency 1), recording
 /// `metrics`.
 async fn measured(n: u64, provider: &impl TracerSource, metrics: Metrics) -> Duration {
-    timed(n, provider, metrics, Settings::default()).await
+    timed(n, provider, metrics, Varied::default()).await
 }
 
 /// The same, with per-message attributes given only to spans that record.
 async fn deferred(n: u64, provider: &impl TracerSource) -> Duration {
-    let settings = Settings {
+    let settings = Varied {
         timing: AttributeTiming::WhenRecording,
-        ..Settings::default()
+        ..Varied::default()
     };
     timed(n, provider, Metrics::disabled(), settings).await
 }
 
 /// The same, with the handlers run on the subscriber loop's task.
 async fn in_loop(n: u64, provider: &impl TracerSource, timing: AttributeTiming) -> Duration {
-    let settings = Settings {
+    let settings = Varied {
         timing,
         execution: Execution::LoopTask,
-        ..Settings::default()
+        ..Varied::default()
     };
     timed(n, provider, Metrics::disabled(), settings).await
 }
 
 /// Attributes when recording, no spans under unsampled parents, handlers run by `execution`.
 async fn followed(n: u64, provider: &impl TracerSource, execution: Execution) -> Duration {
-    let settings = Settings {
+    let settings = Varied {
         timing: AttributeTiming::WhenRecording,
         execution,
         unsampled: UnsampledParent::Follow,
@@ -70,35 +73,27 @@ async fn followed(n: u64, provider: &impl TracerSource, execution: Execution) ->
 
 /// The publisher's and subscriber's settings a run varies.
 #[derive(Clone, Copy, Default)]
-struct Settings {
+struct Varied {
     timing: AttributeTiming,
     execution: Execution,
     unsampled: UnsampledParent,
 }
 
-async fn timed(
-    n: u64,
-    provider: &impl TracerSource,
-    metrics: Metrics,
-    settings: Settings,
-) -> Duration {
+async fn timed(n: u64, provider: &impl TracerSource, metrics: Metrics, varied: Varied) -> Duration {
     let transport = transport();
-    let publisher = TracedPublisher::builder(transport.clone(), "t")
+    let settings = Settings::new()
         .tracer_provider(provider)
-        .metrics(metrics.clone())
-        .attribute_timing(settings.timing)
-        .unsampled_parent(settings.unsampled)
-        .build();
+        .metrics(metrics)
+        .attribute_timing(varied.timing)
+        .unsampled_parent(varied.unsampled);
+    let publisher = TracedPublisher::new(transport.clone(), "t").settings(settings.clone());
     let started = Instant::now();
     for i in 0..n {
         publisher.publish(event(i)).await.expect("published");
     }
     let subscriber = TracedSubscriber::new(transport, "s", "t")
-        .tracer_provider(provider)
-        .metrics(metrics)
-        .attribute_timing(settings.timing)
-        .unsampled_parent(settings.unsampled)
-        .execution(settings.execution);
+        .settings(settings)
+        .execution(varied.execution);
     crate::common::handle(subscriber, n).await;
     started.elapsed()
 }

@@ -7,6 +7,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::{get, patch};
 use axum::{Json, Router};
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::http::HttpServerTracing;
 use opentelemetry::trace::{TraceContextExt, Tracer, TracerProvider};
 use opentelemetry::{Context, KeyValue};
@@ -45,7 +46,7 @@ pub async fn start(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let base = format!("http://{}", listener.local_addr()?);
     let app = HttpServerTracing::new()
-        .tracer_provider(&provider)
+        .settings(Settings::new().tracer_provider(&provider))
         .server_address("127.0.0.1")
         .route_layer(routes);
     tokio::spawn(async move {

@@ -25,6 +25,7 @@ mod summary;
 mod waterfall;
 
 use cloudevents::{EventBuilder, EventBuilderV10};
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::attributes::{
     HYPERFLEET_CLUSTER_ID, HYPERFLEET_DECISION_REASON, HYPERFLEET_RESOURCE_ID,
     HYPERFLEET_RESOURCE_TYPE,
@@ -389,11 +390,13 @@ async fn sentinel_poll<T: Transport + Clone>(
     sentinel: &Part,
 ) -> Result<usize, Error> {
     let tracer = sentinel.provider.tracer("hyperfleet-sentinel");
-    let publisher = TracedPublisher::builder(transport.clone(), TOPIC)
-        .tracer_provider(&sentinel.provider)
-        .metrics(sentinel.metrics.clone())
-        .build();
-    let http = HttpClientTracing::new().tracer_provider(&sentinel.provider);
+    let publisher = TracedPublisher::new(transport.clone(), TOPIC).settings(
+        Settings::new()
+            .tracer_provider(&sentinel.provider)
+            .metrics(sentinel.metrics.clone()),
+    );
+    let http =
+        HttpClientTracing::new().settings(Settings::new().tracer_provider(&sentinel.provider));
     let client = reqwest::Client::new();
     let poll = upstream.with_span(tracer.start_with_context("sentinel.poll", upstream));
     let published = async {
@@ -472,7 +475,7 @@ async fn adapter<T: Transport + Clone>(
     (name, subscription): (&'static str, String),
     expected: usize,
 ) -> Result<(), Error> {
-    let http = HttpClientTracing::new().tracer_provider(&part.provider);
+    let http = HttpClientTracing::new().settings(Settings::new().tracer_provider(&part.provider));
     let client = reqwest::Client::new();
     let base = base.to_owned();
     let (done, mut handled) = tokio::sync::mpsc::unbounded_channel::<()>();
@@ -504,9 +507,12 @@ async fn adapter<T: Transport + Clone>(
         }
     };
     TracedSubscriber::new(transport.clone(), subscription, TOPIC)
-        .adapter(name)
-        .tracer_provider(&part.provider)
-        .metrics(part.metrics.clone())
+        .settings(
+            Settings::new()
+                .adapter(name)
+                .tracer_provider(&part.provider)
+                .metrics(part.metrics.clone()),
+        )
         .run(handler, async move {
             for _ in 0..expected {
                 handled.recv().await;
@@ -521,7 +527,8 @@ async fn adapter<T: Transport + Clone>(
 async fn finish(base: &str, parts: &[&Part], client_part: &Part) -> Result<(), Error> {
     let tracer = client_part.provider.tracer("hyperfleet-client");
     let root = Context::new().with_span(tracer.start("client.get_cluster"));
-    let http = HttpClientTracing::new().tracer_provider(&client_part.provider);
+    let http =
+        HttpClientTracing::new().settings(Settings::new().tracer_provider(&client_part.provider));
     let client = reqwest::Client::new();
     let request = client
         .get(format!("{base}/clusters/{}", CLUSTERS[0].0))

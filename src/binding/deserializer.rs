@@ -1,8 +1,8 @@
 //! Binary-mode message → event, through the CloudEvents SDK's deserializer traits.
 
 use super::{BINARY_PREFIX, CONTENT_TYPE, strip_prefix_ignore_case};
-use crate::event_names::lowercase;
 use crate::message::Message;
+use crate::message::names::lowercase;
 use cloudevents::event::SpecVersion;
 use cloudevents::message::{
     BinaryDeserializer, BinarySerializer, MessageAttributeValue, Result as SdkResult,

@@ -45,8 +45,8 @@
 mod deserializer;
 mod serializer;
 
-use crate::event_names;
 use crate::message::Message;
+use crate::message::names;
 use cloudevents::event::{Data, SpecVersion};
 use cloudevents::message::{BinaryDeserializer, StructuredDeserializer, StructuredSerializer};
 use cloudevents::{AttributesReader, AttributesWriter, Event};
@@ -140,7 +140,7 @@ impl BindingError {
     }
 }
 
-pub use crate::event_names::CONTEXT_ATTRIBUTE_NAMES;
+pub use crate::message::names::CONTEXT_ATTRIBUTE_NAMES;
 
 /// Encodes `event` as a Pub/Sub message in the given mode.
 ///
@@ -236,7 +236,7 @@ fn check_binary_content_type(event: &Event) -> Result<(), BindingError> {
 fn check_extension_names(event: &Event) -> Result<(), BindingError> {
     match event
         .iter_extensions()
-        .find(|(name, _)| !event_names::is_extension_name(name))
+        .find(|(name, _)| !names::is_extension_name(name))
     {
         Some((name, _)) => Err(BindingError::ExtensionName(excerpt(name))),
         None => Ok(()),
@@ -258,7 +258,7 @@ pub fn decode(message: &Message) -> Result<Event, BindingError> {
 fn drop_invalid_extensions(event: &mut Event) {
     let invalid: Vec<String> = event
         .iter_extensions()
-        .filter(|(name, _)| !event_names::is_extension_name(name))
+        .filter(|(name, _)| !names::is_extension_name(name))
         .map(|(name, _)| name.to_owned())
         .collect();
     for name in invalid {

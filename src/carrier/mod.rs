@@ -18,7 +18,7 @@
 //!     SpanId::from_hex("00f067aa0ba902b7")?,
 //!     TraceFlags::SAMPLED, false, TraceState::default(),
 //! );
-//! hyperfleet_tracing::inject(&Context::new().with_remote_span_context(span_context), &mut event);
+//! hyperfleet_tracing::carrier::inject(&Context::new().with_remote_span_context(span_context), &mut event);
 //! assert_eq!(
 //!     event.extension("traceparent").map(|v| v.to_string()).as_deref(),
 //!     Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
@@ -26,7 +26,7 @@
 //! // The Rust propagator writes an empty `tracestate`; the carrier drops it.
 //! assert!(event.extension("tracestate").is_none());
 //!
-//! let cx = hyperfleet_tracing::extract(&event);
+//! let cx = hyperfleet_tracing::carrier::extract(&event);
 //! assert_eq!(cx.span().span_context().trace_id().to_string(), "4bf92f3577b34da6a3ce929d0e0e4736");
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
@@ -46,7 +46,7 @@ pub use policy::OverwritePolicy;
 pub use propagation::{NoPropagation, Propagation};
 pub use w3c::W3cTraceContext;
 
-use crate::event_names::lowercase;
+use crate::message::names::lowercase;
 use cloudevents::Event;
 use cloudevents::event::ExtensionValue;
 use opentelemetry::Context;
@@ -71,7 +71,7 @@ pub struct EventInjector<'a>(pub &'a mut Event);
 impl Injector for EventInjector<'_> {
     fn set(&mut self, key: &str, value: String) {
         let key = lowercase(key);
-        if !crate::event_names::is_extension_name(&key) {
+        if !crate::message::names::is_extension_name(&key) {
             return;
         }
         if value.is_empty() {

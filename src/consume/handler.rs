@@ -24,7 +24,7 @@ pub struct Received {
 }
 
 /// Handles events from a subscription. `Ok` acks the message; `Err` records the error and,
-/// under the default [`AckPolicy`](super::AckPolicy), nacks it.
+/// under the default [`AckPolicy`](crate::settings::AckPolicy), nacks it.
 ///
 /// Any `Fn(Received) -> impl Future<Output = Result<(), HandlerError>>` is a handler.
 pub trait Handler: Send + Sync + 'static {

@@ -13,31 +13,32 @@
 //! acknowledger.
 
 mod config;
-mod handler;
+pub(crate) mod handler;
+pub mod log_fields;
 mod outcome;
 mod parent;
-mod policy;
 mod run;
 mod spans;
 
-pub use handler::{Handler, HandlerError, Received};
-pub use policy::{AckPolicy, ParentMode};
+pub use handler::Handler;
+use handler::{HandlerError, Received};
 
-pub(crate) use config::{ConsumerConfig, consumer_settings};
+pub(crate) use config::ConsumerConfig;
 use outcome::Settlement;
 pub(crate) use outcome::{Consumed, Verdict};
 
-use crate::attribute_timing::AttributeTiming;
-use crate::attributes::{self, AttributeHook, CLOUDEVENTS_EVENT_ID, EventAttributes};
 use crate::binding::{self, BindingError};
 use crate::carrier::Propagation;
-use crate::conventions::{Conventions, Operation};
-use crate::instrumentation::{Destination, SharedTracer, SpanMaking, record_failure};
-use crate::log_fields::MessageLogFields;
 use crate::metrics::{Measurement, PipelineMetrics, Timed};
+use crate::settings::{AckPolicy, ParentMode};
+use crate::span::attributes::{self, AttributeHook, CLOUDEVENTS_EVENT_ID, EventAttributes};
+use crate::span::conventions::{Conventions, Operation};
+use crate::span::timing::AttributeTiming;
+use crate::span::unsampled::UnsampledParent;
+use crate::span::{Destination, SharedTracer, SpanMaking, record_failure};
 use crate::transport::Message;
-use crate::unsampled_parent::UnsampledParent;
 use cloudevents::{AttributesReader, Event};
+use log_fields::MessageLogFields;
 use opentelemetry::trace::{Link, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use run::HandlerOutcome;
@@ -99,37 +100,41 @@ impl Consumer {
         server_address: Option<&str>,
         server_port: Option<u16>,
     ) -> Self {
+        let ConsumerConfig {
+            topic,
+            subscription,
+            settings,
+        } = config;
         let destination = Destination {
             system,
-            topic: &config.topic,
-            subscription: Some(&config.subscription),
+            topic: &topic,
+            subscription: Some(&subscription),
             server_address,
             server_port,
-            naming: config.naming,
-            conventions: config.conventions,
+            conventions: settings.conventions,
         };
         let spans = ConsumeSpans::new(
-            &config.tracer,
+            &settings.tracer,
             destination,
-            config.process_span_name.as_deref(),
-            config.adapter.as_deref(),
+            settings.process_span_name.as_deref(),
+            settings.adapter.as_deref(),
         );
-        let metrics = config.metrics.pipeline(&destination);
+        let metrics = settings.metrics.pipeline(&destination);
         Self {
-            tracer: config.tracer,
-            propagation: config.propagation,
-            subscription: config.subscription,
-            adapter: config.adapter,
-            parent_mode: config.parent_mode,
-            ack_policy: config.ack_policy,
-            attributes: config.attributes,
-            attribute_timing: config.attribute_timing,
-            unsampled_parent: config.unsampled_parent,
-            googclient_fallback: config.googclient_fallback,
+            tracer: settings.tracer,
+            propagation: settings.propagation,
+            subscription,
+            adapter: settings.adapter,
+            parent_mode: settings.parent_mode,
+            ack_policy: settings.ack_policy,
+            attributes: settings.attributes,
+            attribute_timing: settings.attribute_timing,
+            unsampled_parent: settings.unsampled_parent,
+            googclient_fallback: settings.googclient_fallback,
             event_attributes: EventAttributes::default(),
             spans,
             span_making: SpanMaking::default(),
-            conventions: config.conventions,
+            conventions: settings.conventions,
             metrics: metrics.is_enabled().then(|| Arc::new(metrics)),
         }
     }

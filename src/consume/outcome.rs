@@ -2,8 +2,8 @@
 //! settlement is recorded on.
 
 use super::spans::SettleSpans;
-use crate::instrumentation::record_failure;
 use crate::metrics::{Measurement, PipelineMetrics, Timed};
+use crate::span::record_failure;
 use crate::transport::{Acknowledger, TransportError};
 use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt;
@@ -13,7 +13,7 @@ use std::time::Instant;
 /// Whether a delivery should be acked or nacked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Verdict {
-    /// Handled (or failed under [`AckPolicy::AlwaysAck`](super::AckPolicy::AlwaysAck)).
+    /// Handled (or failed under [`AckPolicy::AlwaysAck`](crate::settings::AckPolicy::AlwaysAck)).
     Ack,
     /// Not handled: redeliver it, or let a dead-letter policy take it.
     Nack,

@@ -1,5 +1,5 @@
 //! Where a delivery's trace continues from: the creation context, which
-//! [`ParentMode::resolve`](super::ParentMode) makes a parent or a link.
+//! [`ParentMode::resolve`](crate::settings::ParentMode) makes a parent or a link.
 
 use crate::carrier::{self, Propagation};
 use cloudevents::Event;

@@ -60,7 +60,7 @@ pub(super) fn run_handler<'a, H: Handler>(
 fn outcome(ran: std::thread::Result<Result<(), HandlerError>>) -> HandlerOutcome {
     match ran {
         Ok(Ok(())) => HandlerOutcome::Handled,
-        Ok(Err(error)) => HandlerOutcome::Failed(crate::attributes::OTHER_ERROR, error),
+        Ok(Err(error)) => HandlerOutcome::Failed(crate::span::attributes::OTHER_ERROR, error),
         Err(panic) => panicked(&*panic),
     }
 }
@@ -166,6 +166,9 @@ mod tests {
         let cx = marked();
         let handler = |_: Received| async { Err::<(), HandlerError>("no".into()) };
         let outcome = run_handler(&handler, received(&cx), cx).await;
-        assert_eq!(error_type(&outcome), Some(crate::attributes::OTHER_ERROR));
+        assert_eq!(
+            error_type(&outcome),
+            Some(crate::span::attributes::OTHER_ERROR)
+        );
     }
 }

@@ -4,12 +4,12 @@
 //! spans `ack` / `nack {subscription}` (CLIENT) linked to the receive span.
 
 use super::DeliveryFacts;
-use crate::attributes::{
+use crate::span::attributes::{
     self, HYPERFLEET_ADAPTER, MESSAGING_GCP_PUBSUB_MESSAGE_DELIVERY_ATTEMPT,
     MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY, MESSAGING_MESSAGE_BODY_SIZE, MESSAGING_MESSAGE_ID,
 };
-use crate::conventions::{Conventions, Operation};
-use crate::instrumentation::{Destination, SharedTracer, SpanTemplate};
+use crate::span::conventions::{Conventions, Operation};
+use crate::span::{Destination, SharedTracer, SpanTemplate};
 use crate::transport::Message;
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue};

@@ -1,8 +1,9 @@
 //! The CLIENT span of an outgoing HTTP call, with the context injected into its headers.
 
-use crate::attributes::{self, OTHER_ERROR, SERVER_ADDRESS, SERVER_PORT, URL_FULL};
 use crate::carrier::Propagation;
-use crate::instrumentation::{self, SharedTracer, record_failure};
+use crate::settings::Settings;
+use crate::span::attributes::{self, OTHER_ERROR, SERVER_ADDRESS, SERVER_PORT, URL_FULL};
+use crate::span::{self, SharedTracer, record_failure};
 use opentelemetry::trace::{SpanKind, TraceContextExt, Tracer};
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_http::HeaderInjector;
@@ -32,14 +33,20 @@ impl Default for HttpClientTracing {
 }
 
 impl HttpClientTracing {
-    crate::instrumentation::tracing_settings!();
-
-    /// Spans from the global tracer provider.
+    /// Spans from the global tracer provider, with the defaults of
+    /// [`Settings::new`](crate::Settings::new).
     pub fn new() -> Self {
         Self {
-            tracer: instrumentation::global_tracer(),
+            tracer: span::global_tracer(),
             propagation: Propagation::global(),
         }
+    }
+
+    /// Uses the tracer provider and propagator of `settings`.
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.tracer = settings.tracer;
+        self.propagation = settings.propagation;
+        self
     }
 
     /// Sends `request` through `client` under the current context.

@@ -22,7 +22,7 @@ pub use client::HttpClientTracing;
 #[cfg(feature = "http-server")]
 pub use server::HttpServerTracing;
 
-use crate::attributes::{
+use crate::span::attributes::{
     self, ERROR_TYPE, HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE, OTHER_ERROR,
 };
 use opentelemetry::KeyValue;

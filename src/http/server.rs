@@ -1,9 +1,9 @@
 //! The SERVER span of an axum route, continuing the caller's trace.
 
-use crate::attributes::{self, HTTP_ROUTE, SERVER_ADDRESS, URL_PATH};
 use crate::carrier::{Propagation, RequestHeaders, StrictExtractor};
-use crate::consume::ParentMode;
-use crate::instrumentation::{self, SharedTracer};
+use crate::settings::{ParentMode, Settings};
+use crate::span::attributes::{self, HTTP_ROUTE, SERVER_ADDRESS, URL_PATH};
+use crate::span::{self, SharedTracer};
 use axum::Router;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
@@ -38,22 +38,25 @@ impl Default for HttpServerTracing {
 }
 
 impl HttpServerTracing {
-    crate::instrumentation::tracing_settings!();
-
-    /// Spans from the global tracer provider.
+    /// Spans from the global tracer provider, with the defaults of
+    /// [`Settings::new`](crate::Settings::new).
     pub fn new() -> Self {
         Self {
-            tracer: instrumentation::global_tracer(),
+            tracer: span::global_tracer(),
             propagation: Propagation::global(),
             server_address: None,
             parent_mode: ParentMode::default(),
         }
     }
 
-    /// How the SERVER span relates to the caller's `traceparent`: its child (default), or,
-    /// for callers whose context should not be trusted, a new trace linked to it.
-    pub fn parent_mode(mut self, mode: ParentMode) -> Self {
-        self.parent_mode = mode;
+    /// Uses the tracer provider, propagator and parent mode of `settings`: the SERVER span is
+    /// the child of the caller's `traceparent` (the default), or, under
+    /// [`ParentMode::Link`] for callers whose context should not be trusted, a new trace
+    /// linked to it.
+    pub fn settings(mut self, settings: Settings) -> Self {
+        self.tracer = settings.tracer;
+        self.propagation = settings.propagation;
+        self.parent_mode = settings.parent_mode;
         self
     }
 

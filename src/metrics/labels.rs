@@ -1,11 +1,11 @@
 //! The labels of one publisher or subscription: the same for each of its messages.
 
-use crate::attributes::{
+use crate::span::Destination;
+use crate::span::attributes::{
     MESSAGING_DESTINATION_NAME, MESSAGING_DESTINATION_SUBSCRIPTION_NAME, MESSAGING_SYSTEM,
     SERVER_ADDRESS,
 };
-use crate::conventions::Operation;
-use crate::instrumentation::Destination;
+use crate::span::conventions::Operation;
 
 use super::names;
 

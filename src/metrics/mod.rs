@@ -25,7 +25,7 @@
 //! # #[cfg(feature = "prometheus")] {
 //! use hyperfleet_tracing::metrics::Metrics;
 //! use hyperfleet_tracing::transport::memory::MemoryTransport;
-//! use hyperfleet_tracing::TracedPublisher;
+//! use hyperfleet_tracing::{Settings, TracedPublisher};
 //!
 //! let mut registry = prometheus_client::registry::Registry::default();
 //! let metrics = Metrics::builder()
@@ -35,9 +35,8 @@
 //!     .build();
 //! let transport = MemoryTransport::new();
 //! transport.create_topic("hyperfleet-clusters").unwrap();
-//! let publisher = TracedPublisher::builder(transport, "hyperfleet-clusters")
-//!     .metrics(metrics)
-//!     .build();
+//! let publisher = TracedPublisher::new(transport, "hyperfleet-clusters")
+//!     .settings(Settings::new().metrics(metrics));
 //! # let _ = publisher;
 //! let mut text = String::new();
 //! prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
@@ -60,7 +59,7 @@ pub(crate) use measurement::{Measurement, Timed};
 pub(crate) use names::BrokerError;
 pub(crate) use pipeline::PipelineMetrics;
 
-use crate::instrumentation::Destination;
+use crate::span::Destination;
 use opentelemetry::metrics::MeterProvider;
 use std::sync::{Arc, PoisonError, RwLock};
 
@@ -209,7 +208,7 @@ impl MetricsBuilder {
         provider: &(impl MeterProvider + ?Sized),
         exemplars: Option<Exemplars>,
     ) -> Self {
-        let meter = provider.meter_with_scope(crate::instrumentation::scope());
+        let meter = provider.meter_with_scope(crate::span::scope());
         self.otel = Some(otel::Instruments::new(&meter, exemplars));
         self
     }

@@ -5,7 +5,7 @@ use super::exemplars::{Exemplars, Reservoir};
 use super::labels::SiteLabels;
 use super::measurement::{Measurement, Timed};
 use super::names::{self, BrokerError};
-use crate::attributes::{ERROR_TYPE, MESSAGING_OPERATION_NAME};
+use crate::span::attributes::{ERROR_TYPE, MESSAGING_OPERATION_NAME};
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::{KeyValue, Value};
 use std::sync::Arc;

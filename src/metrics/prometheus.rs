@@ -7,7 +7,7 @@
 use super::labels::SiteLabels;
 use super::measurement::{Measurement, Timed};
 use super::names::{self, BrokerError};
-use crate::attributes::{ERROR_TYPE, MESSAGING_OPERATION_NAME};
+use crate::span::attributes::{ERROR_TYPE, MESSAGING_OPERATION_NAME};
 use opentelemetry::trace::SpanContext;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::exemplar::HistogramWithExemplars;

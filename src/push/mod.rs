@@ -22,7 +22,7 @@
 //!
 //! | outcome | status | Pub/Sub |
 //! |---|---|---|
-//! | handled (or failed under [`AckPolicy::AlwaysAck`](crate::AckPolicy::AlwaysAck)) | 204 | ack |
+//! | handled (or failed under [`AckPolicy::AlwaysAck`](crate::settings::AckPolicy::AlwaysAck)) | 204 | ack |
 //! | handler error or panic, undecodable message | 500 | nack: redelivery, then dead-lettering |
 //! | abandoned at shutdown | 503 | nack |
 //! | too many in flight | 429 | nack, and Pub/Sub slows down |
@@ -74,11 +74,11 @@ const SHUTDOWN_MARGIN: Duration = Duration::from_secs(1);
 ///
 /// ```
 /// use hyperfleet_tracing::push::PushEndpoint;
-/// use hyperfleet_tracing::{HandlerError, Received};
+/// use hyperfleet_tracing::{HandlerError, Received, Settings};
 ///
 /// # async fn f() -> std::io::Result<()> {
-/// let endpoint = PushEndpoint::new("hyperfleet-clusters", "validation-push")
-///     .adapter("validation");
+/// let endpoint = PushEndpoint::new("validation-push", "hyperfleet-clusters")
+///     .settings(Settings::new().adapter("validation"));
 /// let handler = |received: Received| async move {
 ///     println!("cluster event {}", cloudevents::AttributesReader::id(&received.event));
 ///     Ok::<(), HandlerError>(())
@@ -96,17 +96,15 @@ pub struct PushEndpoint {
 }
 
 impl PushEndpoint {
-    crate::instrumentation::tracing_settings!(config);
-    crate::consume::consumer_settings!(config);
-
-    /// An endpoint for deliveries from `topic` (named in the spans). `subscription` names the
-    /// deliveries that do not name their own (wrapped and unwrapped push, and Eventarc's
-    /// `MessagePublishedData`, do).
+    /// An endpoint for deliveries of `subscription`, whose messages come from `topic` (named
+    /// in the spans): the same order as [`TracedSubscriber::new`](crate::TracedSubscriber::new).
+    /// `subscription` names the deliveries that do not name their own (wrapped and unwrapped
+    /// push, and Eventarc's `MessagePublishedData`, do).
     ///
-    /// Defaults: as [`TracedSubscriber`](crate::TracedSubscriber), plus a body limit of
+    /// Defaults: [`Settings::new`](crate::Settings::new), a body limit of
     /// [`DEFAULT_BODY_LIMIT`], 64 deliveries at once, a 25-second shutdown timeout and no
     /// verifier.
-    pub fn new(topic: impl Into<String>, subscription: impl Into<String>) -> Self {
+    pub fn new(subscription: impl Into<String>, topic: impl Into<String>) -> Self {
         Self {
             config: ConsumerConfig::new(subscription.into(), topic.into()),
             verifier: None,
@@ -114,6 +112,13 @@ impl PushEndpoint {
             concurrency: DEFAULT_CONCURRENCY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
+    }
+
+    /// Uses `settings` (tracer provider, propagator, conventions, metrics, adapter, parent
+    /// mode, ack policy, hooks) instead of the defaults.
+    pub fn settings(mut self, settings: crate::Settings) -> Self {
+        self.config.settings = settings;
+        self
     }
 
     /// Checks every request's headers first; a rejection is answered 401 or 403 and nothing

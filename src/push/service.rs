@@ -3,10 +3,10 @@
 use super::delivery::{self, PushDelivery};
 use super::in_flight::InFlight;
 use super::{NotAPushDelivery, Verifier};
-use crate::attributes;
 use crate::carrier::{Propagation, RequestHeaders, StrictExtractor};
 use crate::consume::{Consumer, ConsumerConfig, DeliveryFacts, Handler, Verdict};
 use crate::metrics::Metrics;
+use crate::span::attributes;
 use crate::sync::lock;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
@@ -46,7 +46,7 @@ impl<H: Handler> Endpoint<H> {
             return Arc::clone(consumer);
         }
         if consumers.len() < MAX_CACHED_SUBSCRIPTIONS {
-            let consumer = Arc::new(self.build(&name, self.config.metrics.clone()));
+            let consumer = Arc::new(self.build(&name, self.config.settings.metrics.clone()));
             consumers.insert(name, Arc::clone(&consumer));
             return consumer;
         }
@@ -55,7 +55,7 @@ impl<H: Handler> Endpoint<H> {
         let mut consumer = self.build(&name, Metrics::disabled());
         let mut overflow = lock(&self.overflow);
         let donor = overflow.get_or_insert_with(|| {
-            Arc::new(self.build(OTHER_SUBSCRIPTIONS, self.config.metrics.clone()))
+            Arc::new(self.build(OTHER_SUBSCRIPTIONS, self.config.settings.metrics.clone()))
         });
         consumer.share_metrics(donor);
         Arc::new(consumer)
@@ -64,8 +64,8 @@ impl<H: Handler> Endpoint<H> {
     fn build(&self, subscription: &str, metrics: Metrics) -> Consumer {
         let mut config = self.config.clone();
         config.subscription = subscription.to_owned();
-        config.metrics = metrics;
-        Consumer::new(config, crate::attributes::GCP_PUBSUB, None, None)
+        config.settings.metrics = metrics;
+        Consumer::new(config, crate::span::attributes::GCP_PUBSUB, None, None)
     }
 }
 
@@ -93,7 +93,7 @@ pub(super) async fn deliver<H: Handler>(
     };
     drop(body);
     tracing::debug!(shape = ?delivery.shape, "push delivery");
-    let links = delivery_links(&endpoint.config.propagation, &headers, &delivery);
+    let links = delivery_links(&endpoint.config.settings.propagation, &headers, &delivery);
     let PushDelivery {
         message,
         subscription,

@@ -15,8 +15,8 @@
 mod in_flight;
 mod nacker;
 
-use super::Execution;
 use crate::consume::{Consumer, DeliveryFacts, Handler, Verdict};
+use crate::settings::Execution;
 use crate::transport::Delivery;
 use in_flight::{InFlight, RunId};
 use nacker::Nacker;

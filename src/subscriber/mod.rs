@@ -2,13 +2,10 @@
 //! [consume pipeline](crate::consume) and settles them with the transport.
 
 mod dispatch;
-mod execution;
 
-pub use crate::consume::{AckPolicy, Handler, HandlerError, ParentMode, Received};
-pub use crate::log_fields::MessageLogFields;
-pub use execution::Execution;
+use crate::settings::Execution;
 
-use crate::consume::{Consumer, ConsumerConfig};
+use crate::consume::{Consumer, ConsumerConfig, Handler};
 use crate::transport::{DeliveryStream, Transport, TransportError};
 use dispatch::Dispatcher;
 use futures::StreamExt;
@@ -54,11 +51,12 @@ pub enum SubscribeError {
 /// Runs a handler over a subscription, each event inside the standard's spans.
 ///
 /// For each delivery: decode the event, extract its creation context, start a CONSUMER span
-/// `{topic} receive` (a child of that context by default, see [`ParentMode`]), then the process
+/// `{topic} receive` (a child of that context by default, see
+/// [`ParentMode`](crate::settings::ParentMode)), then the process
 /// span (`adapter.process` by default, INTERNAL) as its child, and run the handler inside the
 /// process span's context, so the handler's own spans and outgoing calls are its children.
 /// `Ok` acks; an error or a panic is recorded (status Error, `error.type`) and nacked (see
-/// [`AckPolicy`]); a message that cannot be decoded is recorded and nacked so a dead-letter
+/// [`AckPolicy`](crate::settings::AckPolicy)); a message that cannot be decoded is recorded and nacked so a dead-letter
 /// policy can take it. Up to [`concurrency`](Self::concurrency) handlers run at once, but
 /// deliveries sharing an ordering key are handled one after another, in delivery order.
 ///
@@ -66,7 +64,7 @@ pub enum SubscribeError {
 /// use cloudevents::{AttributesReader, EventBuilder, EventBuilderV10};
 /// use hyperfleet_tracing::transport::memory::MemoryTransport;
 /// use hyperfleet_tracing::transport::SubscriptionConfig;
-/// use hyperfleet_tracing::{HandlerError, Received, TracedPublisher, TracedSubscriber};
+/// use hyperfleet_tracing::{HandlerError, Received, Settings, TracedPublisher, TracedSubscriber};
 ///
 /// # tokio::runtime::Runtime::new()?.block_on(async {
 /// let transport = MemoryTransport::new();
@@ -81,7 +79,7 @@ pub enum SubscribeError {
 /// let (done, stop) = tokio::sync::oneshot::channel::<()>();
 /// let done = std::sync::Mutex::new(Some(done));
 /// let subscriber = TracedSubscriber::new(transport, "validation", "hyperfleet-clusters")
-///     .adapter("validation");
+///     .settings(Settings::new().adapter("validation"));
 /// subscriber
 ///     .run(
 ///         move |received: Received| {
@@ -108,14 +106,10 @@ pub struct TracedSubscriber<T> {
 }
 
 impl<T: Transport> TracedSubscriber<T> {
-    crate::instrumentation::tracing_settings!(config);
-
     /// A subscriber on `subscription`, whose messages come from `topic` (named in the spans).
     ///
-    /// Defaults: process span `adapter.process`, [`ParentMode::Child`],
-    /// [`AckPolicy::NackOnError`], 16 concurrent handlers, `{destination} {operation}` names,
-    /// [`hyperfleet_resource`](crate::attributes::hyperfleet_resource) as extra
-    /// attributes, the global tracer provider and propagator.
+    /// Defaults: [`Settings::new`](crate::Settings::new), 16 concurrent handlers, a task per
+    /// handler, a 25-second shutdown timeout.
     pub fn new(transport: T, subscription: impl Into<String>, topic: impl Into<String>) -> Self {
         Self {
             transport: Arc::new(transport),
@@ -126,7 +120,12 @@ impl<T: Transport> TracedSubscriber<T> {
         }
     }
 
-    crate::consume::consumer_settings!(config);
+    /// Uses `settings` (tracer provider, propagator, conventions, metrics, adapter, parent
+    /// mode, ack policy, hooks) instead of the defaults.
+    pub fn settings(mut self, settings: crate::Settings) -> Self {
+        self.config.settings = settings;
+        self
+    }
 
     /// Sets how many handlers may run at once (at least 1).
     pub fn concurrency(mut self, limit: usize) -> Self {

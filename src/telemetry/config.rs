@@ -4,7 +4,7 @@
 //! changing the process environment. An invalid value is an error that names the variable,
 //! the value and the allowed values; nothing falls back silently.
 
-use crate::unsampled_parent::UnsampledParent;
+use crate::span::unsampled::UnsampledParent;
 use std::time::Duration;
 
 /// How long an OTLP export may take by default (the OpenTelemetry specification's 10 s).

@@ -11,7 +11,7 @@
 //! bridged by `tracing-opentelemetry`, which activates their context on entry.
 
 use super::config::LogFormat;
-use crate::log_fields::{self, MessageLogFields};
+use crate::consume::log_fields::{self, MessageLogFields};
 use opentelemetry::trace::TraceContextExt;
 use serde_json::{Map, Value};
 use std::fmt::Write as _;

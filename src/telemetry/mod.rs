@@ -304,7 +304,7 @@ impl Telemetry {
     }
 
     /// The propagator `OTEL_PROPAGATORS` names ([`NoPropagation`] for `none`): hand it to
-    /// publishers, subscribers and the HTTP glue with `.propagator(...)`. [`install`] also
+    /// publishers, subscribers and the HTTP glue with `Settings::propagator`. [`install`] also
     /// makes it the global propagator, which they use by default.
     ///
     /// [`install`]: Self::install
@@ -341,8 +341,7 @@ impl Telemetry {
             LogLevel::Error => LevelFilter::ERROR,
         };
         let bridge = self.provider.as_ref().map(|provider| {
-            tracing_opentelemetry::layer()
-                .with_tracer(provider.tracer(crate::instrumentation::SCOPE_NAME))
+            tracing_opentelemetry::layer().with_tracer(provider.tracer(crate::span::SCOPE_NAME))
         });
         // The OpenTelemetry crates log their own housekeeping through `tracing`; keep their
         // warnings and errors only.

@@ -111,7 +111,7 @@ impl OtlpMetricExporter {
             .filter(|s| {
                 s.scope
                     .as_ref()
-                    .is_some_and(|scope| scope.name == crate::instrumentation::SCOPE_NAME)
+                    .is_some_and(|scope| scope.name == crate::span::SCOPE_NAME)
             })
             .flat_map(|s| &mut s.metrics);
         for metric in metrics {

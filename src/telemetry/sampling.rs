@@ -17,7 +17,9 @@
 //! memory and CPU for every span until it ends, so the rules are switched off by
 //! `HYPERFLEET_TRACING_ALWAYS_SAMPLE_ERRORS=false` with no slow threshold set.
 
-use crate::attributes::{HTTP_RESPONSE_STATUS_CODE, HYPERFLEET_CLUSTER_ID, HYPERFLEET_RESOURCE_ID};
+use crate::span::attributes::{
+    HTTP_RESPONSE_STATUS_CODE, HYPERFLEET_CLUSTER_ID, HYPERFLEET_RESOURCE_ID,
+};
 use opentelemetry::trace::{Link, SpanContext, SpanKind, Status, TraceFlags, TraceId};
 use opentelemetry::{Context, KeyValue, Value};
 use opentelemetry_sdk::Resource;

@@ -6,7 +6,7 @@ use opentelemetry_sdk::trace::{InMemorySpanExporter, Sampler, SdkTracerProvider,
 ///
 /// Spans are exported as they end, so once the code under test has returned, every span it
 /// ended is in [`spans`](Self::spans). It is not installed globally: hand
-/// [`provider`](Self::provider) to publishers and subscribers with `.tracer_provider(...)`, so
+/// [`provider`](Self::provider) to publishers and subscribers with `Settings::tracer_provider`, so
 /// tests running in parallel do not see each other's spans.
 #[derive(Debug, Clone)]
 pub struct TestTelemetry {

@@ -2,9 +2,10 @@
 
 #[cfg(feature = "testing")]
 use hyperfleet_tracing::transport::SubscriptionConfig;
+use hyperfleet_tracing::transport::Transport;
 #[cfg(feature = "testing")]
 use hyperfleet_tracing::transport::memory::MemoryTransport;
-use hyperfleet_tracing::{HandlerError, Received, TracedSubscriber, Transport};
+use hyperfleet_tracing::{HandlerError, Received, TracedSubscriber};
 
 /// A memory transport with `topic` and `subscription` on it.
 #[cfg(feature = "testing")]

@@ -1,6 +1,6 @@
 //! A push endpoint served on a loopback port for a test, and requests to it.
 
-use hyperfleet_tracing::Handler;
+use hyperfleet_tracing::consume::Handler;
 use hyperfleet_tracing::push::PushEndpoint;
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;

@@ -6,6 +6,7 @@ use axum::Json;
 use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::post;
+use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::http::{HttpClientTracing, HttpServerTracing};
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde::Deserialize;
@@ -20,7 +21,7 @@ pub struct Instruction {
 
 /// Serves the test service at `http://{address}/test` until the runtime stops.
 pub async fn serve(provider: &SdkTracerProvider) -> SocketAddr {
-    let client = HttpClientTracing::new().tracer_provider(provider);
+    let client = HttpClientTracing::new().settings(Settings::new().tracer_provider(provider));
     let routes = Router::new().route(
         "/test",
         post(move |Json(instructions): Json<Vec<Instruction>>| {
@@ -29,7 +30,7 @@ pub async fn serve(provider: &SdkTracerProvider) -> SocketAddr {
         }),
     );
     let app = HttpServerTracing::new()
-        .tracer_provider(provider)
+        .settings(Settings::new().tracer_provider(provider))
         .route_layer(routes);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await

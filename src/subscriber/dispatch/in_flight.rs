@@ -1,6 +1,6 @@
 //! The handler runs in flight: each in a task of its own, or all on the loop's task.
 
-use crate::subscriber::Execution;
+use crate::settings::Execution;
 use futures::FutureExt as _;
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;

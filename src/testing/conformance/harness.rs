@@ -2,10 +2,10 @@
 //! and a way to consume until the handler has run a given number of times.
 
 use super::ConformanceTarget;
-use crate::subscriber::{HandlerError, Received};
 use crate::testing::{TestMetrics, TestTelemetry};
 use crate::transport::SubscriptionConfig;
-use crate::{PublisherBuilder, TracedPublisher, TracedSubscriber};
+use crate::{HandlerError, Received, Settings};
+use crate::{TracedPublisher, TracedSubscriber};
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanContext, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry_sdk::trace::SpanData;
@@ -70,20 +70,20 @@ impl<'t, T: ConformanceTarget> Harness<'t, T> {
         Ok(name)
     }
 
-    pub(super) fn publisher(&self) -> TracedPublisher<T::Transport> {
-        self.publisher_builder().build()
-    }
-
-    pub(super) fn publisher_builder(&self) -> PublisherBuilder<T::Transport> {
-        TracedPublisher::builder(self.target.transport(), self.topic.clone())
+    /// The case's settings: its telemetry fixture and metrics.
+    pub(super) fn settings(&self) -> Settings {
+        Settings::new()
             .tracer_provider(&self.telemetry.provider)
             .metrics(self.metrics.metrics.clone())
+    }
+
+    pub(super) fn publisher(&self) -> TracedPublisher<T::Transport> {
+        TracedPublisher::new(self.target.transport(), self.topic.clone()).settings(self.settings())
     }
 
     pub(super) fn subscriber(&self, subscription: &str) -> TracedSubscriber<T::Transport> {
         TracedSubscriber::new(self.target.transport(), subscription, self.topic.clone())
-            .tracer_provider(&self.telemetry.provider)
-            .metrics(self.metrics.metrics.clone())
+            .settings(self.settings())
     }
 
     /// Publishes the reconcile event of `cluster` (id `event-{cluster}`) under `parent`.

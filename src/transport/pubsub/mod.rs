@@ -28,7 +28,7 @@
 //! TracedPublisher::new(transport.clone(), "hyperfleet-clusters").publish(event).await?;
 //! TracedSubscriber::new(transport, subscription, "hyperfleet-clusters")
 //!     .run(
-//!         |_received| async { Ok::<(), hyperfleet_tracing::subscriber::HandlerError>(()) },
+//!         |_received| async { Ok::<(), hyperfleet_tracing::HandlerError>(()) },
 //!         async { let _ = tokio::signal::ctrl_c().await; },
 //!     )
 //!     .await?;
@@ -57,7 +57,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// `messaging.system` for Pub/Sub.
-pub const SYSTEM: &str = crate::attributes::GCP_PUBSUB;
+pub const SYSTEM: &str = crate::span::attributes::GCP_PUBSUB;
 
 /// A [`Transport`] over Google Cloud Pub/Sub. Clones share connections.
 #[derive(Clone)]

@@ -154,9 +154,8 @@ pub(super) async fn existing_traceparent<T: ConformanceTarget>(
     let mut event = reconcile_event("c1")?;
     event.set_extension("traceparent", EXISTING_TRACEPARENT);
     let published = h
-        .publisher_builder()
+        .publisher()
         .overwrite_policy(policy)
-        .build()
         .publish_with(event, under(&root))
         .await
         .map_err(|e| e.to_string())?;

@@ -187,7 +187,7 @@ pub(super) async fn held_past_ack_deadline<T: ConformanceTarget>(target: &T) -> 
     let calls = Arc::new(AtomicUsize::new(0));
     let (finished, mut slow_done) = tokio::sync::mpsc::unbounded_channel::<()>();
     let counted = Arc::clone(&calls);
-    let handler = move |_: crate::subscriber::Received| {
+    let handler = move |_: crate::Received| {
         let first = counted.fetch_add(1, Ordering::SeqCst) == 0;
         let finished = finished.clone();
         async move {
@@ -195,7 +195,7 @@ pub(super) async fn held_past_ack_deadline<T: ConformanceTarget>(target: &T) -> 
                 tokio::time::sleep(HOLD).await;
                 let _ = finished.send(());
             }
-            Ok::<(), crate::subscriber::HandlerError>(())
+            Ok::<(), crate::HandlerError>(())
         }
     };
     let shutdown = async move {

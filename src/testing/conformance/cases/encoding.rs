@@ -11,9 +11,8 @@ pub(super) async fn encoding<T: ConformanceTarget>(
     let sub = h.subscription("a", SubscriptionConfig::default()).await?;
     let root = h.root();
     let event = reconcile_event("c1")?;
-    h.publisher_builder()
+    h.publisher()
         .encoding(encoding)
-        .build()
         .publish_with(event.clone(), under(&root))
         .await
         .map_err(|e| e.to_string())?;

@@ -3,10 +3,10 @@
 
 use super::harness::{Harness, Seen};
 use super::{Capability, ConformanceTarget};
-use crate::OverwritePolicy;
-use crate::attributes::*;
 use crate::binding::{self, Encoding};
+use crate::carrier::OverwritePolicy;
 use crate::publisher::PublishOptions;
+use crate::span::attributes::*;
 use crate::testing::spans::{attribute, attribute_str, children_of, is_root, named, single};
 use crate::transport::{DeadLetterPolicy, Message, SubscriptionConfig, Transport};
 use cloudevents::event::ExtensionValue;

@@ -220,18 +220,19 @@ pub(super) async fn metrics_match_spans<T: ConformanceTarget>(target: &T) -> Res
 /// CONSUMER, an `ack {subscription}` CLIENT span linked to the receive span, body sizes, and the
 /// metrics' operation names to match.
 pub(super) async fn current_conventions<T: ConformanceTarget>(target: &T) -> Result<(), String> {
-    use crate::Conventions;
+    use crate::settings::Conventions;
     for conventions in [Conventions::Messaging, Conventions::MessagingDup] {
         let h = Harness::new(target, "conventions").await?;
         let sub = h.subscription("v", SubscriptionConfig::default()).await?;
         let root = h.root();
-        h.publisher_builder()
-            .conventions(conventions)
-            .build()
+        h.publisher()
+            .settings(h.settings().conventions(conventions))
             .publish_with(reconcile_event("c1")?, under(&root))
             .await
             .map_err(|e| e.to_string())?;
-        let subscriber = h.subscriber(&sub).conventions(conventions);
+        let subscriber = h
+            .subscriber(&sub)
+            .settings(h.settings().conventions(conventions));
         h.consume(subscriber, 1, |_, _| Ok(())).await?;
         let spans = h.spans();
         let topic = h.topic.as_str();

@@ -1,6 +1,8 @@
 //! The transport-neutral message: the shape of a Pub/Sub message, which the binding writes
 //! and reads and every transport carries.
 
+pub(crate) mod names;
+
 use bytes::Bytes;
 use std::collections::BTreeMap;
 

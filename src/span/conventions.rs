@@ -8,6 +8,9 @@ pub const OTEL_SEMCONV_STABILITY_OPT_IN: &str = "OTEL_SEMCONV_STABILITY_OPT_IN";
 
 /// The messaging conventions spans (and the metrics' operation names) follow.
 ///
+/// `HyperFleetOperationFirst` is `HyperFleet` with span names in the other order
+/// (`publish {topic}`).
+///
 /// | | `HyperFleet` (default) | `Messaging` / `MessagingDup` |
 /// |---|---|---|
 /// | publish | `{topic} publish`, PRODUCER, operation `publish` | `send {topic}`, PRODUCER, operation `send` |
@@ -22,10 +25,17 @@ pub const OTEL_SEMCONV_STABILITY_OPT_IN: &str = "OTEL_SEMCONV_STABILITY_OPT_IN";
 /// attribute key of the HyperFleet standard is one the current conventions keep (with a new
 /// value where they renamed an operation), so there is no old-only attribute left to add.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Conventions {
-    /// The HyperFleet Tracing and Telemetry Standard's names, kinds and operations.
+    /// The HyperFleet Tracing and Telemetry Standard's names, kinds and operations; span names
+    /// `{destination} {operation}` (`hyperfleet-clusters publish`), as Google's client
+    /// libraries and the semantic conventions up to v1.26 name them.
     #[default]
     HyperFleet,
+    /// The HyperFleet standard's kinds and operations with span names in the order of the
+    /// semantic conventions v1.27 and later: `{operation} {destination}`
+    /// (`publish hyperfleet-clusters`, `receive hyperfleet-clusters`).
+    HyperFleetOperationFirst,
     /// `OTEL_SEMCONV_STABILITY_OPT_IN=messaging`: the current messaging conventions.
     Messaging,
     /// `OTEL_SEMCONV_STABILITY_OPT_IN=messaging/dup`: both, during a migration.
@@ -56,7 +66,24 @@ impl Conventions {
 
     /// Whether spans follow the current messaging conventions.
     pub fn current(self) -> bool {
-        !matches!(self, Self::HyperFleet)
+        matches!(self, Self::Messaging | Self::MessagingDup)
+    }
+
+    /// The name of a messaging span of `operation` on `topic` (and `subscription`, on the
+    /// consumer side).
+    pub(crate) fn span_name(
+        self,
+        operation: &str,
+        topic: &str,
+        subscription: Option<&str>,
+    ) -> String {
+        match self {
+            Self::HyperFleet => format!("{topic} {operation}"),
+            Self::HyperFleetOperationFirst => format!("{operation} {topic}"),
+            Self::Messaging | Self::MessagingDup => {
+                format!("{operation} {}", subscription.unwrap_or(topic))
+            }
+        }
     }
 
     /// `messaging.operation.type` and `.name` of `operation` (one of the standard's).

@@ -1,4 +1,5 @@
-//! The tracer our spans come from, and how failures are recorded on them.
+//! The span vocabulary: attribute names, the conventions spans follow, their names and
+//! templates, the tracer they come from, and how failures are recorded on them.
 
 use opentelemetry::Context;
 use opentelemetry::InstrumentationScope;
@@ -10,15 +11,19 @@ use opentelemetry::trace::{
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU8, Ordering};
 
-use crate::attributes::{self, ERROR_TYPE, EXCEPTION_MESSAGE};
-use crate::conventions::{Conventions, Operation};
-use crate::naming::{self, SpanNaming};
-use crate::unsampled_parent::UnsampledParent;
+pub mod attributes;
+pub(crate) mod conventions;
+pub(crate) mod naming;
+pub(crate) mod timing;
+mod tracer;
+pub(crate) mod unsampled;
+
+use attributes::{ERROR_TYPE, EXCEPTION_MESSAGE};
+use conventions::{Conventions, Operation};
+use unsampled::UnsampledParent;
 
 /// Instrumentation scope name of every span this crate starts.
 pub(crate) const SCOPE_NAME: &str = "hyperfleet-tracing";
-
-mod tracer;
 
 pub use tracer::SpanSource;
 
@@ -66,33 +71,9 @@ where
     }
 }
 
-/// The two settings every traced piece takes, as builder methods: where its spans come from
-/// (`.tracer_provider(...)`) and how it moves context (`.propagator(...)`). The argument is
-/// the path of the fields `tracer` and `propagation` below `self`.
-macro_rules! tracing_settings {
-    ($($field:ident).*) => {
-        /// Takes spans from `provider` instead of the global tracer provider.
-        pub fn tracer_provider(mut self, provider: &impl $crate::TracerSource) -> Self {
-            self$(.$field)*.tracer = provider.shared_tracer();
-            self
-        }
-
-        /// Moves trace context with `propagator` instead of the global propagator (for
-        /// instance the one the telemetry bootstrap configured, `Telemetry::propagator`).
-        pub fn propagator(
-            mut self,
-            propagator: impl opentelemetry::propagation::TextMapPropagator + Send + Sync + 'static,
-        ) -> Self {
-            self$(.$field)*.propagation = $crate::carrier::Propagation::new(propagator);
-            self
-        }
-    };
-}
-pub(crate) use tracing_settings;
-
 /// Records a failure the way the standard asks: an `exception` event with the error's message,
 /// `error.type`, status Error. Error texts may quote untrusted input, so the message is cut to
-/// [`MAX_VALUE_LEN`](crate::attributes::MAX_VALUE_LEN) bytes, like every text on a span.
+/// [`MAX_VALUE_LEN`](crate::span::attributes::MAX_VALUE_LEN) bytes, like every text on a span.
 pub(crate) fn record_failure(span: &SpanRef<'_>, error_type: &str, error: &dyn std::error::Error) {
     let message = attributes::bounded_shared(&error.to_string());
     span.add_event(
@@ -116,8 +97,6 @@ pub(crate) struct Destination<'a> {
     pub(crate) server_address: Option<&'a str>,
     /// `server.port`, when the transport names one.
     pub(crate) server_port: Option<u16>,
-    /// The span-name order.
-    pub(crate) naming: SpanNaming,
     /// The conventions spans follow.
     pub(crate) conventions: Conventions,
 }
@@ -155,11 +134,8 @@ impl SpanTemplate {
             destination.server_address,
             destination.server_port,
         );
-        let name = match (conventions.current(), destination.subscription) {
-            (true, Some(subscription)) => format!("{operation_name} {subscription}"),
-            (true, None) => format!("{operation_name} {}", destination.topic),
-            (false, _) => destination.naming.name(destination.topic, operation_name),
-        };
+        let name =
+            conventions.span_name(operation_name, destination.topic, destination.subscription);
         Self {
             name: naming::intern(&name),
             kind,

@@ -14,7 +14,8 @@ use opentelemetry::trace::TraceContextExt;
 /// ```
 /// use cloudevents::{EventBuilder, EventBuilderV10};
 /// use hyperfleet_tracing::transport::memory::MemoryTransport;
-/// use hyperfleet_tracing::{PublishOptions, TracedPublisher, UnsampledParent};
+/// use hyperfleet_tracing::{PublishOptions, Settings, TracedPublisher};
+/// use hyperfleet_tracing::settings::UnsampledParent;
 /// use opentelemetry::Context;
 /// use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId};
 /// use opentelemetry_sdk::trace::SdkTracerProvider;
@@ -23,10 +24,11 @@ use opentelemetry::trace::TraceContextExt;
 /// let transport = MemoryTransport::new();
 /// transport.create_topic("hyperfleet-clusters")?;
 /// let provider = SdkTracerProvider::builder().build(); // parent-based, always on
-/// let publisher = TracedPublisher::builder(transport, "hyperfleet-clusters")
-///     .tracer_provider(&provider)
-///     .unsampled_parent(UnsampledParent::Follow)
-///     .build();
+/// let publisher = TracedPublisher::new(transport, "hyperfleet-clusters").settings(
+///     Settings::new()
+///         .tracer_provider(&provider)
+///         .unsampled_parent(UnsampledParent::Follow),
+/// );
 /// // A trace its root did not sample, as 99 of 100 are at a 1% ratio.
 /// let upstream = SpanContext::new(
 ///     TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
