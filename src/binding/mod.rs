@@ -66,6 +66,7 @@ const CLOUDEVENTS_BATCH_MEDIA_TYPE: &str = "application/cloudevents-batch";
 
 /// How an event is laid out in a message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Encoding {
     /// The whole event as JSON in the message data.
     #[default]

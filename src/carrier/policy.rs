@@ -7,6 +7,7 @@
 ///
 /// [`Preserve`]: OverwritePolicy::Preserve
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum OverwritePolicy {
     /// Keep a valid `traceparent` (and its `tracestate`); the publish span links to it.
     /// An event without one, or with an invalid one, gets the publish span's context.

@@ -8,6 +8,7 @@
 /// them (`messaging.system`, `messaging.operation.*`, `messaging.destination.name`, the
 /// subscription, `server.*`), are always given at the start.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum AttributeTiming {
     /// At the span's start, where a sampler sees them all.
     #[default]

@@ -53,6 +53,7 @@ use opentelemetry::trace::TraceContextExt;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum UnsampledParent {
     /// The tracer's sampler decides, as for any span.
     #[default]

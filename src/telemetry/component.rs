@@ -2,6 +2,7 @@
 
 /// A HyperFleet component, which names the service and the log lines' `component`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Component {
     /// `hyperfleet-api`
     Api,

@@ -94,6 +94,7 @@ pub struct ConfigError {
 
 /// OTLP transport protocol (`OTEL_EXPORTER_OTLP_PROTOCOL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Protocol {
     /// OTLP over gRPC (default; port 4317).
     Grpc,
@@ -103,6 +104,7 @@ pub enum Protocol {
 
 /// The head sampler (`OTEL_TRACES_SAMPLER` with `OTEL_TRACES_SAMPLER_ARG`).
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[non_exhaustive]
 pub enum SamplerConfig {
     /// `always_on`
     AlwaysOn,
@@ -120,6 +122,7 @@ pub enum SamplerConfig {
 
 /// A context propagator named in `OTEL_PROPAGATORS`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum PropagatorKind {
     /// W3C Trace Context (`traceparent`, `tracestate`).
     TraceContext,
@@ -129,6 +132,7 @@ pub enum PropagatorKind {
 
 /// A span exporter named in `OTEL_TRACES_EXPORTER`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ExporterKind {
     /// OTLP to `OTEL_EXPORTER_OTLP_ENDPOINT`.
     Otlp,
@@ -138,6 +142,7 @@ pub enum ExporterKind {
 
 /// A metric exporter named in `OTEL_METRICS_EXPORTER`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum MetricsExporterKind {
     /// OTLP, every `OTEL_METRIC_EXPORT_INTERVAL`.
     Otlp,
@@ -246,6 +251,7 @@ pub struct TracingConfig {
 
 /// Log level (`HYPERFLEET_LOG_LEVEL`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+#[non_exhaustive]
 pub enum LogLevel {
     /// `debug`
     Debug,
@@ -259,6 +265,7 @@ pub enum LogLevel {
 
 /// Log line format (`HYPERFLEET_LOG_FORMAT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LogFormat {
     /// One JSON object per line (default).
     Json,
@@ -268,6 +275,7 @@ pub enum LogFormat {
 
 /// Where log lines go (`HYPERFLEET_LOG_OUTPUT`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum LogOutput {
     /// Standard output (default).
     Stdout,

@@ -163,6 +163,7 @@ impl<T: ConformanceTarget> ConformanceTarget for WithCapabilities<T> {
 
 /// How one check ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Outcome {
     /// It passed.
     Passed,

@@ -10,6 +10,7 @@ use lapin::types::{AMQPValue, FieldTable};
 
 /// The kind of queue a subscription gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum QueueKind {
     /// A classic queue with no arguments: hyperfleet-broker's, so that Rust and Go services
     /// share it (declaring a queue with other arguments than it has fails).

@@ -7,6 +7,7 @@ pub const BROKER_RABBITMQ_URL: &str = "BROKER_RABBITMQ_URL";
 
 /// How a topic's exchange routes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum ExchangeType {
     /// Every bound queue gets every message (hyperfleet-broker's default).
     #[default]
@@ -19,6 +20,7 @@ pub enum ExchangeType {
 
 /// What publishing does with a message no queue takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Unroutable {
     /// A typed error (`FAILED_PRECONDITION`): nothing is silently lost.
     #[default]
