@@ -517,7 +517,7 @@ async fn link_mode_hands_the_producers_baggage_to_the_handler() {
     let (transport, telemetry) = setup();
     let propagator = || {
         TextMapCompositePropagator::new(vec![
-            Box::new(hyperfleet_tracing::carrier::W3cTraceContext::default()),
+            Box::new(hyperfleet_tracing::carrier::W3cTraceContext),
             Box::new(BaggagePropagator::new()),
         ])
     };
