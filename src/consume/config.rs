@@ -9,6 +9,9 @@ pub(crate) struct ConsumerConfig {
     pub(crate) topic: String,
     pub(crate) subscription: String,
     pub(crate) settings: Settings,
+    /// A stand-in for many subscriptions (a push endpoint's beyond its bound): its spans name
+    /// `subscription` but carry each delivery's own in their subscription attribute.
+    pub(crate) stand_in: bool,
 }
 
 impl ConsumerConfig {
@@ -18,6 +21,7 @@ impl ConsumerConfig {
             topic,
             subscription,
             settings: Settings::new(),
+            stand_in: false,
         }
     }
 }

@@ -59,6 +59,10 @@ pub(crate) struct DeliveryFacts {
     /// Contexts of the delivery itself (a push request's own `traceparent`), linked from the
     /// receive span: they belong to the broker, not to the producer.
     pub(crate) links: Vec<Link>,
+    /// The delivery's own subscription, when the pipeline's spans and metrics name another
+    /// (a push endpoint's stand-in for subscriptions beyond its bound): the handler and the
+    /// log lines see this one.
+    pub(crate) subscription: Option<String>,
 }
 
 /// A delivery whose handler is running: what is finished once it has run.
@@ -104,6 +108,7 @@ impl Consumer {
             topic,
             subscription,
             settings,
+            stand_in,
         } = config;
         let destination = Destination {
             system,
@@ -118,6 +123,7 @@ impl Consumer {
             destination,
             settings.process_span_name.as_deref(),
             settings.adapter.as_deref(),
+            stand_in,
         );
         let metrics = settings.metrics.pipeline(&destination);
         Self {
@@ -165,6 +171,16 @@ impl Consumer {
         self.record(Measurement::Received);
         let attempt = facts.delivery_attempt;
         let delivery_links = std::mem::take(&mut facts.links);
+        let subscription = match facts.subscription.take() {
+            Some(own) => {
+                facts.attributes.push(KeyValue::new(
+                    attributes::MESSAGING_DESTINATION_SUBSCRIPTION_NAME,
+                    own.clone(),
+                ));
+                own
+            }
+            None => self.subscription.clone(),
+        };
         let event = match binding::decode(&message) {
             Ok(event) => event,
             Err(error) => {
@@ -188,8 +204,14 @@ impl Consumer {
             let (process, receive) = self.start_spans(&parent, links, (&message, facts), &event);
             (process, Some(receive))
         };
-        let process = process.with_value(self.log_fields(&event));
-        let received = self.received(event, message.id, attempt, &process);
+        let process = process.with_value(self.log_fields(&event, subscription.clone()));
+        let received = Received {
+            event,
+            message_id: message.id,
+            delivery_attempt: attempt,
+            subscription,
+            context: process.clone(),
+        };
         let started = self.metrics.is_some().then(Instant::now);
         let run = run::run_handler(handler, received, process.clone());
         let running = Running {
@@ -270,22 +292,6 @@ impl Consumer {
         (start, event_id)
     }
 
-    fn received(
-        &self,
-        event: Event,
-        message_id: Option<String>,
-        delivery_attempt: Option<u32>,
-        process: &Context,
-    ) -> Received {
-        Received {
-            event,
-            message_id,
-            delivery_attempt,
-            subscription: self.subscription.clone(),
-            context: process.clone(),
-        }
-    }
-
     /// Once the handler has run: measures it, records its failure, ends the process span and
     /// gives the verdict with the receive span (the parent's context when no span was made).
     fn finish(&self, outcome: HandlerOutcome, running: Running) -> Consumed {
@@ -336,13 +342,6 @@ impl Consumer {
         Consumed::new(Verdict::Nack, receive, self.settlement())
     }
 
-    /// Records metrics into `other`'s series instead of its own (a way in whose subscription
-    /// names are untrusted collapses those beyond a bound into one series).
-    #[cfg(feature = "push")]
-    pub(crate) fn share_metrics(&mut self, other: &Consumer) {
-        self.metrics = other.metrics.clone();
-    }
-
     /// What a delivery's settlement records: its spans and metrics.
     fn settlement(&self) -> Settlement {
         Settlement {
@@ -363,10 +362,10 @@ impl Consumer {
         std::panic::catch_unwind(AssertUnwindSafe(|| (self.attributes)(event))).unwrap_or_default()
     }
 
-    fn log_fields(&self, event: &Event) -> MessageLogFields {
+    fn log_fields(&self, event: &Event, subscription: String) -> MessageLogFields {
         MessageLogFields {
             event_id: attributes::bounded(event.id()),
-            subscription: self.subscription.clone(),
+            subscription,
             adapter: self.adapter.clone(),
         }
     }

@@ -44,6 +44,14 @@ impl SettleSpans {
     }
 }
 
+/// A stand-in's template leaves the subscription attribute to each delivery.
+fn own_subscription(template: SpanTemplate, stand_in: bool) -> SpanTemplate {
+    match stand_in {
+        true => template.without(attributes::MESSAGING_DESTINATION_SUBSCRIPTION_NAME),
+        false => template,
+    }
+}
+
 /// The attributes a receive span starts with, besides its template's.
 #[derive(Default)]
 pub(super) struct ReceiveAttributes {
@@ -77,6 +85,7 @@ impl ConsumeSpans {
         destination: Destination<'_>,
         process_name: Option<&str>,
         adapter: Option<&str>,
+        stand_in: bool,
     ) -> Self {
         let current = destination.conventions.current();
         let (receive_kind, process_kind) = match current {
@@ -95,13 +104,21 @@ impl ConsumeSpans {
             process = process
                 .with_attribute(KeyValue::new(HYPERFLEET_ADAPTER, Arc::<str>::from(adapter)));
         }
+        let settle = |operation| {
+            let template = SpanTemplate::messaging(destination, operation, SpanKind::Client, 1);
+            own_subscription(template, stand_in)
+        };
         let settle = current.then(|| {
             Arc::new(SettleSpans {
                 tracer: Arc::clone(tracer),
-                ack: SpanTemplate::messaging(destination, Operation::Ack, SpanKind::Client, 1),
-                nack: SpanTemplate::messaging(destination, Operation::Nack, SpanKind::Client, 1),
+                ack: settle(Operation::Ack),
+                nack: settle(Operation::Nack),
             })
         });
+        let (receive, process) = (
+            own_subscription(receive, stand_in),
+            own_subscription(process, stand_in),
+        );
         Self {
             receive,
             process,

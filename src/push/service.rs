@@ -5,8 +5,7 @@ use super::in_flight::InFlight;
 use super::{NotAPushDelivery, Verifier};
 use crate::carrier::{Propagation, RequestHeaders, StrictExtractor};
 use crate::consume::{Consumer, ConsumerConfig, DeliveryFacts, Handler, Verdict};
-use crate::metrics::Metrics;
-use crate::span::attributes;
+use crate::span::attributes::{self, GCP_PUBSUB};
 use crate::sync::lock;
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
@@ -16,12 +15,15 @@ use opentelemetry::trace::{Link, TraceContextExt};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-/// Most subscriptions whose consume pipelines are kept built; deliveries naming others get a
-/// pipeline of their own (subscription names come from requests, so the cache is bounded).
+/// Most subscriptions whose consume pipelines are kept built. Subscription names come from
+/// requests, so past these the deliveries share one pipeline whose spans and metrics name
+/// [`OTHER_SUBSCRIPTIONS`]: span names, metric series, interned names and the CPU a request
+/// costs stay bounded whatever names callers send.
 const MAX_CACHED_SUBSCRIPTIONS: usize = 64;
 
-/// The subscription label of the metrics of deliveries naming a subscription beyond the cache:
-/// metric series are never dropped, so their number must stay bounded too.
+/// The subscription that span names and metric labels name for deliveries of subscriptions
+/// beyond the cache. Their spans' subscription attribute, the handler and the log lines still
+/// see the delivery's own (bounded) name.
 const OTHER_SUBSCRIPTIONS: &str = "_other";
 
 /// What every request of one endpoint shares.
@@ -31,41 +33,41 @@ pub(super) struct Endpoint<H> {
     pub(super) handler: Arc<H>,
     pub(super) in_flight: InFlight,
     pub(super) consumers: Mutex<HashMap<String, Arc<Consumer>>>,
-    /// Whose metrics the pipelines beyond the cache share, built on first need.
+    /// The one pipeline of the subscriptions beyond the cache, built on first need.
     pub(super) overflow: Mutex<Option<Arc<Consumer>>>,
 }
 
 impl<H: Handler> Endpoint<H> {
     /// The consume pipeline of `subscription` (the endpoint's own when the delivery names
-    /// none).
-    fn consumer(&self, subscription: Option<&str>) -> Arc<Consumer> {
+    /// none), and the delivery's own subscription when the pipeline names another.
+    fn consumer(&self, subscription: Option<&str>) -> (Arc<Consumer>, Option<String>) {
         let name =
             subscription.map_or_else(|| self.config.subscription.clone(), attributes::bounded);
         let mut consumers = lock(&self.consumers);
         if let Some(consumer) = consumers.get(&name) {
-            return Arc::clone(consumer);
+            return (Arc::clone(consumer), None);
         }
         if consumers.len() < MAX_CACHED_SUBSCRIPTIONS {
-            let consumer = Arc::new(self.build(&name, self.config.settings.metrics.clone()));
+            let consumer = Arc::new(Consumer::new(self.build(&name), GCP_PUBSUB, None, None));
             consumers.insert(name, Arc::clone(&consumer));
-            return consumer;
+            return (consumer, None);
         }
         drop(consumers);
-        // Built without series of its own: they would be one more per name.
-        let mut consumer = self.build(&name, Metrics::disabled());
-        let mut overflow = lock(&self.overflow);
-        let donor = overflow.get_or_insert_with(|| {
-            Arc::new(self.build(OTHER_SUBSCRIPTIONS, self.config.settings.metrics.clone()))
-        });
-        consumer.share_metrics(donor);
-        Arc::new(consumer)
+        let overflow = lock(&self.overflow)
+            .get_or_insert_with(|| {
+                let mut stand_in = self.build(OTHER_SUBSCRIPTIONS);
+                stand_in.stand_in = true;
+                Arc::new(Consumer::new(stand_in, GCP_PUBSUB, None, None))
+            })
+            .clone();
+        (overflow, Some(name))
     }
 
-    fn build(&self, subscription: &str, metrics: Metrics) -> Consumer {
+    /// The endpoint's pipeline settings for `subscription`.
+    fn build(&self, subscription: &str) -> ConsumerConfig {
         let mut config = self.config.clone();
         config.subscription = subscription.to_owned();
-        config.settings.metrics = metrics;
-        Consumer::new(config, crate::span::attributes::GCP_PUBSUB, None, None)
+        config
     }
 }
 
@@ -100,10 +102,11 @@ pub(super) async fn deliver<H: Handler>(
         delivery_attempt,
         ..
     } = delivery;
-    let consumer = endpoint.consumer(subscription.as_deref());
+    let (consumer, subscription) = endpoint.consumer(subscription.as_deref());
     let facts = DeliveryFacts {
         delivery_attempt,
         links,
+        subscription,
         ..DeliveryFacts::default()
     };
     let consume = consumer.consume(endpoint.handler.as_ref(), message, facts);

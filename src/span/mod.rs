@@ -150,6 +150,12 @@ impl SpanTemplate {
         self
     }
 
+    /// The same span without the constant attribute `key`.
+    pub(crate) fn without(mut self, key: &str) -> Self {
+        self.attributes.retain(|kv| kv.key.as_str() != key);
+        self
+    }
+
     /// The same span with one more constant attribute.
     pub(crate) fn with_attribute(mut self, attribute: KeyValue) -> Self {
         self.attributes.push(attribute);
