@@ -360,7 +360,31 @@ fn into_delivery(delivery: lapin::message::Delivery, channel: Arc<ConsumerChanne
 }
 
 /// Settles through the delivery's channel (kept open meanwhile): ack, or nack with requeue.
-struct RabbitMqAcker(lapin::Acker, #[allow(dead_code)] Arc<ConsumerChannel>);
+/// Dropped unsettled (a run aborted, a panic outside the handler), it nacks with requeue, as
+/// Pub/Sub clients do, instead of holding a prefetch slot until the channel closes.
+struct RabbitMqAcker(lapin::Acker, Arc<ConsumerChannel>);
+
+impl Drop for RabbitMqAcker {
+    fn drop(&mut self) {
+        // Used (acked or nacked, even by a settlement cut short) or on a closed channel:
+        // nothing to send back. lapin sends at most one settlement per delivery.
+        if !self.0.usable() {
+            return;
+        }
+        let (acker, channel) = (self.0.clone(), Arc::clone(&self.1));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let requeue = BasicNackOptions {
+                    requeue: true,
+                    ..BasicNackOptions::default()
+                };
+                let _ = acker.nack(requeue).await;
+                // The channel stays open until the nack is sent.
+                drop(channel);
+            });
+        }
+    }
+}
 
 #[async_trait::async_trait]
 impl Acknowledger for RabbitMqAcker {
