@@ -22,7 +22,18 @@ use in_flight::{InFlight, RunId};
 use nacker::Nacker;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::time::Instant;
+
+/// Most failed ordering keys remembered: a key whose failed message never comes back to this
+/// loop (dead-lettered with nothing sent back, or redelivered to another replica) must not be
+/// kept for the life of the process. Past it the oldest is forgotten.
+const MAX_FAILED_KEYS: usize = 1024;
+/// How long a failed key is remembered: Pub/Sub's longest retry backoff (600 s) and more. A
+/// failed message that has not come back by then went elsewhere.
+const FAILED_KEY_TTL: Duration = Duration::from_secs(900);
+/// Most message ids remembered per failed key as sent back.
+const MAX_SENT_BACK: usize = 1024;
 
 /// A running handler's ordering key and message.
 struct Running {
@@ -33,6 +44,8 @@ struct Running {
 /// A key whose handler failed: its deliveries go back until the failed message returns.
 struct FailedKey {
     message_id: String,
+    /// When it failed.
+    since: Instant,
     /// Ids of the key's messages sent back since; one of them coming back means the broker is
     /// redelivering the key's sequence without the failed message (it was dead-lettered).
     sent_back: HashSet<String>,
@@ -100,7 +113,9 @@ impl<H: Handler> Dispatcher<H> {
         };
         if let Some(failed) = self.failed.get_mut(&key) {
             if !failed.is_redelivery(&delivery) {
-                failed.sent_back.extend(delivery.message.id.clone());
+                if failed.sent_back.len() < MAX_SENT_BACK {
+                    failed.sent_back.extend(delivery.message.id.clone());
+                }
                 self.nacker.send_back(delivery);
                 return;
             }
@@ -168,19 +183,42 @@ impl<H: Handler> Dispatcher<H> {
                 behind.into_iter().for_each(|d| self.nacker.send_back(d));
                 return;
             };
-            let sent_back = HashSet::new();
-            self.failed.insert(
-                key,
-                FailedKey {
-                    message_id,
-                    sent_back,
-                },
-            );
+            self.forget_old_failures();
+            let failed = FailedKey {
+                message_id,
+                since: Instant::now(),
+                sent_back: HashSet::new(),
+            };
+            self.failed.insert(key, failed);
         }
         // Resubmitted in order: each goes back, runs, or waits as a new arrival would.
         for delivery in behind {
             self.submit(delivery);
         }
+    }
+
+    /// Makes room for one more failed key: forgets those past their time, then the oldest
+    /// while the bound is reached. A forgotten key's later deliveries run as any others.
+    fn forget_old_failures(&mut self) {
+        self.failed
+            .retain(|_, failed| failed.since.elapsed() < FAILED_KEY_TTL);
+        while self.failed.len() >= MAX_FAILED_KEYS {
+            let oldest = self
+                .failed
+                .iter()
+                .min_by_key(|(_, failed)| failed.since)
+                .map(|(key, _)| key.clone());
+            match oldest {
+                Some(key) => self.failed.remove(&key),
+                None => break,
+            };
+        }
+    }
+
+    /// Failed keys remembered.
+    #[cfg(test)]
+    fn failed_keys(&self) -> usize {
+        self.failed.len()
     }
 
     /// Runs everything submitted to the end.
@@ -208,5 +246,76 @@ impl<H: Handler> Dispatcher<H> {
     /// left are dropped, which nacks them too.
     pub(super) async fn flush(self, deadline: Instant) {
         self.nacker.finish(deadline).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::consume::ConsumerConfig;
+    use crate::transport::{Acknowledger, Message, TransportError};
+    use crate::{HandlerError, Received};
+
+    /// Settles nothing.
+    struct Nothing;
+
+    #[async_trait::async_trait]
+    impl Acknowledger for Nothing {
+        async fn ack(self: Box<Self>) -> Result<(), TransportError> {
+            Ok(())
+        }
+        async fn nack(self: Box<Self>) -> Result<(), TransportError> {
+            Ok(())
+        }
+    }
+
+    fn keyed(key: &str, id: &str) -> Delivery {
+        let mut message = Message::new(
+            r#"{"specversion":"1.0","id":"e","source":"s","type":"t"}"#
+                .as_bytes()
+                .to_vec(),
+        );
+        message.ordering_key = Some(key.to_owned());
+        message.id = Some(id.to_owned());
+        Delivery::new(message, Some(1), Box::new(Nothing))
+    }
+
+    fn failing() -> Dispatcher<impl Handler> {
+        let config = ConsumerConfig::new("s".into(), "t".into());
+        let consumer = Arc::new(Consumer::new(config, "test", None, None));
+        let handler = |_: Received| async { Err::<(), HandlerError>("fails".into()) };
+        Dispatcher::new(consumer, Arc::new(handler), Execution::LoopTask)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn failed_keys_whose_messages_never_come_back_are_bounded_in_number_and_time() {
+        let mut dispatcher = failing();
+        for i in 0..MAX_FAILED_KEYS + 100 {
+            dispatcher.submit(keyed(&format!("key-{i}"), &format!("m-{i}")));
+            assert!(dispatcher.complete_one().await);
+        }
+        assert_eq!(dispatcher.failed_keys(), MAX_FAILED_KEYS);
+
+        // Past their time, the next failure forgets them all.
+        tokio::time::advance(FAILED_KEY_TTL).await;
+        dispatcher.submit(keyed("late", "m-late"));
+        assert!(dispatcher.complete_one().await);
+        assert_eq!(dispatcher.failed_keys(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_forgotten_key_runs_its_next_delivery() {
+        let mut dispatcher = failing();
+        dispatcher.submit(keyed("k", "m-1"));
+        assert!(dispatcher.complete_one().await);
+        // Remembered: a later message of the key goes back without running.
+        dispatcher.submit(keyed("k", "m-2"));
+        assert_eq!(dispatcher.running(), 0);
+        tokio::time::advance(FAILED_KEY_TTL).await;
+        // Another key's failure forgets `k`, whose next delivery then runs.
+        dispatcher.submit(keyed("other", "m-3"));
+        assert!(dispatcher.complete_one().await);
+        dispatcher.submit(keyed("k", "m-4"));
+        assert_eq!(dispatcher.running(), 1);
     }
 }
