@@ -528,3 +528,63 @@ async fn under_an_unsampled_parent_a_followed_push_delivery_runs_in_the_parents_
         assert_eq!(telemetry.spans().len(), if own_span { 2 } else { 0 });
     }
 }
+
+/// Every way in records its settlement: under the current conventions a push delivery gets its
+/// `ack` / `nack` span (CLIENT, linked to the receive span), and both conventions record
+/// `messaging.client.operation.duration` for the answer that settles it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_answer_is_recorded_as_the_settlement() {
+    use hyperfleet_tracing::settings::Conventions;
+    for conventions in [Conventions::HyperFleet, Conventions::Messaging] {
+        let telemetry = TestTelemetry::new();
+        let metrics = hyperfleet_tracing::testing::TestMetrics::new();
+        let settings = settings(&telemetry)
+            .conventions(conventions)
+            .metrics(metrics.metrics.clone());
+        let handler = |received: Received| async move {
+            match received.event.id() {
+                "bad" => Err::<(), HandlerError>("failed".into()),
+                _ => Ok(()),
+            }
+        };
+        let served = serve(endpoint(&telemetry).settings(settings), handler).await;
+        for (id, expected) in [("good", 204), ("bad", 500)] {
+            let event = hyperfleet_tracing::testing::reconcile_event(id, "c").unwrap();
+            let body = wrapped_body(
+                &serde_json::to_vec(&event).unwrap(),
+                serde_json::json!({}),
+                serde_json::json!({}),
+            );
+            let (status, text) = post(&served.url, &json_headers(), body).await;
+            assert_eq!(status, expected, "{text}");
+        }
+        served.stop().await;
+
+        for operation in ["ack", "nack"] {
+            let (count, _) = metrics.histogram_count(
+                "messaging.client.operation.duration",
+                &[("messaging.operation.name", operation)],
+            );
+            assert_eq!(count, 1, "{operation} under {conventions:?}");
+        }
+        if conventions == Conventions::Messaging {
+            let spans = telemetry.spans();
+            let receives: Vec<_> = spans
+                .iter()
+                .filter(|s| s.name == "receive validation-push")
+                .map(|s| s.span_context.clone())
+                .collect();
+            for operation in ["ack", "nack"] {
+                let settle = single(&spans, &format!("{operation} validation-push")).unwrap();
+                assert_eq!(settle.span_kind, SpanKind::Client);
+                assert_eq!(
+                    attribute_str(settle, "messaging.operation.type").as_deref(),
+                    Some("settle")
+                );
+                // Linked to its delivery's receive span.
+                assert_eq!(settle.links.links.len(), 1);
+                assert!(receives.contains(&settle.links.links[0].span_context));
+            }
+        }
+    }
+}

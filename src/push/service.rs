@@ -7,6 +7,7 @@ use crate::carrier::{Propagation, RequestHeaders, StrictExtractor};
 use crate::consume::{Consumer, ConsumerConfig, DeliveryFacts, Handler, Verdict};
 use crate::span::attributes::{self, GCP_PUBSUB};
 use crate::sync::lock;
+use crate::transport::{Acknowledger, TransportError};
 use axum::body::Bytes;
 use axum::extract::{FromRequest, Request, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -118,9 +119,23 @@ pub(super) async fn deliver<H: Handler>(
         Verdict::Ack => StatusCode::NO_CONTENT,
         Verdict::Nack => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    // The answer is the settlement.
-    consumed.settled(Ok(()));
+    // The answer is the settlement: recorded as one (the settle span, its duration).
+    consumed.settle(Box::new(ByAnswer)).await;
     status.into_response()
+}
+
+/// A push delivery's settlement: the status of the answer, which the handler returns.
+struct ByAnswer;
+
+#[async_trait::async_trait]
+impl Acknowledger for ByAnswer {
+    async fn ack(self: Box<Self>) -> Result<(), TransportError> {
+        Ok(())
+    }
+
+    async fn nack(self: Box<Self>) -> Result<(), TransportError> {
+        Ok(())
+    }
 }
 
 /// 400 with the reason, which is also logged (bounded: it may quote the request).
