@@ -46,6 +46,8 @@ struct FailedKey {
     message_id: String,
     /// When it failed.
     since: Instant,
+    /// Its place in [`Dispatcher::failed_order`].
+    seq: u64,
     /// Ids of the key's messages sent back since; one of them coming back means the broker is
     /// redelivering the key's sequence without the failed message (it was dead-lettered).
     sent_back: HashSet<String>,
@@ -74,6 +76,10 @@ pub(super) struct Dispatcher<H> {
     waiting: HashMap<String, VecDeque<Delivery>>,
     queued: usize,
     failed: HashMap<String, FailedKey>,
+    /// Failed keys in the order they failed (key, `seq`), so the oldest is forgotten first
+    /// without a scan; entries whose key has come back since are dropped as they are met.
+    failed_order: VecDeque<(String, u64)>,
+    failures: u64,
     nacker: Nacker,
 }
 
@@ -87,6 +93,8 @@ impl<H: Handler> Dispatcher<H> {
             waiting: HashMap::new(),
             queued: 0,
             failed: HashMap::new(),
+            failed_order: VecDeque::new(),
+            failures: 0,
             nacker: Nacker::start(),
         }
     }
@@ -184,11 +192,14 @@ impl<H: Handler> Dispatcher<H> {
                 return;
             };
             self.forget_old_failures();
+            self.failures += 1;
             let failed = FailedKey {
                 message_id,
                 since: Instant::now(),
+                seq: self.failures,
                 sent_back: HashSet::new(),
             };
+            self.failed_order.push_back((key.clone(), failed.seq));
             self.failed.insert(key, failed);
         }
         // Resubmitted in order: each goes back, runs, or waits as a new arrival would.
@@ -200,18 +211,26 @@ impl<H: Handler> Dispatcher<H> {
     /// Makes room for one more failed key: forgets those past their time, then the oldest
     /// while the bound is reached. A forgotten key's later deliveries run as any others.
     fn forget_old_failures(&mut self) {
-        self.failed
-            .retain(|_, failed| failed.since.elapsed() < FAILED_KEY_TTL);
-        while self.failed.len() >= MAX_FAILED_KEYS {
-            let oldest = self
-                .failed
-                .iter()
-                .min_by_key(|(_, failed)| failed.since)
-                .map(|(key, _)| key.clone());
-            match oldest {
-                Some(key) => self.failed.remove(&key),
-                None => break,
-            };
+        while let Some((key, seq)) = self.failed_order.front() {
+            let current = self.failed.get(key).filter(|failed| failed.seq == *seq);
+            let keep = current.is_some_and(|failed| {
+                failed.since.elapsed() < FAILED_KEY_TTL && self.failed.len() < MAX_FAILED_KEYS
+            });
+            if keep {
+                break;
+            }
+            let forget = current.is_some();
+            if let Some((key, _)) = self.failed_order.pop_front()
+                && forget
+            {
+                self.failed.remove(&key);
+            }
+        }
+        // Keys that came back leave their entries behind the oldest one still failed.
+        if self.failed_order.len() > 4 * MAX_FAILED_KEYS {
+            let failed = &self.failed;
+            self.failed_order
+                .retain(|(key, seq)| failed.get(key).is_some_and(|f| f.seq == *seq));
         }
     }
 
@@ -234,6 +253,7 @@ impl<H: Handler> Dispatcher<H> {
         self.in_flight.abort_all(deadline).await;
         self.running_keys.clear();
         self.failed.clear();
+        self.failed_order.clear();
         for (_, behind) in self.waiting.drain() {
             for delivery in behind {
                 self.nacker.send_back(delivery);
@@ -290,11 +310,12 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn failed_keys_whose_messages_never_come_back_are_bounded_in_number_and_time() {
         let mut dispatcher = failing();
-        for i in 0..MAX_FAILED_KEYS + 100 {
+        for i in 0..100_000 {
             dispatcher.submit(keyed(&format!("key-{i}"), &format!("m-{i}")));
             assert!(dispatcher.complete_one().await);
         }
         assert_eq!(dispatcher.failed_keys(), MAX_FAILED_KEYS);
+        assert!(dispatcher.failed_order.len() <= 4 * MAX_FAILED_KEYS);
 
         // Past their time, the next failure forgets them all.
         tokio::time::advance(FAILED_KEY_TTL).await;
