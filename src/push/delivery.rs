@@ -48,7 +48,7 @@ pub(super) fn read(headers: &HeaderMap, body: &[u8]) -> Result<PushDelivery, Not
 /// The delivery an envelope (or Eventarc's `MessagePublishedData`) describes.
 pub(super) fn from_envelope(
     shape: Shape,
-    envelope: Envelope,
+    envelope: Envelope<'_>,
 ) -> Result<PushDelivery, NotAPushDelivery> {
     let message = envelope.message.ok_or(NotAPushDelivery::NoMessage)?;
     Ok(PushDelivery {

@@ -79,12 +79,13 @@ fn is_structured_cloudevent(headers: &HeaderMap) -> bool {
 
 /// `MessagePublishedData`: `{"subscription", "message": {...}}`; Google's structured example
 /// also shows the message itself as the data, which is read as well.
-fn published_data(data: serde_json::Value) -> Result<Envelope, NotAPushDelivery> {
+fn published_data(data: serde_json::Value) -> Result<Envelope<'static>, NotAPushDelivery> {
+    use serde::Deserialize as _;
     let not_json = |e: serde_json::Error| NotAPushDelivery::NotJson(e.to_string());
     if data.get("message").is_some() {
-        return serde_json::from_value(data).map_err(not_json);
+        return Envelope::deserialize(data).map_err(not_json);
     }
-    let message: JsonMessage = serde_json::from_value(data).map_err(not_json)?;
+    let message = JsonMessage::deserialize(data).map_err(not_json)?;
     Ok(Envelope {
         message: Some(message),
         subscription: None,

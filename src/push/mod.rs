@@ -26,12 +26,14 @@
 //! | handler error or panic, undecodable message | 500 | nack: redelivery, then dead-lettering |
 //! | abandoned at shutdown | 503 | nack |
 //! | too many in flight | 429 | nack, and Pub/Sub slows down |
-//! | body over the limit | 413 | nack |
+//! | body over the limit, or larger than the memory budget | 413 | nack |
+//! | not within the memory budget now | 429 | nack, and Pub/Sub slows down |
 //! | no push delivery at all | 400, with the reason ([`NotAPushDelivery`]) | nack |
 //! | refused by the verifier | 401 / 403 ([`Rejection`]) | nack |
 //!
 //! The `Authorization` header is only shown to the verifier: it never reaches a span or a log.
 
+mod budget;
 mod delivery;
 mod error;
 mod eventarc;
@@ -63,6 +65,10 @@ pub type Verifier = Arc<dyn Fn(&HeaderMap) -> Result<(), Rejection> + Send + Syn
 pub const DEFAULT_BODY_LIMIT: usize = 10_000_000 / 3 * 4 + 1024 * 1024;
 /// Deliveries handled at once by default; more are answered 429.
 const DEFAULT_CONCURRENCY: usize = 64;
+/// What the deliveries in flight may hold at once by default: a quarter of Cloud Run's common
+/// 512 MiB instance, the rest left to the application. Two of the largest deliveries fit at
+/// once; small ones are bounded by the concurrency first.
+pub const DEFAULT_MEMORY_BUDGET: usize = 128 * 1024 * 1024;
 /// As the pull loop: inside Kubernetes' default 30-second termination grace period.
 const DEFAULT_SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(25);
 /// What shutdown may take past its timeout, for abandoned deliveries to be answered.
@@ -91,6 +97,7 @@ pub struct PushEndpoint {
     config: ConsumerConfig,
     verifier: Option<Verifier>,
     body_limit: usize,
+    memory_budget: usize,
     concurrency: usize,
     shutdown_timeout: Duration,
 }
@@ -102,13 +109,14 @@ impl PushEndpoint {
     /// push, and Eventarc's `MessagePublishedData`, do).
     ///
     /// Defaults: [`Settings::new`](crate::Settings::new), a body limit of
-    /// [`DEFAULT_BODY_LIMIT`], 64 deliveries at once, a 25-second shutdown timeout and no
-    /// verifier.
+    /// [`DEFAULT_BODY_LIMIT`], a memory budget of [`DEFAULT_MEMORY_BUDGET`], 64 deliveries at
+    /// once, a 25-second shutdown timeout and no verifier.
     pub fn new(subscription: impl Into<String>, topic: impl Into<String>) -> Self {
         Self {
             config: ConsumerConfig::new(subscription.into(), topic.into()),
             verifier: None,
             body_limit: DEFAULT_BODY_LIMIT,
+            memory_budget: DEFAULT_MEMORY_BUDGET,
             concurrency: DEFAULT_CONCURRENCY,
             shutdown_timeout: DEFAULT_SHUTDOWN_TIMEOUT,
         }
@@ -137,6 +145,16 @@ impl PushEndpoint {
         self
     }
 
+    /// Sets what the deliveries in flight may hold at once, in bytes (default
+    /// [`DEFAULT_MEMORY_BUDGET`], 128 MiB). Each request is charged three times its
+    /// `Content-Length` (the body limit when it names none) before its body is read: the body,
+    /// the data decoded from it, the event decoded from that. A request that does not fit now
+    /// gets 429 (Pub/Sub slows down and delivers it again); one that can never fit, 413.
+    pub fn memory_budget(mut self, bytes: usize) -> Self {
+        self.memory_budget = bytes;
+        self
+    }
+
     /// Sets how many deliveries are handled at once (at least 1); more get 429.
     pub fn concurrency(mut self, limit: usize) -> Self {
         self.concurrency = limit.max(1);
@@ -162,6 +180,7 @@ impl PushEndpoint {
         let endpoint = Arc::new(Endpoint {
             config: self.config,
             verifier: self.verifier,
+            budget: budget::MemoryBudget::new(self.memory_budget, self.body_limit),
             handler: Arc::new(handler),
             in_flight: in_flight.clone(),
             consumers: Mutex::default(),

@@ -5,26 +5,29 @@ use super::NotAPushDelivery;
 use crate::transport::Message;
 use base64::Engine as _;
 use serde::Deserialize;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 /// `{"message": {...}, "subscription": "...", "deliveryAttempt": n}`: a wrapped push body, and
 /// (without `deliveryAttempt`) Eventarc's `MessagePublishedData`.
 #[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct Envelope {
-    pub(super) message: Option<JsonMessage>,
+pub(super) struct Envelope<'a> {
+    #[serde(borrow)]
+    pub(super) message: Option<JsonMessage<'a>>,
     #[serde(default)]
     pub(super) subscription: Option<String>,
     #[serde(default)]
     pub(super) delivery_attempt: Option<u32>,
 }
 
-/// A `PubsubMessage` in its JSON form; both spellings of the id are sent.
+/// A `PubsubMessage` in its JSON form; both spellings of the id are sent. The data is borrowed
+/// from the body when it can be (base64 has nothing JSON escapes), so a body is not held twice.
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub(super) struct JsonMessage {
-    #[serde(default)]
-    data: Option<String>,
+pub(super) struct JsonMessage<'a> {
+    #[serde(default, borrow)]
+    data: Option<Cow<'a, str>>,
     #[serde(default)]
     attributes: BTreeMap<String, String>,
     #[serde(default)]
@@ -36,7 +39,7 @@ pub(super) struct JsonMessage {
     ordering_key: Option<String>,
 }
 
-impl JsonMessage {
+impl JsonMessage<'_> {
     /// The message, its data decoded from base64.
     pub(super) fn into_message(self) -> Result<Message, NotAPushDelivery> {
         let data = match self.data {
@@ -57,7 +60,7 @@ impl JsonMessage {
 }
 
 /// Reads `body` as an envelope.
-pub(super) fn envelope(body: &[u8]) -> Result<Envelope, NotAPushDelivery> {
+pub(super) fn envelope(body: &[u8]) -> Result<Envelope<'_>, NotAPushDelivery> {
     serde_json::from_slice(body).map_err(|e| NotAPushDelivery::NotJson(e.to_string()))
 }
 

@@ -31,6 +31,7 @@ const OTHER_SUBSCRIPTIONS: &str = "_other";
 pub(super) struct Endpoint<H> {
     pub(super) config: ConsumerConfig,
     pub(super) verifier: Option<Verifier>,
+    pub(super) budget: super::budget::MemoryBudget,
     pub(super) handler: Arc<H>,
     pub(super) in_flight: InFlight,
     pub(super) consumers: Mutex<HashMap<String, Arc<Consumer>>>,
@@ -85,6 +86,11 @@ pub(super) async fn deliver<H: Handler>(
         tracing::warn!(reason = %bounded(&rejection), "push request rejected");
         return (rejection.status(), rejection.to_string()).into_response();
     }
+    // Reserved before the body is read, held until the answer.
+    let _reserved = match endpoint.budget.reserve(&headers) {
+        Ok(reserved) => reserved,
+        Err(status) => return (status, "over the endpoint's memory budget").into_response(),
+    };
     // The body limit is the router's `DefaultBodyLimit`; over it, 413.
     let body = match Bytes::from_request(Request::from_parts(parts, body), &()).await {
         Ok(body) => body,
