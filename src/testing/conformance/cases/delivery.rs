@@ -299,3 +299,47 @@ async fn run_until_dead_lettered<T: ConformanceTarget>(
         .map_err(|e| e.to_string())?;
     Ok(calls.load(std::sync::atomic::Ordering::SeqCst))
 }
+
+/// A delivery dropped without being acked or nacked (a run aborted, a panic outside the
+/// handler) comes again while the subscriber runs: the transport's acknowledger sends it back
+/// when it is dropped, rather than holding it until its lease or channel ends.
+pub(super) async fn abandoned_delivery_comes_again<T: ConformanceTarget>(
+    target: &T,
+) -> Result<(), String> {
+    const WAIT: Duration = Duration::from_secs(30);
+    let h = Harness::new(target, "abandoned").await?;
+    let sub = h.subscription("a", SubscriptionConfig::default()).await?;
+    let root = h.root();
+    let published = h.publish_under(&root, "c1").await?;
+    let transport = target.transport();
+    let mut deliveries = transport
+        .subscribe(&sub)
+        .await
+        .map_err(|e| format!("cannot subscribe: {e}"))?;
+    let first = tokio::time::timeout(WAIT, deliveries.next())
+        .await
+        .map_err(|_| "the message was not delivered".to_owned())?
+        .ok_or("the delivery stream ended")?
+        .map_err(|e| format!("the delivery stream failed: {e}"))?;
+    ensure!(
+        first.message.id.as_deref() == Some(published.message_id.as_str()),
+        "delivered {:?}, published {}",
+        first.message.id,
+        published.message_id
+    );
+    drop(first);
+    let again = tokio::time::timeout(WAIT, deliveries.next())
+        .await
+        .map_err(|_| format!("a delivery dropped unsettled did not come again within {WAIT:?}"))?
+        .ok_or("the delivery stream ended")?
+        .map_err(|e| format!("the delivery stream failed: {e}"))?;
+    ensure!(
+        again.message.id.as_deref() == Some(published.message_id.as_str()),
+        "delivered {:?} again, not the dropped {}",
+        again.message.id,
+        published.message_id
+    );
+    let _ = again.ack().await;
+    deliveries.close().await;
+    Ok(())
+}
