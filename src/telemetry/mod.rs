@@ -62,6 +62,7 @@ pub use guard::TelemetryGuard;
 
 use crate::carrier::{NoPropagation, Propagation, W3cTraceContext};
 use crate::metrics::Metrics;
+use crate::settings::Settings;
 use config::{LogLevel, LogOutput, PropagatorKind};
 use logs::LogLayer;
 use opentelemetry::propagation::{TextMapCompositePropagator, TextMapPropagator};
@@ -326,6 +327,34 @@ impl Telemetry {
         } else {
             Propagation::new(TextMapCompositePropagator::new(propagators))
         }
+    }
+
+    /// The [`Settings`] for the publishers, subscribers, push endpoints and HTTP glue that
+    /// report through this telemetry: its tracer provider (a no-op one when tracing is
+    /// disabled), propagator and metrics, and the speed options its sampler allows, decided
+    /// here because here the sampler is known:
+    /// [`UnsampledParent::Follow`](crate::settings::UnsampledParent::Follow) when
+    /// [`Config::unsampled_parent`] says no span under an unsampled parent could record, and
+    /// [`AttributeTiming::WhenRecording`](crate::settings::AttributeTiming::WhenRecording)
+    /// unless the always-sample rules list resources (the one sampler here that reads
+    /// per-message attributes). Exported spans are the same either way.
+    pub fn settings(&self) -> Settings {
+        use crate::settings::AttributeTiming;
+        let settings = match &self.provider {
+            Some(provider) => Settings::new().tracer_provider(provider),
+            None => Settings::new()
+                .tracer_provider(&opentelemetry::trace::noop::NoopTracerProvider::new()),
+        };
+        let timing = match self.config.tracing.always_sample.resources.is_empty() {
+            true => AttributeTiming::WhenRecording,
+            false => AttributeTiming::AtStart,
+        };
+        let mut settings = settings
+            .metrics(self.metrics())
+            .unsampled_parent(self.config.unsampled_parent())
+            .attribute_timing(timing);
+        settings.propagation = self.propagator();
+        settings
     }
 
     /// The `tracing` subscriber: the log layer at `HYPERFLEET_LOG_LEVEL`, plus the
