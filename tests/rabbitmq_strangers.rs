@@ -63,3 +63,190 @@ async fn a_delivery_dropped_unsettled_is_delivered_again_while_the_consumer_runs
     deliveries.close().await;
     drop(node);
 }
+
+/// A message its handler always fails, on a classic queue (hyperfleet-broker's default), with
+/// retries on: the configured attempts, each after its delay, then the dead-letter queue with
+/// the message and its trace context intact, whose consumer continues the trace.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_message_is_retried_with_growing_delays_then_dead_lettered_whole() {
+    use hyperfleet_tracing::testing::TestTelemetry;
+    use hyperfleet_tracing::transport::rabbitmq::Retry;
+    use hyperfleet_tracing::{HandlerError, Received, Settings, TracedPublisher, TracedSubscriber};
+    use std::sync::{Arc, Mutex};
+    use std::time::Instant;
+
+    let node = tokio::task::spawn_blocking(RabbitNode::start)
+        .await
+        .unwrap();
+    let retry = Retry::new(3).delays(Duration::from_millis(300), Duration::from_secs(5));
+    let transport = RabbitMqTransport::connect(RabbitMqConfig::new(&node.url).retry(retry))
+        .await
+        .unwrap();
+    let queue = RabbitMqConfig::queue_name(TOPIC, "poisoned");
+    let admin = RabbitMqAdmin::new(&transport);
+    admin.create_topic_if_missing(TOPIC).await.unwrap();
+    admin
+        .create_subscription_if_missing(
+            &queue,
+            TOPIC,
+            QueueKind::Classic,
+            &SubscriptionConfig::default(),
+        )
+        .await
+        .unwrap();
+    let telemetry = TestTelemetry::new();
+    let settings = Settings::new().tracer_provider(&telemetry.provider);
+    let event = hyperfleet_tracing::testing::reconcile_event("poison", "c-1").unwrap();
+    let published = TracedPublisher::new(transport.clone(), TOPIC)
+        .settings(settings.clone())
+        .publish(event.clone())
+        .await
+        .unwrap();
+
+    // Every delivery fails; each is recorded with its attempt and when it came.
+    let calls = Arc::new(Mutex::new(Vec::<(Option<u32>, Instant)>::new()));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let record = Arc::clone(&calls);
+    let failing = move |received: Received| {
+        record
+            .lock()
+            .unwrap()
+            .push((received.delivery_attempt, Instant::now()));
+        let _ = tx.send(());
+        async { Err::<(), HandlerError>("poison".into()) }
+    };
+    let three = async move {
+        for _ in 0..3 {
+            rx.recv().await;
+        }
+    };
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        TracedSubscriber::new(transport.clone(), &queue, TOPIC)
+            .settings(settings.clone())
+            .run(failing, three),
+    )
+    .await
+    .expect("three deliveries within a minute")
+    .unwrap();
+    let calls = calls.lock().unwrap().clone();
+    let attempts: Vec<_> = calls.iter().map(|(attempt, _)| *attempt).collect();
+    assert_eq!(attempts, [Some(1), Some(2), Some(3)]);
+    let gaps: Vec<Duration> = calls.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    assert!(gaps[0] >= Duration::from_millis(300), "{gaps:?}");
+    assert!(gaps[1] >= Duration::from_millis(600), "{gaps:?}");
+    let span = calls[2].1 - calls[0].1;
+    eprintln!(
+        "poison message: 3 deliveries in {span:?} ({:.1} per second), gaps {gaps:?}",
+        3.0 / span.as_secs_f64()
+    );
+
+    // Nothing more on the queue: the last failure went to the dead-letter queue.
+    let mut rest = transport.subscribe(&queue).await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_secs(2), rest.next())
+            .await
+            .is_err(),
+        "the poison message came again after its last attempt"
+    );
+    rest.close().await;
+
+    // In the dead-letter queue, whole: its consumer continues the publisher's trace.
+    let dead = Retry::dead_letter_queue(&queue);
+    let seen = Arc::new(Mutex::new(None));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let keep = Arc::clone(&seen);
+    let handler = move |received: Received| {
+        *keep.lock().unwrap() = Some(received);
+        let _ = tx.send(());
+        async { Ok::<(), HandlerError>(()) }
+    };
+    tokio::time::timeout(
+        Duration::from_secs(30),
+        TracedSubscriber::new(transport.clone(), &dead, TOPIC)
+            .settings(settings)
+            .run(handler, async move {
+                rx.recv().await;
+            }),
+    )
+    .await
+    .expect("the message is in the dead-letter queue")
+    .unwrap();
+    let received = seen.lock().unwrap().take().unwrap();
+    // The event as published: the same attributes and data, and the publish span's context.
+    let mut expected = event.clone();
+    expected.set_extension(
+        "traceparent",
+        format!(
+            "00-{}-{}-01",
+            published.trace_context.trace_id(),
+            published.trace_context.span_id()
+        ),
+    );
+    assert_eq!(received.event, expected, "body and attributes intact");
+    assert_eq!(received.delivery_attempt, Some(4), "it failed three times");
+    use opentelemetry::trace::TraceContextExt as _;
+    assert_eq!(
+        received.context.span().span_context().trace_id(),
+        published.trace_context.trace_id(),
+        "the dead letter's consumer continues the trace"
+    );
+    drop(node);
+}
+
+/// Without retries (the default, hyperfleet-broker's behaviour, which Go consumers of the same
+/// queue rely on) a failed delivery is requeued at once: the figure the retries are measured
+/// against.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_retries_a_failed_delivery_is_requeued_at_once() {
+    use hyperfleet_tracing::{HandlerError, Received, TracedPublisher, TracedSubscriber};
+    use std::time::Instant;
+
+    let node = tokio::task::spawn_blocking(RabbitNode::start)
+        .await
+        .unwrap();
+    let transport = RabbitMqTransport::connect(RabbitMqConfig::new(&node.url))
+        .await
+        .unwrap();
+    let queue = RabbitMqConfig::queue_name(TOPIC, "looping");
+    let admin = RabbitMqAdmin::new(&transport);
+    admin.create_topic_if_missing(TOPIC).await.unwrap();
+    admin
+        .create_subscription_if_missing(
+            &queue,
+            TOPIC,
+            QueueKind::Classic,
+            &SubscriptionConfig::default(),
+        )
+        .await
+        .unwrap();
+    let event = hyperfleet_tracing::testing::reconcile_event("looping", "c-1").unwrap();
+    TracedPublisher::new(transport.clone(), TOPIC)
+        .publish(event)
+        .await
+        .unwrap();
+    let deliveries = 50;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let failing = move |_: Received| {
+        let _ = tx.send(());
+        async { Err::<(), HandlerError>("poison".into()) }
+    };
+    let started = Instant::now();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        TracedSubscriber::new(transport.clone(), &queue, TOPIC).run(failing, async move {
+            for _ in 0..deliveries {
+                rx.recv().await;
+            }
+        }),
+    )
+    .await
+    .expect("the failed delivery keeps coming back")
+    .unwrap();
+    let elapsed = started.elapsed();
+    eprintln!(
+        "without retries: {deliveries} deliveries of one poison message in {elapsed:?} ({:.0} per second)",
+        f64::from(deliveries) / elapsed.as_secs_f64()
+    );
+    drop(node);
+}

@@ -44,6 +44,9 @@ pub struct RabbitMqConfig {
     pub unroutable: Unroutable,
     /// Longest wait for the broker's confirm of one publish (default 10 s).
     pub publish_timeout: std::time::Duration,
+    /// Delayed, bounded retries of failed deliveries, then `{queue}-dlq` (default off: a
+    /// failed delivery is nacked with requeue, as hyperfleet-broker does).
+    pub retry: Option<super::Retry>,
 }
 
 impl RabbitMqConfig {
@@ -56,6 +59,7 @@ impl RabbitMqConfig {
             prefetch: 10,
             unroutable: Unroutable::Error,
             publish_timeout: std::time::Duration::from_secs(10),
+            retry: None,
         }
     }
 
@@ -92,6 +96,19 @@ impl RabbitMqConfig {
     /// Sets the longest wait for a publish's confirm.
     pub fn publish_timeout(mut self, timeout: std::time::Duration) -> Self {
         self.publish_timeout = timeout;
+        self
+    }
+
+    /// Retries failed deliveries with a growing delay, at most `retry.max_attempts` deliveries
+    /// in all, then moves them to `{queue}-dlq`, on classic queues too (see [`Retry`]). The
+    /// subscriber declares the wait queues and the dead-letter queue when it starts consuming.
+    /// Retried messages come back with RabbitMQ's `x-death` header, which Go consumers refuse
+    /// (every header they read must be a string): turn this on only for queues whose consumers
+    /// are all this crate's.
+    ///
+    /// [`Retry`]: super::Retry
+    pub fn retry(mut self, retry: super::Retry) -> Self {
+        self.retry = Some(retry);
         self
     }
 

@@ -9,15 +9,18 @@
 //! (lapin's recovery replays the topology and consumers).
 //!
 //! The delivery attempt: a quorum queue counts deliveries (`x-delivery-count`); a classic queue
-//! only flags a redelivery, so there a first delivery is attempt 1 and a redelivery unknown.
+//! only flags a redelivery, so there a first delivery is attempt 1 and a redelivery unknown,
+//! unless [`Retry`] is on, whose retried copies carry their attempt.
 
 mod admin;
 mod config;
 mod error;
+mod retry;
 mod wire;
 
 pub use admin::{QueueKind, RabbitMqAdmin};
 pub use config::{BROKER_RABBITMQ_URL, ExchangeType, RabbitMqConfig, Unroutable};
+pub use retry::{ATTEMPT_HEADER, Retry};
 pub use wire::WATERMILL_UUID;
 
 use crate::sync::lock;
@@ -247,6 +250,11 @@ async fn consume(inner: &Inner, queue: &str) -> Result<Consuming, TransportError
         .basic_qos(inner.config.prefetch, BasicQosOptions::default())
         .await
         .map_err(|e| transport_error(&e, &doing))?;
+    if let Some(retry) = &inner.config.retry {
+        retry::declare(&channel, queue, retry)
+            .await
+            .map_err(|e| transport_error(&e, &format!("declaring the retry queues of {queue}")))?;
+    }
     let consumer = channel
         .basic_consume(
             queue.into(),
@@ -286,7 +294,8 @@ impl Resubscribe {
                     Some(Ok(delivery)) => {
                         self.backoff = MIN_BACKOFF;
                         let channel = Arc::clone(&consuming.channel);
-                        return Some((Ok(into_delivery(delivery, channel)), self));
+                        let delivery = into_delivery(delivery, channel, &self.inner, &self.queue);
+                        return Some((Ok(delivery), self));
                     }
                     // The consumer broke: consume again, with backoff, rather than end.
                     Some(Err(error)) => {
@@ -336,7 +345,12 @@ impl Drop for ConsumerChannel {
     }
 }
 
-fn into_delivery(delivery: lapin::message::Delivery, channel: Arc<ConsumerChannel>) -> Delivery {
+fn into_delivery(
+    delivery: lapin::message::Delivery,
+    channel: Arc<ConsumerChannel>,
+    inner: &Arc<Inner>,
+    queue: &str,
+) -> Delivery {
     let lapin::message::Delivery {
         delivery_tag,
         routing_key,
@@ -346,8 +360,17 @@ fn into_delivery(delivery: lapin::message::Delivery, channel: Arc<ConsumerChanne
         acker,
         ..
     } = delivery;
-    let attempt = wire::delivery_attempt(&properties, redelivered);
+    let retried = retry::attempt(&properties);
+    let attempt = retried.or_else(|| wire::delivery_attempt(&properties, redelivered));
     let message = wire::message(data, &properties);
+    let retry = inner.config.retry.map(|policy| Retrying {
+        inner: Arc::clone(inner),
+        queue: queue.to_owned(),
+        policy,
+        attempt: attempt.unwrap_or(1),
+        data: message.data.clone(),
+        properties,
+    });
     let mut attributes = vec![KeyValue::new(
         DELIVERY_TAG,
         i64::try_from(delivery_tag).unwrap_or(i64::MAX),
@@ -355,23 +378,63 @@ fn into_delivery(delivery: lapin::message::Delivery, channel: Arc<ConsumerChanne
     if !routing_key.as_str().is_empty() {
         attributes.push(KeyValue::new(ROUTING_KEY, routing_key.to_string()));
     }
-    Delivery::new(message, attempt, Box::new(RabbitMqAcker(acker, channel)))
-        .with_attributes(attributes)
+    let acker = RabbitMqAcker {
+        acker,
+        channel,
+        retry,
+    };
+    Delivery::new(message, attempt, Box::new(acker)).with_attributes(attributes)
 }
 
-/// Settles through the delivery's channel (kept open meanwhile): ack, or nack with requeue.
-/// Dropped unsettled (a run aborted, a panic outside the handler), it nacks with requeue, as
-/// Pub/Sub clients do, instead of holding a prefetch slot until the channel closes.
-struct RabbitMqAcker(lapin::Acker, Arc<ConsumerChannel>);
+/// Settles through the delivery's channel (kept open meanwhile): ack, or nack with requeue
+/// (or, with [`Retry`] on, a copy to the wait queue of its attempt or the dead-letter queue,
+/// then ack). Dropped unsettled (a run aborted, a panic outside the handler), it nacks with
+/// requeue, as Pub/Sub clients do, instead of holding a prefetch slot until the channel closes.
+struct RabbitMqAcker {
+    acker: lapin::Acker,
+    channel: Arc<ConsumerChannel>,
+    retry: Option<Retrying>,
+}
+
+/// What a failed delivery needs to be sent on to its retry: its body and properties as they
+/// came, and where it is.
+struct Retrying {
+    inner: Arc<Inner>,
+    queue: String,
+    policy: Retry,
+    attempt: u32,
+    data: bytes::Bytes,
+    properties: lapin::BasicProperties,
+}
+
+impl Retrying {
+    /// Publishes the copy that carries the next attempt; `true` once it is confirmed.
+    async fn send_on(&self) -> bool {
+        let next = self.policy.next_queue(&self.queue, self.attempt);
+        let sent = retry::send_to(
+            &self.inner.publisher,
+            &next,
+            &self.data,
+            &self.properties,
+            self.attempt.saturating_add(1),
+            self.inner.config.publish_timeout,
+        )
+        .await;
+        if !sent {
+            tracing::warn!(queue = %self.queue, to = %next, "cannot send a failed message on; nacking it");
+        }
+        sent
+    }
+}
 
 impl Drop for RabbitMqAcker {
     fn drop(&mut self) {
         // Used (acked or nacked, even by a settlement cut short) or on a closed channel:
         // nothing to send back. lapin sends at most one settlement per delivery.
-        if !self.0.usable() {
+        if !self.acker.usable() {
             return;
         }
-        let (acker, channel) = (self.0.clone(), Arc::clone(&self.1));
+        let (acker, channel) = (self.acker.clone(), Arc::clone(&self.channel));
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 let requeue = BasicNackOptions {
@@ -389,7 +452,7 @@ impl Drop for RabbitMqAcker {
 #[async_trait::async_trait]
 impl Acknowledger for RabbitMqAcker {
     async fn ack(self: Box<Self>) -> Result<(), TransportError> {
-        self.0
+        self.acker
             .ack(BasicAckOptions::default())
             .await
             .map(|_| ())
@@ -397,11 +460,17 @@ impl Acknowledger for RabbitMqAcker {
     }
 
     async fn nack(self: Box<Self>) -> Result<(), TransportError> {
+        if let Some(retry) = &self.retry
+            && retry.send_on().await
+        {
+            // The copy is queued: the original is done with.
+            return self.ack().await;
+        }
         let options = BasicNackOptions {
             requeue: true,
             ..BasicNackOptions::default()
         };
-        self.0
+        self.acker
             .nack(options)
             .await
             .map(|_| ())
