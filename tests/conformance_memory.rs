@@ -45,5 +45,5 @@ async fn checks_a_backend_cannot_run_are_listed_as_not_applicable_with_the_reaso
         ))
     );
     assert_eq!(reason("trace_continuity"), Some(Outcome::Passed));
-    assert_eq!(report.not_applicable().len(), 5, "{report}");
+    assert_eq!(report.not_applicable().len(), 6, "{report}");
 }

@@ -343,3 +343,47 @@ pub(super) async fn abandoned_delivery_comes_again<T: ConformanceTarget>(
     deliveries.close().await;
     Ok(())
 }
+
+/// A message its handler keeps failing is dead-lettered whole: its trace context goes with it,
+/// and the dead-letter subscription's consumer continues the publisher's trace.
+pub(super) async fn dead_letter_keeps_trace<T: ConformanceTarget>(
+    target: &T,
+) -> Result<(), String> {
+    let h = Harness::new(target, "dead_letter_trace").await?;
+    let dead_letter_topic = format!("{}-dlq", h.topic);
+    let policy = DeadLetterPolicy::new(&dead_letter_topic, 5);
+    let sub = h
+        .subscription("a", SubscriptionConfig::default().dead_letter(policy))
+        .await?;
+    let dead_letters = format!("{dead_letter_topic}-sub");
+    target
+        .create_subscription(
+            &dead_letters,
+            &dead_letter_topic,
+            &SubscriptionConfig::default(),
+        )
+        .await
+        .map_err(|e| e.to_string())?;
+    let root = h.root();
+    let published = h.publish_under(&root, "c1").await?;
+    h.consume(h.subscriber(&sub), 5, |_, _| {
+        Err("conformance: the handler always fails".into())
+    })
+    .await?;
+    let seen = h
+        .consume(h.subscriber(&dead_letters), 1, |_, _| Ok(()))
+        .await?;
+    let received = &seen[0].received;
+    ensure!(
+        received.event.id() == "event-c1",
+        "the dead letter is event {:?}",
+        received.event.id()
+    );
+    let trace = published.trace_context.trace_id();
+    ensure!(
+        seen[0].current.trace_id() == trace,
+        "the dead letter's handler ran in trace {}, not the publisher's {trace}",
+        seen[0].current.trace_id()
+    );
+    Ok(())
+}

@@ -83,6 +83,7 @@ registry! { target;
     "held_message_outlives_its_ack_deadline" [LeaseExtension]
         => delivery::held_past_ack_deadline(target),
     "abandoned_delivery_comes_again" [] => delivery::abandoned_delivery_comes_again(target),
+    "dead_letter_keeps_its_trace" [DeadLetters] => delivery::dead_letter_keeps_trace(target),
 }
 
 const EXISTING_TRACEPARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
