@@ -588,3 +588,51 @@ async fn the_answer_is_recorded_as_the_settlement() {
         }
     }
 }
+
+/// `ParentMode::Link` starts a new trace, but the producer's baggage still reaches the handler.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn link_mode_hands_the_producers_baggage_to_the_handler() {
+    use cloudevents::AttributesWriter as _;
+    use opentelemetry::baggage::BaggageExt as _;
+    use opentelemetry::propagation::TextMapCompositePropagator;
+    use opentelemetry::trace::TraceContextExt as _;
+    let telemetry = TestTelemetry::new();
+    let propagator = TextMapCompositePropagator::new(vec![
+        Box::new(hyperfleet_tracing::carrier::W3cTraceContext),
+        Box::new(opentelemetry_sdk::propagation::BaggagePropagator::new()),
+    ]);
+    let settings = settings(&telemetry)
+        .propagator(propagator)
+        .parent_mode(hyperfleet_tracing::settings::ParentMode::Link);
+    let (tx, mut seen) = mpsc::unbounded_channel();
+    let handler = move |received: Received| {
+        let current = opentelemetry::Context::current();
+        let _ = tx.send((
+            current.baggage().get("tenant").map(|v| v.to_string()),
+            current.span().span_context().trace_id(),
+        ));
+        async { Ok::<(), HandlerError>(()) }
+    };
+    let served = serve(endpoint(&telemetry).settings(settings), handler).await;
+    let mut event = hyperfleet_tracing::testing::reconcile_event("e1", "c").unwrap();
+    event.set_extension(
+        "traceparent",
+        "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+    );
+    event.set_extension("baggage", "tenant=acme");
+    let body = wrapped_body(
+        &serde_json::to_vec(&event).unwrap(),
+        serde_json::json!({}),
+        serde_json::json!({}),
+    );
+    let (status, text) = post(&served.url, &json_headers(), body).await;
+    assert_eq!(status, 204, "{text}");
+    served.stop().await;
+    let (tenant, trace) = seen.recv().await.unwrap();
+    assert_eq!(tenant.as_deref(), Some("acme"));
+    assert_ne!(
+        trace.to_string(),
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        "a new trace"
+    );
+}
