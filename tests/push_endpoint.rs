@@ -592,7 +592,6 @@ async fn the_answer_is_recorded_as_the_settlement() {
 /// `ParentMode::Link` starts a new trace, but the producer's baggage still reaches the handler.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn link_mode_hands_the_producers_baggage_to_the_handler() {
-    use cloudevents::AttributesWriter as _;
     use opentelemetry::baggage::BaggageExt as _;
     use opentelemetry::propagation::TextMapCompositePropagator;
     use opentelemetry::trace::TraceContextExt as _;
