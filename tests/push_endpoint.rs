@@ -604,7 +604,7 @@ async fn link_mode_hands_the_producers_baggage_to_the_handler() {
         .propagator(propagator)
         .parent_mode(hyperfleet_tracing::settings::ParentMode::Link);
     let (tx, mut seen) = mpsc::unbounded_channel();
-    let handler = move |received: Received| {
+    let handler = move |_: Received| {
         let current = opentelemetry::Context::current();
         let _ = tx.send((
             current.baggage().get("tenant").map(|v| v.to_string()),
