@@ -221,6 +221,12 @@ pub fn hyperfleet_resource(event: &Event) -> Vec<KeyValue> {
 
 #[cfg(test)]
 mod tests {
+    #[cfg(feature = "pubsub")]
+    #[test]
+    fn the_pubsub_transport_names_the_system_as_push_does() {
+        assert_eq!(crate::transport::pubsub::SYSTEM, super::GCP_PUBSUB);
+    }
+
     use super::*;
     use cloudevents::{EventBuilder, EventBuilderV10};
 

@@ -57,7 +57,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 
 /// `messaging.system` for Pub/Sub.
-pub const SYSTEM: &str = crate::span::attributes::GCP_PUBSUB;
+pub const SYSTEM: &str = "gcp_pubsub";
 
 /// A [`Transport`] over Google Cloud Pub/Sub. Clones share connections.
 #[derive(Clone)]
