@@ -17,7 +17,8 @@ struct Run {
 /// The start of the example's Pub/Sub subscription names.
 const PUBSUB: &str = "hyperfleet-dev-clusters-";
 
-/// What the example's events cross.
+/// What the example's events cross (the Pub/Sub and RabbitMQ runs need their features).
+#[cfg_attr(not(all(feature = "pubsub", feature = "rabbitmq")), allow(dead_code))]
 enum Broker<'a> {
     Memory,
     Emulator(&'a str),
