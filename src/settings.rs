@@ -206,7 +206,10 @@ pub enum ParentMode {
     Child,
     /// The receive span starts a new trace and links to the creation context. For producers
     /// whose trace context should not be trusted (or not inherit their sampling decision).
-    /// The creation context's baggage still reaches the handler.
+    /// The creation context's baggage still reaches the handler, as the messaging conventions'
+    /// users ask, and so goes on with what the handler publishes or calls: where the producer's
+    /// baggage is not to be trusted either, clear it in the handler
+    /// (`Context::current().with_cleared_baggage()`) or use a propagator without baggage.
     Link,
 }
 

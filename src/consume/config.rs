@@ -10,7 +10,8 @@ pub(crate) struct ConsumerConfig {
     pub(crate) subscription: String,
     pub(crate) settings: Settings,
     /// A stand-in for many subscriptions (a push endpoint's beyond its bound): its spans name
-    /// `subscription` but carry each delivery's own in their subscription attribute.
+    /// `subscription`, and its receive span carries each delivery's own in its subscription
+    /// attribute.
     pub(crate) stand_in: bool,
 }
 

@@ -44,7 +44,8 @@ impl SettleSpans {
     }
 }
 
-/// A stand-in's template leaves the subscription attribute to each delivery.
+/// A stand-in's receive span takes its subscription attribute from each delivery (its process
+/// and settle spans keep the stand-in's).
 fn own_subscription(template: SpanTemplate, stand_in: bool) -> SpanTemplate {
     match stand_in {
         true => template.without(attributes::MESSAGING_DESTINATION_SUBSCRIPTION_NAME),
@@ -104,21 +105,14 @@ impl ConsumeSpans {
             process = process
                 .with_attribute(KeyValue::new(HYPERFLEET_ADAPTER, Arc::<str>::from(adapter)));
         }
-        let settle = |operation| {
-            let template = SpanTemplate::messaging(destination, operation, SpanKind::Client, 1);
-            own_subscription(template, stand_in)
-        };
         let settle = current.then(|| {
             Arc::new(SettleSpans {
                 tracer: Arc::clone(tracer),
-                ack: settle(Operation::Ack),
-                nack: settle(Operation::Nack),
+                ack: SpanTemplate::messaging(destination, Operation::Ack, SpanKind::Client, 1),
+                nack: SpanTemplate::messaging(destination, Operation::Nack, SpanKind::Client, 1),
             })
         });
-        let (receive, process) = (
-            own_subscription(receive, stand_in),
-            own_subscription(process, stand_in),
-        );
+        let receive = own_subscription(receive, stand_in);
         Self {
             receive,
             process,

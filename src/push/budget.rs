@@ -5,6 +5,12 @@
 //! names none) times what a delivery holds at its peak — the body, the message data decoded
 //! from it, and the event decoded from that. A request that cannot fit even alone is answered
 //! 413; one that does not fit now, 429, which Pub/Sub answers by slowing down and retrying.
+//!
+//! The charge holds for the event's data as bytes or a string; JSON data made of many tiny
+//! values (a 10 MB array of zeros) parses into several times its size, more than the charge.
+//! Each 429 counts as a delivery attempt, so a large delivery that keeps arriving beside a
+//! steady load of others can reach a dead-letter policy's limit unhandled: size the budget for
+//! the largest deliveries the subscription carries.
 
 use axum::http::{HeaderMap, StatusCode, header::CONTENT_LENGTH};
 use std::sync::Arc;

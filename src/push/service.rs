@@ -23,8 +23,8 @@ use std::sync::{Arc, Mutex};
 const MAX_CACHED_SUBSCRIPTIONS: usize = 64;
 
 /// The subscription that span names and metric labels name for deliveries of subscriptions
-/// beyond the cache. Their spans' subscription attribute, the handler and the log lines still
-/// see the delivery's own (bounded) name.
+/// beyond the cache. Their receive span's subscription attribute, the handler and the log lines
+/// still see the delivery's own (bounded) name.
 const OTHER_SUBSCRIPTIONS: &str = "_other";
 
 /// What every request of one endpoint shares.
@@ -49,7 +49,9 @@ impl<H: Handler> Endpoint<H> {
         if let Some(consumer) = consumers.get(&name) {
             return (Arc::clone(consumer), None);
         }
-        if consumers.len() < MAX_CACHED_SUBSCRIPTIONS {
+        // The endpoint's own subscription always gets its pipeline, however many names came
+        // first.
+        if consumers.len() < MAX_CACHED_SUBSCRIPTIONS || name == self.config.subscription {
             let consumer = Arc::new(Consumer::new(self.build(&name), GCP_PUBSUB, None, None));
             consumers.insert(name, Arc::clone(&consumer));
             return (consumer, None);

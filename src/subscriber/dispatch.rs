@@ -32,8 +32,9 @@ const MAX_FAILED_KEYS: usize = 1024;
 /// How long a failed key is remembered: Pub/Sub's longest retry backoff (600 s) and more. A
 /// failed message that has not come back by then went elsewhere.
 const FAILED_KEY_TTL: Duration = Duration::from_secs(900);
-/// Most message ids remembered per failed key as sent back.
-const MAX_SENT_BACK: usize = 1024;
+/// Most message ids remembered per failed key as sent back: the first are those the broker
+/// redelivers first.
+const MAX_SENT_BACK: usize = 64;
 
 /// A running handler's ordering key and message.
 struct Running {
@@ -119,6 +120,13 @@ impl<H: Handler> Dispatcher<H> {
             self.spawn(delivery);
             return;
         };
+        if self
+            .failed
+            .get(&key)
+            .is_some_and(|failed| failed.since.elapsed() >= FAILED_KEY_TTL)
+        {
+            self.failed.remove(&key);
+        }
         if let Some(failed) = self.failed.get_mut(&key) {
             if !failed.is_redelivery(&delivery) {
                 if failed.sent_back.len() < MAX_SENT_BACK {
@@ -322,6 +330,16 @@ mod tests {
         dispatcher.submit(keyed("late", "m-late"));
         assert!(dispatcher.complete_one().await);
         assert_eq!(dispatcher.failed_keys(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_key_past_its_time_runs_its_next_delivery_with_no_other_failure() {
+        let mut dispatcher = failing();
+        dispatcher.submit(keyed("k", "m-1"));
+        assert!(dispatcher.complete_one().await);
+        tokio::time::advance(FAILED_KEY_TTL).await;
+        dispatcher.submit(keyed("k", "m-2"));
+        assert_eq!(dispatcher.running(), 1);
     }
 
     #[tokio::test(start_paused = true)]

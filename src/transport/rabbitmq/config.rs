@@ -102,6 +102,8 @@ impl RabbitMqConfig {
     /// Retries failed deliveries with a growing delay, at most `retry.max_attempts` deliveries
     /// in all, then moves them to `{queue}-dlq`, on classic queues too (see [`Retry`]). The
     /// subscriber declares the wait queues and the dead-letter queue when it starts consuming.
+    /// Every nack then counts as a failed attempt, a `Delivery::nack` of a message never
+    /// handled included.
     /// Retried messages come back with RabbitMQ's `x-death` header, which Go consumers refuse
     /// (every header they read must be a string): turn this on only for queues whose consumers
     /// are all this crate's.

@@ -449,31 +449,42 @@ impl Drop for RabbitMqAcker {
     }
 }
 
+/// A settlement lapin did not send: the delivery was settled already, or its channel is gone
+/// (then the broker delivers it again).
+fn not_sent(doing: &str) -> TransportError {
+    TransportError::new(
+        ErrorCode::Unavailable,
+        format!("{doing}: the delivery's channel is closed; the broker delivers it again"),
+    )
+}
+
 #[async_trait::async_trait]
 impl Acknowledger for RabbitMqAcker {
     async fn ack(self: Box<Self>) -> Result<(), TransportError> {
-        self.acker
-            .ack(BasicAckOptions::default())
-            .await
-            .map(|_| ())
-            .map_err(|e| transport_error(&e, "acknowledging"))
+        match self.acker.ack(BasicAckOptions::default()).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(not_sent("acknowledging")),
+            Err(e) => Err(transport_error(&e, "acknowledging")),
+        }
     }
 
     async fn nack(self: Box<Self>) -> Result<(), TransportError> {
+        // A copy is sent on only while the original can still be acked after it: a closed
+        // channel has given the original back to the broker already.
         if let Some(retry) = &self.retry
+            && self.acker.usable()
             && retry.send_on().await
         {
-            // The copy is queued: the original is done with.
             return self.ack().await;
         }
         let options = BasicNackOptions {
             requeue: true,
             ..BasicNackOptions::default()
         };
-        self.acker
-            .nack(options)
-            .await
-            .map(|_| ())
-            .map_err(|e| transport_error(&e, "negatively acknowledging"))
+        match self.acker.nack(options).await {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(not_sent("negatively acknowledging")),
+            Err(e) => Err(transport_error(&e, "negatively acknowledging")),
+        }
     }
 }

@@ -2,12 +2,17 @@
 //! [`RabbitMqConfig::retry`](super::RabbitMqConfig::retry)). Classic queues count no
 //! deliveries and a nack with requeue comes back at once, so a message its handler always fails
 //! would loop as fast as the broker can send it. With retries on, a failed delivery is instead
-//! published (with confirms) to a wait queue of its attempt, `{queue}-retry-{attempt}`, which
-//! holds it for that attempt's delay and dead-letters it back to `{queue}` (RabbitMQ's own
-//! delayed-retry pattern); the attempt travels in the string header [`ATTEMPT_HEADER`]. After
-//! the last attempt it is published to `{queue}-dlq`. Only once the copy is confirmed is the
-//! original acked: nothing is lost, and a copy that cannot be published leaves the original to
-//! a nack with requeue.
+//! published (with confirms) to the wait queue of its delay, `{queue}-retry-{delay in ms}ms`,
+//! which holds it for that delay and dead-letters it back to `{queue}` (RabbitMQ's own
+//! delayed-retry pattern; a queue's arguments cannot change, so each delay has its own queue
+//! and changing the delays never conflicts with queues declared before). The attempt travels
+//! in the string header [`ATTEMPT_HEADER`]. After the last attempt it is published to
+//! `{queue}-dlq`. Only once the copy is confirmed is the original acked: nothing is lost, and a
+//! copy that cannot be published leaves the original to a nack with requeue. Delivery stays at
+//! least once: a copy whose confirm is lost in a broker failure may be queued beside its
+//! requeued original.
+//!
+//! With retries on, every nack of a delivery counts as a failed attempt.
 
 use lapin::options::{BasicPublishOptions, QueueDeclareOptions};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
@@ -57,9 +62,9 @@ impl Retry {
             .min(self.max_delay)
     }
 
-    /// The wait queue of failed attempt `attempt`.
-    pub fn wait_queue(queue: &str, attempt: u32) -> String {
-        format!("{queue}-retry-{attempt}")
+    /// The wait queue that holds a message of `queue` for `delay`.
+    pub fn wait_queue(queue: &str, delay: Duration) -> String {
+        format!("{queue}-retry-{}ms", delay.as_millis())
     }
 
     /// Where messages go after their last attempt.
@@ -70,7 +75,7 @@ impl Retry {
     /// The queue a delivery of `queue` on attempt `attempt` goes to when it fails.
     pub(super) fn next_queue(&self, queue: &str, attempt: u32) -> String {
         match attempt < self.max_attempts {
-            true => Self::wait_queue(queue, attempt),
+            true => Self::wait_queue(queue, self.delay(attempt)),
             false => Self::dead_letter_queue(queue),
         }
     }
@@ -95,7 +100,7 @@ pub(super) async fn declare(channel: &Channel, queue: &str, retry: &Retry) -> la
             "x-dead-letter-routing-key".into(),
             AMQPValue::LongString(LongString::from(queue)),
         );
-        let name = Retry::wait_queue(queue, attempt);
+        let name = Retry::wait_queue(queue, retry.delay(attempt));
         channel
             .queue_declare(name.as_str().into(), durable, arguments)
             .await?;
@@ -107,14 +112,17 @@ pub(super) async fn declare(channel: &Channel, queue: &str, retry: &Retry) -> la
     Ok(())
 }
 
-/// The attempt a delivery is on, from [`ATTEMPT_HEADER`]; `None` when it has none.
+/// The attempt a delivery is on, from [`ATTEMPT_HEADER`]; `None` when it has none. Anyone
+/// can publish the header: a value below 1 counts as 1, so no message is sent on to a wait
+/// queue that does not exist.
 pub(super) fn attempt(properties: &BasicProperties) -> Option<u32> {
     let value = properties.headers().as_ref()?.inner().get(ATTEMPT_HEADER)?;
-    match value {
+    let attempt: u32 = match value {
         AMQPValue::LongString(s) => std::str::from_utf8(s.as_bytes()).ok()?.parse().ok(),
         AMQPValue::ShortString(s) => s.as_str().parse().ok(),
         _ => None,
-    }
+    }?;
+    Some(attempt.max(1))
 }
 
 /// Publishes `data` with `properties`, marked as on attempt `attempt`, to `queue` through the
@@ -147,4 +155,36 @@ pub(super) async fn send_to(
         tokio::time::timeout(timeout, send).await,
         Ok(Ok(Confirmation::Ack(None)))
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_attempt(value: &str) -> BasicProperties {
+        let mut headers = FieldTable::default();
+        headers.insert(
+            ShortString::from(ATTEMPT_HEADER),
+            AMQPValue::LongString(LongString::from(value)),
+        );
+        BasicProperties::default().with_headers(headers)
+    }
+
+    #[test]
+    fn an_attempt_header_below_one_counts_as_the_first_attempt() {
+        assert_eq!(attempt(&with_attempt("0")), Some(1));
+        assert_eq!(attempt(&with_attempt("3")), Some(3));
+        assert_eq!(attempt(&with_attempt("x")), None);
+        assert_eq!(attempt(&BasicProperties::default()), None);
+    }
+
+    #[test]
+    fn failed_attempts_wait_in_the_queue_of_their_delay_then_go_to_the_dead_letter_queue() {
+        let retry = Retry::new(4).delays(Duration::from_millis(300), Duration::from_millis(500));
+        assert_eq!(retry.next_queue("q", 1), "q-retry-300ms");
+        assert_eq!(retry.next_queue("q", 2), "q-retry-500ms");
+        assert_eq!(retry.next_queue("q", 3), "q-retry-500ms");
+        assert_eq!(retry.next_queue("q", 4), "q-dlq");
+        assert_eq!(retry.next_queue("q", 9), "q-dlq");
+    }
 }
