@@ -15,15 +15,19 @@ use support::rabbitmq::RabbitNode;
 
 const TOPIC: &str = "hyperfleet-clusters";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_delivery_dropped_unsettled_is_delivered_again_while_the_consumer_runs() {
+/// A private node, a transport on it with `config`, and hyperfleet-broker's topology: the
+/// topic's exchange and the classic queue of `subscription`, whose name is returned.
+async fn classic_queue(
+    config: impl FnOnce(RabbitMqConfig) -> RabbitMqConfig,
+    subscription: &str,
+) -> (RabbitNode, RabbitMqTransport, String) {
     let node = tokio::task::spawn_blocking(RabbitNode::start)
         .await
         .unwrap();
-    // One unsettled delivery fills the prefetch: nothing else comes until it is settled.
-    let config = RabbitMqConfig::new(&node.url).prefetch(1);
-    let transport = RabbitMqTransport::connect(config).await.unwrap();
-    let queue = RabbitMqConfig::queue_name(TOPIC, "validation");
+    let transport = RabbitMqTransport::connect(config(RabbitMqConfig::new(&node.url)))
+        .await
+        .unwrap();
+    let queue = RabbitMqConfig::queue_name(TOPIC, subscription);
     let admin = RabbitMqAdmin::new(&transport);
     admin.create_topic_if_missing(TOPIC).await.unwrap();
     admin
@@ -35,6 +39,13 @@ async fn a_delivery_dropped_unsettled_is_delivered_again_while_the_consumer_runs
         )
         .await
         .unwrap();
+    (node, transport, queue)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delivery_dropped_unsettled_is_delivered_again_while_the_consumer_runs() {
+    // One unsettled delivery fills the prefetch: nothing else comes until it is settled.
+    let (node, transport, queue) = classic_queue(|c| c.prefetch(1), "validation").await;
     let event = hyperfleet_tracing::testing::reconcile_event("dropped", "c-1").unwrap();
     let message = binding::encode(&event, Encoding::Structured).unwrap();
     transport.publish(TOPIC, message).await.unwrap();
@@ -75,25 +86,8 @@ async fn a_poison_message_is_retried_with_growing_delays_then_dead_lettered_whol
     use std::sync::{Arc, Mutex};
     use std::time::Instant;
 
-    let node = tokio::task::spawn_blocking(RabbitNode::start)
-        .await
-        .unwrap();
     let retry = Retry::new(3).delays(Duration::from_millis(300), Duration::from_secs(5));
-    let transport = RabbitMqTransport::connect(RabbitMqConfig::new(&node.url).retry(retry))
-        .await
-        .unwrap();
-    let queue = RabbitMqConfig::queue_name(TOPIC, "poisoned");
-    let admin = RabbitMqAdmin::new(&transport);
-    admin.create_topic_if_missing(TOPIC).await.unwrap();
-    admin
-        .create_subscription_if_missing(
-            &queue,
-            TOPIC,
-            QueueKind::Classic,
-            &SubscriptionConfig::default(),
-        )
-        .await
-        .unwrap();
+    let (node, transport, queue) = classic_queue(|c| c.retry(retry), "poisoned").await;
     let telemetry = TestTelemetry::new();
     let settings = Settings::new().tracer_provider(&telemetry.provider);
     let event = hyperfleet_tracing::testing::reconcile_event("poison", "c-1").unwrap();
@@ -202,24 +196,7 @@ async fn without_retries_a_failed_delivery_is_requeued_at_once() {
     use hyperfleet_tracing::{HandlerError, Received, TracedPublisher, TracedSubscriber};
     use std::time::Instant;
 
-    let node = tokio::task::spawn_blocking(RabbitNode::start)
-        .await
-        .unwrap();
-    let transport = RabbitMqTransport::connect(RabbitMqConfig::new(&node.url))
-        .await
-        .unwrap();
-    let queue = RabbitMqConfig::queue_name(TOPIC, "looping");
-    let admin = RabbitMqAdmin::new(&transport);
-    admin.create_topic_if_missing(TOPIC).await.unwrap();
-    admin
-        .create_subscription_if_missing(
-            &queue,
-            TOPIC,
-            QueueKind::Classic,
-            &SubscriptionConfig::default(),
-        )
-        .await
-        .unwrap();
+    let (node, transport, queue) = classic_queue(|c| c, "looping").await;
     let event = hyperfleet_tracing::testing::reconcile_event("looping", "c-1").unwrap();
     TracedPublisher::new(transport.clone(), TOPIC)
         .publish(event)

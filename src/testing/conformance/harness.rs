@@ -77,6 +77,26 @@ impl<'t, T: ConformanceTarget> Harness<'t, T> {
             .metrics(self.metrics.metrics.clone())
     }
 
+    /// A fresh subscription whose messages are dead-lettered after 5 attempts to the topic
+    /// `{topic}-dlq`, and a subscription on that topic: their names.
+    pub(super) async fn dead_lettering_subscription(&self) -> Result<(String, String), String> {
+        let dead_letter_topic = format!("{}-dlq", self.topic);
+        let policy = crate::transport::DeadLetterPolicy::new(&dead_letter_topic, 5);
+        let sub = self
+            .subscription("a", SubscriptionConfig::default().dead_letter(policy))
+            .await?;
+        let dead_letters = format!("{dead_letter_topic}-sub");
+        self.target
+            .create_subscription(
+                &dead_letters,
+                &dead_letter_topic,
+                &SubscriptionConfig::default(),
+            )
+            .await
+            .map_err(|e| format!("cannot create subscription {dead_letters}: {e}"))?;
+        Ok((sub, dead_letters))
+    }
+
     pub(super) fn publisher(&self) -> TracedPublisher<T::Transport> {
         TracedPublisher::new(self.target.transport(), self.topic.clone()).settings(self.settings())
     }

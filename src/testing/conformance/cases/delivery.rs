@@ -123,22 +123,7 @@ pub(super) async fn ordering_key<T: ConformanceTarget>(target: &T) -> Result<(),
 }
 pub(super) async fn undecodable<T: ConformanceTarget>(target: &T) -> Result<(), String> {
     let h = Harness::new(target, "undecodable").await?;
-    let dead_letter_topic = format!("{}-dlq", h.topic);
-    let sub = h
-        .subscription(
-            "a",
-            SubscriptionConfig::default().dead_letter(DeadLetterPolicy::new(&dead_letter_topic, 5)),
-        )
-        .await?;
-    let dead_letters = format!("{dead_letter_topic}-sub");
-    target
-        .create_subscription(
-            &dead_letters,
-            &dead_letter_topic,
-            &SubscriptionConfig::default(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let (sub, dead_letters) = h.dead_lettering_subscription().await?;
     let transport = target.transport();
     transport
         .publish(&h.topic, Message::new("this is not a CloudEvent"))
@@ -350,20 +335,7 @@ pub(super) async fn dead_letter_keeps_trace<T: ConformanceTarget>(
     target: &T,
 ) -> Result<(), String> {
     let h = Harness::new(target, "dead_letter_trace").await?;
-    let dead_letter_topic = format!("{}-dlq", h.topic);
-    let policy = DeadLetterPolicy::new(&dead_letter_topic, 5);
-    let sub = h
-        .subscription("a", SubscriptionConfig::default().dead_letter(policy))
-        .await?;
-    let dead_letters = format!("{dead_letter_topic}-sub");
-    target
-        .create_subscription(
-            &dead_letters,
-            &dead_letter_topic,
-            &SubscriptionConfig::default(),
-        )
-        .await
-        .map_err(|e| e.to_string())?;
+    let (sub, dead_letters) = h.dead_lettering_subscription().await?;
     let root = h.root();
     let published = h.publish_under(&root, "c1").await?;
     h.consume(h.subscriber(&sub), 5, |_, _| {
