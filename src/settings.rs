@@ -182,14 +182,14 @@ impl Settings {
     }
 
     /// Sets when message spans are given their per-message attributes (default
-    /// [`AttributeTiming::AtStart`]).
+    /// [`AttributeTiming::WhenRecording`]).
     pub fn attribute_timing(mut self, timing: AttributeTiming) -> Self {
         self.attribute_timing = timing;
         self
     }
 
     /// Sets what happens under a valid parent context that is neither sampled nor recording
-    /// (default [`UnsampledParent::AskSampler`]).
+    /// (default [`UnsampledParent::Follow`]).
     pub fn unsampled_parent(mut self, unsampled: UnsampledParent) -> Self {
         self.unsampled_parent = unsampled;
         self
@@ -262,15 +262,36 @@ pub enum AckPolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum Execution {
+    /// Decided by the runtime the loop runs on: [`TaskPerMessage`](Self::TaskPerMessage) on
+    /// a multi-threaded Tokio runtime, where a task of its own lets a handler run in parallel
+    /// and keeps one that blocks its thread from holding up the loop;
+    /// [`LoopTask`](Self::LoopTask) on a current-thread runtime (or outside Tokio), where
+    /// there is one thread, so a task of its own would give a handler neither and only cost a
+    /// spawn per message.
+    #[default]
+    Auto,
     /// Each handler in a task of its own: on a multi-threaded runtime handlers run in
     /// parallel, and a handler that blocks its thread in synchronous code leaves the loop free
     /// to stop at the shutdown timeout.
-    #[default]
     TaskPerMessage,
     /// Every handler on the loop's own task, polled together (as a stream's
     /// `buffer_unordered` would): no task is spawned per message, which makes the loop
     /// cheaper per message, but the handlers share one thread at a time, and a handler that
     /// blocks its thread blocks the loop, its shutdown timeout included. For handlers that
-    /// await I/O rather than compute.
+    /// await I/O rather than compute, on a multi-threaded runtime too.
     LoopTask,
+}
+
+impl Execution {
+    /// What [`Auto`](Self::Auto) means on the runtime the caller runs on.
+    pub(crate) fn resolved(self) -> Self {
+        use tokio::runtime::{Handle, RuntimeFlavor};
+        match self {
+            Self::Auto => match Handle::try_current().map(|runtime| runtime.runtime_flavor()) {
+                Ok(RuntimeFlavor::CurrentThread) | Err(_) => Self::LoopTask,
+                Ok(_) => Self::TaskPerMessage,
+            },
+            chosen => chosen,
+        }
+    }
 }

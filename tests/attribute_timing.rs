@@ -6,6 +6,7 @@ mod support;
 
 use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::settings::AttributeTiming;
+use hyperfleet_tracing::settings::UnsampledParent;
 use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
 use opentelemetry::trace::{Link, SpanKind, TraceId};
 use opentelemetry::{Context, KeyValue};
@@ -84,6 +85,8 @@ async fn one_message(timing: AttributeTiming, drop: &'static str) -> (Vec<SpanDa
             Settings::new()
                 .tracer_provider(&provider)
                 .attribute_timing(timing)
+                // The sampler decides by name, not by the parent: it is asked every time.
+                .unsampled_parent(UnsampledParent::AskSampler)
                 .attributes(hook(&hook_calls)),
         )
         .publish_with(
@@ -96,6 +99,7 @@ async fn one_message(timing: AttributeTiming, drop: &'static str) -> (Vec<SpanDa
         Settings::new()
             .tracer_provider(&provider)
             .attribute_timing(timing)
+            .unsampled_parent(UnsampledParent::AskSampler)
             .attributes(hook(&hook_calls)),
     );
     support::memory::handle(subscriber, 1, |_| Ok(())).await;

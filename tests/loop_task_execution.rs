@@ -1,6 +1,7 @@
 //! Handlers run on the subscriber loop's own task (`Execution::LoopTask`): concurrently up to
 //! the bound, in order per ordering key, and with every settlement promise of the default,
-//! through panics, failures and a shutdown that gives up on a hung handler.
+//! through panics, failures and a shutdown that gives up on a hung handler; and where the
+//! default (`Execution::Auto`) runs them on each kind of runtime.
 
 mod support;
 
@@ -80,6 +81,43 @@ async fn handlers_run_on_the_loops_task_concurrently_up_to_the_bound() {
         "a handler ran outside the loop's task: {tasks:?}, loop {loop_task:?}"
     );
     assert_eq!(transport.backlog(SUBSCRIPTION).unwrap(), 0);
+}
+
+/// The default subscriber, which leaves `Execution` alone.
+fn default_subscriber(
+    transport: &MemoryTransport,
+    telemetry: &TestTelemetry,
+) -> TracedSubscriber<MemoryTransport> {
+    TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC)
+        .settings(Settings::new().tracer_provider(&telemetry.provider))
+}
+
+#[tokio::test(flavor = "current_thread")]
+async fn by_default_handlers_run_on_the_loops_task_on_a_current_thread_runtime() {
+    let (transport, telemetry) = setup();
+    publish(&transport, &telemetry, 4, "").await;
+    let gated = support::memory::gated_run(default_subscriber(&transport, &telemetry), 4, 2).await;
+    assert_eq!(gated.peak, 2, "peak concurrency");
+    assert!(
+        gated
+            .tasks
+            .iter()
+            .all(|task| *task == Some(gated.loop_task)),
+        "a handler ran outside the loop's task: {:?}, loop {:?}",
+        gated.tasks,
+        gated.loop_task
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn by_default_each_handler_has_a_task_of_its_own_on_a_multi_threaded_runtime() {
+    let (transport, telemetry) = setup();
+    publish(&transport, &telemetry, 4, "").await;
+    let gated = support::memory::gated_run(default_subscriber(&transport, &telemetry), 4, 2).await;
+    assert_eq!(gated.peak, 2, "peak concurrency");
+    let distinct: std::collections::HashSet<_> = gated.tasks.iter().collect();
+    assert_eq!(distinct.len(), 4, "one task per handler: {:?}", gated.tasks);
+    assert!(!gated.tasks.contains(&Some(gated.loop_task)));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

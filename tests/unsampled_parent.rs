@@ -1,6 +1,6 @@
-//! `UnsampledParent::Follow`: under a valid parent that is neither sampled nor recording, the
-//! publisher and the subscriber start no span (the sampler is never asked), the parent's
-//! context travels on, and everything else — a sampled parent, a recording one, the
+//! `UnsampledParent::Follow` (the default): under a valid parent that is neither sampled nor
+//! recording, the publisher and the subscriber start no span (the sampler is never asked), the
+//! parent's trace travels on under a span id of the hop's own, and everything else — a sampled parent, a recording one, the
 //! settlement — is as under the default.
 
 mod support;
@@ -219,15 +219,16 @@ async fn under_an_unsampled_parent_the_subscriber_starts_no_span_and_hands_on_th
     assert_ne!(asked_spans.span_id(), sent.span_id());
     assert!(transport.backlog(SUBSCRIPTION).unwrap() == 0);
 
-    // Followed: no span is started, and the handler runs in the parent's context.
+    // Followed: no span is started, and the handler runs in the parent's trace, under a
+    // span id of its own that nothing records.
     publish_root(&transport, &traced).await;
     traced.asked();
     let sent = carried(&peek(&transport, SUBSCRIPTION).await);
     let followed = handled(&transport, &traced, UnsampledParent::Follow).await;
     assert_eq!(traced.asked(), Vec::<String>::new());
     assert_eq!(followed.trace_id(), sent.trace_id());
-    assert_eq!(followed.span_id(), sent.span_id());
-    assert!(!followed.is_sampled());
+    assert_ne!(followed.span_id(), sent.span_id());
+    assert!(followed.is_valid() && !followed.is_sampled());
     assert_acked(&transport);
     assert!(traced.exported().is_empty());
 }
@@ -291,17 +292,24 @@ async fn under_an_unsampled_local_parent_the_publisher_starts_no_span_and_sends_
     let batch = vec![reconcile_event("e2", "c1").unwrap()];
     let batched = publisher.publish_batch_with(batch, &parent).await;
     assert_eq!(traced.asked(), Vec::<String>::new());
-    assert_eq!(published.trace_context, poll);
     let batched = batched.into_iter().next().unwrap().unwrap();
-    assert_eq!(batched.trace_context, poll);
+    // Each publish hands on the poll's trace under a parent id of its own (W3C: the
+    // `parent-id` is the caller's operation), unsampled as the poll.
+    let own = [published.trace_context, batched.trace_context];
+    for context in &own {
+        assert_eq!(context.trace_id(), poll.trace_id());
+        assert_ne!(context.span_id(), poll.span_id());
+        assert!(context.is_valid() && !context.is_sampled());
+    }
+    assert_ne!(own[0].span_id(), own[1].span_id());
     let mut stream = transport.subscribe(SUBSCRIPTION).await.unwrap();
-    for _ in 0..2 {
+    for expected in &own {
         let delivery = stream.next().await.unwrap().unwrap();
         let sent = carried(&binding::decode(&delivery.message).unwrap());
         delivery.ack().await.unwrap();
         assert_eq!(
             (sent.trace_id(), sent.span_id()),
-            (poll.trace_id(), poll.span_id())
+            (expected.trace_id(), expected.span_id())
         );
         assert!(!sent.is_sampled());
     }
@@ -327,7 +335,8 @@ async fn a_failed_handler_under_a_followed_parent_is_nacked_and_redelivered() {
     let follow = (UnsampledParent::Follow, Conventions::HyperFleet);
     let failing = || Err::<(), HandlerError>("the cluster API said no".into());
     let failed = handled_with(&transport, &traced, follow, failing).await;
-    assert_eq!(failed.span_id(), root.span_id());
+    assert_eq!(failed.trace_id(), root.trace_id());
+    assert!(!failed.is_sampled());
     let attempt = support::memory::ack_redelivered_at_once(&transport, SUBSCRIPTION).await;
     assert_eq!(attempt, Some(2), "nacked, and back for a second attempt");
     assert_eq!(transport.backlog(SUBSCRIPTION).unwrap(), 0);

@@ -13,7 +13,7 @@ use hyperfleet_tracing::settings::TracerSource;
 use hyperfleet_tracing::settings::UnsampledParent;
 use hyperfleet_tracing::telemetry::{self, Component, Config};
 use hyperfleet_tracing::transport::Transport;
-use hyperfleet_tracing::{TracedPublisher, TracedSubscriber};
+use hyperfleet_tracing::{PublishOptions, TracedPublisher, TracedSubscriber};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::propagation::TraceContextPropagator;
@@ -42,41 +42,43 @@ async fn measured(n: u64, provider: &impl TracerSource, metrics: Metrics) -> Dur
     timed(n, provider, metrics, Varied::default()).await
 }
 
-/// The same, with per-message attributes given only to spans that record.
-async fn deferred(n: u64, provider: &impl TracerSource) -> Duration {
-    let settings = Varied {
-        timing: AttributeTiming::WhenRecording,
-        ..Varied::default()
-    };
-    timed(n, provider, Metrics::disabled(), settings).await
-}
-
-/// The same, with the handlers run on the subscriber loop's task.
-async fn in_loop(n: u64, provider: &impl TracerSource, timing: AttributeTiming) -> Duration {
-    let settings = Varied {
-        timing,
-        execution: Execution::LoopTask,
-        ..Varied::default()
-    };
-    timed(n, provider, Metrics::disabled(), settings).await
-}
-
-/// Attributes when recording, no spans under unsampled parents, handlers run by `execution`.
-async fn followed(n: u64, provider: &impl TracerSource, execution: Execution) -> Duration {
-    let settings = Varied {
-        timing: AttributeTiming::WhenRecording,
-        execution,
-        unsampled: UnsampledParent::Follow,
-    };
-    timed(n, provider, Metrics::disabled(), settings).await
-}
-
-/// The publisher's and subscriber's settings a run varies.
+/// The publisher's and subscriber's settings a run varies; the default is the crate's.
 #[derive(Clone, Copy, Default)]
 struct Varied {
     timing: AttributeTiming,
     execution: Execution,
     unsampled: UnsampledParent,
+    /// Each message published under an unsampled remote parent, as at a production ratio
+    /// almost every message after the first hop is.
+    unsampled_parent: bool,
+}
+
+/// `n` messages through the traced publisher and subscriber (concurrency 1), without metrics,
+/// with `varied` settings.
+async fn varied(n: u64, provider: &impl TracerSource, varied: Varied) -> Duration {
+    timed(n, provider, Metrics::disabled(), varied).await
+}
+
+/// The settings the crate had as defaults until 2026-12-06: per-message attributes at the
+/// start, the sampler asked under an unsampled parent, a task per handler.
+const SWITCHES_OFF: Varied = Varied {
+    timing: AttributeTiming::AtStart,
+    execution: Execution::TaskPerMessage,
+    unsampled: UnsampledParent::AskSampler,
+    unsampled_parent: false,
+};
+
+/// A valid remote parent its root did not sample.
+fn unsampled_remote_parent() -> Context {
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId};
+    let remote = SpanContext::new(
+        TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+        SpanId::from(0x00f0_67aa_0ba9_02b7),
+        TraceFlags::default(),
+        true,
+        Default::default(),
+    );
+    Context::new().with_remote_span_context(remote)
 }
 
 async fn timed(n: u64, provider: &impl TracerSource, metrics: Metrics, varied: Varied) -> Duration {
@@ -87,9 +89,17 @@ async fn timed(n: u64, provider: &impl TracerSource, metrics: Metrics, varied: V
         .attribute_timing(varied.timing)
         .unsampled_parent(varied.unsampled);
     let publisher = TracedPublisher::new(transport.clone(), "t").settings(settings.clone());
+    let parent = unsampled_remote_parent();
     let started = Instant::now();
     for i in 0..n {
-        publisher.publish(event(i)).await.expect("published");
+        match varied.unsampled_parent {
+            true => {
+                let options = PublishOptions::new().parent(parent.clone());
+                publisher.publish_with(event(i), options).await
+            }
+            false => publisher.publish(event(i)).await,
+        }
+        .expect("published");
     }
     let subscriber = TracedSubscriber::new(transport, "s", "t")
         .settings(settings)
@@ -120,16 +130,8 @@ async fn untraced(n: u64) -> Duration {
 /// remote context) before it is encoded, and its context extracted after it is decoded. No
 /// span is made: what carrying the context in the CloudEvent costs by itself.
 async fn untraced_with_context(n: u64) -> Duration {
-    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId};
     let propagator = hyperfleet_tracing::carrier::W3cTraceContext;
-    let remote = SpanContext::new(
-        TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
-        SpanId::from(0x00f0_67aa_0ba9_02b7),
-        TraceFlags::default(),
-        true,
-        Default::default(),
-    );
-    let parent = Context::new().with_remote_span_context(remote);
+    let parent = unsampled_remote_parent();
     let transport = transport();
     let started = Instant::now();
     for i in 0..n {
@@ -306,6 +308,8 @@ pub fn message_path(c: &mut Criterion, allocator: &str) {
     group.bench_function("floor + a task per message (JoinSet spawn and join)", |b| {
         b.iter_custom(|n| runtime.block_on(untraced_spawned(n)))
     });
+    // The crate's defaults.
+    let default = Varied::default();
     group.bench_function("same path, tracing off (no-op provider)", |b| {
         b.iter_custom(|n| runtime.block_on(traced(n, &off)))
     });
@@ -315,27 +319,51 @@ pub fn message_path(c: &mut Criterion, allocator: &str) {
     group.bench_function("traced, unsampled (ratio 0.01)", |b| {
         b.iter_custom(|n| runtime.block_on(traced(n, &unsampled)))
     });
-    group.bench_function("traced, sampled, attributes when recording", |b| {
-        b.iter_custom(|n| runtime.block_on(deferred(n, &sampled)))
+    // Under an unsampled parent, beside its floor: the same path untraced, carrying the same
+    // context.
+    let parented = Varied {
+        unsampled_parent: true,
+        ..default
+    };
+    group.bench_function("same path, tracing off, an unsampled parent carried", |b| {
+        b.iter_custom(|n| runtime.block_on(varied(n, &off, parented)))
     });
+    group.bench_function("traced, unsampled (ratio 0.01), an unsampled parent", |b| {
+        b.iter_custom(|n| runtime.block_on(varied(n, &unsampled, parented)))
+    });
+    // The choices the defaults leave, each on its own, and all three together (the defaults
+    // until 2026-12-06).
+    let per_task = Varied {
+        execution: Execution::TaskPerMessage,
+        ..default
+    };
+    group.bench_function("same path, tracing off, a task per handler", |b| {
+        b.iter_custom(|n| runtime.block_on(varied(n, &off, per_task)))
+    });
+    let at_start = Varied {
+        timing: AttributeTiming::AtStart,
+        ..default
+    };
+    group.bench_function("traced, unsampled (ratio 0.01), attributes at start", |b| {
+        b.iter_custom(|n| runtime.block_on(varied(n, &unsampled, at_start)))
+    });
+    let asked = Varied {
+        unsampled: UnsampledParent::AskSampler,
+        ..parented
+    };
     group.bench_function(
-        "traced, unsampled (ratio 0.01), attributes when recording",
-        |b| b.iter_custom(|n| runtime.block_on(deferred(n, &unsampled))),
+        "traced, unsampled (ratio 0.01), an unsampled parent, the sampler asked",
+        |b| b.iter_custom(|n| runtime.block_on(varied(n, &unsampled, asked))),
     );
-    let at_start = AttributeTiming::AtStart;
-    group.bench_function("same path, tracing off, handlers on the loop's task", |b| {
-        b.iter_custom(|n| runtime.block_on(in_loop(n, &off, at_start)))
+    group.bench_function("same path, tracing off, switches off", |b| {
+        b.iter_custom(|n| runtime.block_on(varied(n, &off, SWITCHES_OFF)))
     });
-    group.bench_function("traced, sampled, handlers on the loop's task", |b| {
-        b.iter_custom(|n| runtime.block_on(in_loop(n, &sampled, at_start)))
+    group.bench_function("traced, sampled, switches off", |b| {
+        b.iter_custom(|n| runtime.block_on(varied(n, &sampled, SWITCHES_OFF)))
     });
-    group.bench_function(
-        "traced, unsampled (ratio 0.01), attributes when recording, handlers on the loop's task",
-        |b| {
-            let timing = AttributeTiming::WhenRecording;
-            b.iter_custom(|n| runtime.block_on(in_loop(n, &unsampled, timing)))
-        },
-    );
+    group.bench_function("traced, unsampled (ratio 0.01), switches off", |b| {
+        b.iter_custom(|n| runtime.block_on(varied(n, &unsampled, SWITCHES_OFF)))
+    });
     // The floor of what tracing adds: the bare SDK, the same spans, no crate code.
     let spans = recorded_spans();
     group.bench_function("floor + bare SDK spans, sampled", |b| {
@@ -353,16 +381,6 @@ pub fn message_path(c: &mut Criterion, allocator: &str) {
     group.bench_function(
         "floor + bare SDK spans without attributes, unsampled (ratio 0.01)",
         |b| b.iter_custom(|n| runtime.block_on(bare_sdk(n, &unsampled, &bare, false))),
-    );
-    // Under an unsampled parent no receive or process span: the publisher's root span is the
-    // only one the sampler is asked about.
-    group.bench_function(
-        "traced, unsampled (ratio 0.01), attributes when recording, unsampled parents followed",
-        |b| b.iter_custom(|n| runtime.block_on(followed(n, &unsampled, Execution::default()))),
-    );
-    group.bench_function(
-        "traced, unsampled (ratio 0.01), attributes when recording, unsampled parents followed, handlers on the loop's task",
-        |b| b.iter_custom(|n| runtime.block_on(followed(n, &unsampled, Execution::LoopTask))),
     );
     group.bench_function(
         "floor + bare SDK spans without attributes, unsampled (ratio 0.01), unsampled parents followed",

@@ -197,8 +197,9 @@ impl Consumer {
         let (parent, mut links) = self.parent_mode.resolve(creation);
         let (process, receive) = if self.span_making.skips(&parent, self.unsampled_parent) {
             // The tracer makes no spans, or none would record: the handler runs in the
-            // parent's context, and its logs and calls carry that.
-            (parent, None)
+            // parent's context (under a span id of its own when none would record), and its
+            // logs and calls carry that.
+            (self.span_making.unmade(&parent), None)
         } else {
             links.extend(delivery_links);
             let (process, receive) = self.start_spans(&parent, links, (&message, facts), &event);

@@ -3,7 +3,7 @@
 
 use super::{PublishError, Published, TracedPublisher};
 use crate::span::attributes::MESSAGING_BATCH_MESSAGE_COUNT;
-use crate::span::{self, record_failure};
+use crate::span::record_failure;
 use crate::transport::{ErrorCode, Message, Transport, TransportError};
 use cloudevents::Event;
 use opentelemetry::context::FutureExt as _;
@@ -135,7 +135,7 @@ impl<T: Transport> TracedPublisher<T> {
             .span_making
             .skips(parent, self.settings.unsampled_parent)
         {
-            return span::without_own_span(parent);
+            return self.span_making.unmade(parent);
         }
         let links = batch
             .creates

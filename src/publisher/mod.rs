@@ -10,7 +10,7 @@ use crate::span::attributes::{
     MESSAGING_MESSAGE_ID,
 };
 use crate::span::conventions::Operation;
-use crate::span::{self, Destination, SpanMaking, SpanTemplate, record_failure};
+use crate::span::{Destination, SpanMaking, SpanTemplate, record_failure};
 use crate::transport::{Message, Transport, TransportError};
 use cloudevents::Event;
 use opentelemetry::context::FutureExt as _;
@@ -291,8 +291,9 @@ impl<T: Transport> TracedPublisher<T> {
             .skips(parent, self.settings.unsampled_parent)
         {
             // The span would carry the parent's context, or record nothing: the event carries
-            // the parent's context.
-            span::without_own_span(parent)
+            // the parent's context (under a span id of the publish's own when it records
+            // nothing).
+            self.span_making.unmade(parent)
         } else {
             let cx = self.start_span(parent, event, template, ordering_key, preserved.as_ref());
             self.span_making.learn(parent, &cx);

@@ -189,6 +189,25 @@ pub(crate) fn without_own_span(parent: &Context) -> Context {
     }
 }
 
+/// `parent` with a span of its own that records nothing and is never exported: a fresh span
+/// id under the parent's trace id, flags and `tracestate`, as the SDK gives a span its
+/// sampler drops. What a span skipped under an unsampled parent hands on, so that the next hop
+/// still sees a new parent id (W3C Trace Context's `parent-id` is the caller's own operation),
+/// without the SDK's span, sampler call and attributes.
+pub(crate) fn unrecorded_child(parent: &Context) -> Context {
+    use opentelemetry_sdk::trace::{IdGenerator as _, RandomIdGenerator};
+    let span = parent.span();
+    let of_parent = span.span_context();
+    let own = opentelemetry::trace::SpanContext::new(
+        of_parent.trace_id(),
+        RandomIdGenerator::default().new_span_id(),
+        of_parent.trace_flags(),
+        false,
+        of_parent.trace_state().clone(),
+    );
+    parent.with_remote_span_context(own)
+}
+
 /// Whether a tracer makes spans of its own, learned from the first span it starts: a no-op
 /// tracer's span carries its parent's context (or none), never a span id of its own. Once a
 /// tracer is known to make none, the publisher and the consume pipeline skip the attributes
@@ -212,6 +231,16 @@ impl SpanMaking {
     /// says that none would record there.
     pub(crate) fn skips(&self, parent: &Context, unsampled: UnsampledParent) -> bool {
         self.makes_none() || unsampled.skips(parent)
+    }
+
+    /// The context handed on in place of a span [`skips`](Self::skips) skipped: the parent's
+    /// when the tracer makes no spans, an unrecorded child of the parent's when it is the
+    /// unsampled parent that makes the span pointless.
+    pub(crate) fn unmade(&self, parent: &Context) -> Context {
+        match self.makes_none() {
+            true => without_own_span(parent),
+            false => unrecorded_child(parent),
+        }
     }
 
     /// Learns from `started`, a span the tracer started under `parent`.

@@ -7,18 +7,22 @@
 /// The attributes the messaging conventions ask for at creation, because samplers may use
 /// them (`messaging.system`, `messaging.operation.*`, `messaging.destination.name`, the
 /// subscription, `server.*`), are always given at the start.
+///
+/// Exported spans carry the same attributes either way. The default,
+/// [`WhenRecording`](Self::WhenRecording), is right for every sampler that decides on what
+/// the conventions hand it at creation (the SDK's, the standard's ratio samplers);
+/// [`AtStart`](Self::AtStart) is for a sampler that reads per-message attributes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum AttributeTiming {
-    /// At the span's start, where a sampler sees them all.
-    #[default]
+    /// At the span's start, where a sampler sees them all: for samplers that decide on
+    /// per-message attributes, such as the telemetry module's `AlwaysSampleRules` with
+    /// listed resources (`Telemetry::settings()` picks it for them).
     AtStart,
-    /// Only once the span has started and is known to record. A sampler sees none of them;
-    /// a span that is not sampled (almost every one, at a production ratio) costs no
-    /// attribute building. Exported spans carry the same attributes as under
-    /// [`AtStart`](Self::AtStart). Not for samplers that decide on per-message attributes
-    /// (such as the telemetry module's `AlwaysSampleRules` with listed resources): they
-    /// would not see them.
+    /// Only once the span has started and is known to record. A sampler sees the
+    /// conventions' creation-time attributes only; a span that is not sampled (almost every
+    /// one, at a production ratio) costs no attribute building.
+    #[default]
     WhenRecording,
 }
 

@@ -46,8 +46,11 @@ use opentelemetry::trace::TraceContextExt;
 /// let published = publisher
 ///     .publish_with(event, PublishOptions::new().parent(parent))
 ///     .await?;
-/// // No publish span: the event carries the upstream context as it came.
-/// assert_eq!(published.trace_context.span_id(), upstream.span_id());
+/// // No publish span: the event carries the upstream trace, unsampled, under a parent id of
+/// // the publish's own that nothing records.
+/// assert_eq!(published.trace_context.trace_id(), upstream.trace_id());
+/// assert_ne!(published.trace_context.span_id(), upstream.span_id());
+/// assert!(!published.trace_context.is_sampled());
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// # })?;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -55,16 +58,22 @@ use opentelemetry::trace::TraceContextExt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum UnsampledParent {
-    /// The tracer's sampler decides, as for any span.
-    #[default]
+    /// The tracer's sampler decides, as for any span: for a sampler that may record a child
+    /// of an unsampled parent (one that is not parent-based, or the telemetry module's
+    /// always-sample rules, which record such spans to keep the ones that fail or run slow;
+    /// `Telemetry::settings()` picks it for them).
     AskSampler,
     /// No span is started (nor, under the current conventions, the settle spans): the handler
-    /// runs in the parent's context, and a published event carries the parent's (unsampled)
-    /// trace context onward. Logs still correlate with the trace id (their span id is the
-    /// parent's); metrics are recorded as always. Only for parent-based samplers that drop
+    /// runs in the parent's trace, and a published event carries it onward, unsampled, under
+    /// a span id of the hop's own that nothing records (as the SDK gives a span its sampler
+    /// drops, so the next hop still sees a new W3C `parent-id`). Logs still correlate with
+    /// the trace id; metrics are recorded as always. Only for parent-based samplers that drop
     /// a child of an unsampled parent: not with the telemetry module's always-sample rules,
     /// which record such spans to keep the ones that fail or run slow
     /// (with the telemetry module's set-up, `Config::unsampled_parent` says which applies).
+    /// The default: the SDK's default sampler and the standard's
+    /// (`parentbased_traceidratio`) are parent-based.
+    #[default]
     Follow,
 }
 

@@ -133,7 +133,8 @@ impl<T: Transport> TracedSubscriber<T> {
         self
     }
 
-    /// Sets where handlers run (default [`Execution::TaskPerMessage`]).
+    /// Sets where handlers run (default [`Execution::Auto`]: a task per handler on a
+    /// multi-threaded runtime, the loop's task on a current-thread one).
     pub fn execution(mut self, execution: Execution) -> Self {
         self.execution = execution;
         self
@@ -153,8 +154,8 @@ impl<T: Transport> TracedSubscriber<T> {
     /// and their messages nacked; `run` returns within the shutdown timeout plus one second,
     /// whatever the handlers and the transport do. A handler that blocks its thread in
     /// synchronous code cannot be aborted: it is left running, and its message, never
-    /// settled, is delivered again when its lease ends (under [`Execution::LoopTask`] it
-    /// blocks the loop too, and `run` returns once it does). A handler that runs past the
+    /// settled, is delivered again when its lease ends (on the loop's task, as on a
+    /// current-thread runtime, it blocks the loop too, and `run` returns once it does). A handler that runs past the
     /// subscription's ack deadline keeps its message: the transport extends the lease (the
     /// Pub/Sub client, and the memory transport likewise) up to its maximum lease, an hour by
     /// default. A handler that runs longer than that sees its message delivered again, and its

@@ -31,9 +31,9 @@ pub(super) enum InFlight {
 
 impl InFlight {
     pub(super) fn new(execution: Execution) -> Self {
-        match execution {
+        match execution.resolved() {
             Execution::TaskPerMessage => Self::Tasks(JoinSet::new()),
-            Execution::LoopTask => Self::Local {
+            _ => Self::Local {
                 runs: FuturesUnordered::new(),
                 next_id: 0,
             },
