@@ -1,10 +1,11 @@
 """The emulator throughput loop with Google's Python client, OpenTelemetry tracing on or off.
 
-Usage: pubsub_peer.py PROJECT ROUNDS MESSAGES on|off
+Usage: pubsub_peer.py PROJECT ROUNDS MESSAGES on|off [roundtrip|publish|receive]
 
 Talks to the emulator named by PUBSUB_EMULATOR_HOST. Each round publishes MESSAGES structured
-CloudEvents to a fresh topic and receives and acks them all from its subscription; only that
-loop is timed. Prints the total seconds of all rounds, for benches/pubsub_throughput.rs.
+CloudEvents to a fresh topic and receives and acks them all from its subscription; what is
+timed is the loop (roundtrip, the default), the publishing alone until every publish is
+confirmed (publish), or the receiving alone of messages published beforehand (receive). Prints the total seconds of all rounds, for benches/pubsub_throughput.rs.
 With tracing on, spans go to a batch processor whose exporter drops them, as the Rust side does.
 """
 
@@ -40,7 +41,14 @@ def event(i):
     }).encode()
 
 
-def round_trip(project, messages, tracing):
+def publish_all(publisher, topic, messages):
+    attributes = {"content-type": "application/cloudevents+json; charset=UTF-8"}
+    published = [publisher.publish(topic, event(i), **attributes) for i in range(messages)]
+    for p in published:
+        p.result(timeout=120)
+
+
+def one_round(project, messages, tracing, mode):
     publisher = pubsub_v1.PublisherClient(
         publisher_options=types.PublisherOptions(enable_open_telemetry_tracing=tracing))
     subscriber = pubsub_v1.SubscriberClient(
@@ -65,17 +73,20 @@ def round_trip(project, messages, tracing):
                 done.set()
 
     flow = types.FlowControl(max_messages=1000)
+    if mode == "receive":
+        publish_all(publisher, topic, messages)
+    future = None
     started = time.perf_counter()
-    future = subscriber.subscribe(subscription, callback, flow_control=flow)
-    attributes = {"content-type": "application/cloudevents+json; charset=UTF-8"}
-    published = [publisher.publish(topic, event(i), **attributes) for i in range(messages)]
-    for p in published:
-        p.result(timeout=120)
-    if not done.wait(timeout=300):
+    if mode != "publish":
+        future = subscriber.subscribe(subscription, callback, flow_control=flow)
+    if mode != "receive":
+        publish_all(publisher, topic, messages)
+    if future is not None and not done.wait(timeout=300):
         raise SystemExit(f"received {received} of {messages}")
     elapsed = time.perf_counter() - started
-    future.cancel()
-    future.result()
+    if future is not None:
+        future.cancel()
+        future.result()
     subscriber.delete_subscription(subscription=subscription)
     publisher.delete_topic(topic=topic)
     return elapsed
@@ -83,11 +94,12 @@ def round_trip(project, messages, tracing):
 
 def main():
     project, rounds, messages, tracing = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4] == "on"
+    mode = sys.argv[5] if len(sys.argv) > 5 else "roundtrip"
     if tracing:
         provider = TracerProvider()
         provider.add_span_processor(BatchSpanProcessor(Discard()))
         trace.set_tracer_provider(provider)
-    total = sum(round_trip(project, messages, tracing) for _ in range(rounds))
+    total = sum(one_round(project, messages, tracing, mode) for _ in range(rounds))
     print(f"{total:.6f}")
 
 

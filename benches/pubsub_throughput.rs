@@ -1,10 +1,13 @@
 //! Throughput over Google's Pub/Sub emulator: 10,000 messages published and handled through
-//! `TracedPublisher`/`TracedSubscriber`, traced (every span sampled, into a batch processor that
-//! drops them) vs untraced (a no-op provider), and in the same run the same loop with Google's
-//! Python client, its OpenTelemetry tracing on vs off (`benches/pubsub_peer.py`, from the
-//! project's `.venv`, which `scripts/test` creates), and Google's Node.js client likewise
-//! (`benches/node_peer`, installed with `npm ci` on first use). One sample is one
-//! 10,000-message round.
+//! `TracedPublisher`/`TracedSubscriber` with the default settings, traced (every span sampled,
+//! into a batch processor that drops them) vs untraced (a no-op provider), and in the same run
+//! the same loop with Google's Python client, its OpenTelemetry tracing on vs off
+//! (`benches/pubsub_peer.py`, from the project's `.venv`, which `scripts/test` creates), and
+//! Google's Node.js client likewise (`benches/node_peer`, installed with `npm ci` on first
+//! use). Three groups: the round trip, publishing alone (until every publish is confirmed),
+//! receiving alone (of messages published beforehand). One sample is one 10,000-message round.
+//! `HYPERFLEET_BENCH_STREAMS` sets this crate's StreamingPull streams (default
+//! `DEFAULT_STREAMS`), for the experiment that shows what they change.
 //!
 //! `cargo bench --features pubsub --bench pubsub_throughput`
 
@@ -35,12 +38,47 @@ const PROJECT: &str = "hyperfleet-bench";
 /// Publishes in flight at once.
 const IN_FLIGHT: usize = 512;
 
-/// One round on a fresh topic and subscription: publish `MESSAGES`, handle them all.
+/// What a round times.
+#[derive(Clone, Copy)]
+enum Mode {
+    /// Publishing and handling at once, until every message is handled.
+    RoundTrip,
+    /// Publishing alone, until every publish is confirmed.
+    Publish,
+    /// Handling alone, of messages published before the clock starts.
+    Receive,
+}
+
+impl Mode {
+    /// The peers' argument, and the group's name.
+    fn name(self) -> &'static str {
+        match self {
+            Self::RoundTrip => "roundtrip",
+            Self::Publish => "publish",
+            Self::Receive => "receive",
+        }
+    }
+}
+
+/// Publishes `MESSAGES` events through `publisher`, `IN_FLIGHT` at once.
+async fn publish_all<T: hyperfleet_tracing::transport::Transport>(publisher: &TracedPublisher<T>) {
+    futures::stream::iter(0..MESSAGES)
+        .map(|i| publisher.publish(event(i)))
+        .buffer_unordered(IN_FLIGHT)
+        .for_each(|published| async move {
+            published.expect("published");
+        })
+        .await;
+}
+
+/// One round on a fresh topic and subscription: publish `MESSAGES`, handle them all; `mode`
+/// says which part is timed.
 async fn round(
     admin: &PubSubAdmin,
     transport: &PubSubTransport,
     provider: &impl TracerSource,
     name: &str,
+    mode: Mode,
 ) -> Duration {
     admin.create_topic_if_missing(name).await.expect("topic");
     admin
@@ -51,12 +89,21 @@ async fn round(
     let (progress, mut watch) = tokio::sync::watch::channel(0u64);
     let counter = handled.clone();
     let subscriber = TracedSubscriber::new(transport.clone(), name, name)
-        .settings(Settings::new().tracer_provider(provider))
-        .concurrency(64);
+        .settings(Settings::new().tracer_provider(provider));
     let publisher = TracedPublisher::new(transport.clone(), name)
         .settings(Settings::new().tracer_provider(provider));
 
+    if let Mode::Receive = mode {
+        publish_all(&publisher).await;
+    }
     let started = Instant::now();
+    if let Mode::Publish = mode {
+        publish_all(&publisher).await;
+        let elapsed = started.elapsed();
+        admin.delete_subscription(name).await.expect("cleanup");
+        admin.delete_topic(name).await.expect("cleanup");
+        return elapsed;
+    }
     let receiving = tokio::spawn(subscriber.run(
         move |received: Received| {
             black_box(&received.event);
@@ -67,13 +114,9 @@ async fn round(
             let _ = watch.wait_for(|n| *n >= MESSAGES).await;
         },
     ));
-    futures::stream::iter(0..MESSAGES)
-        .map(|i| publisher.publish(event(i)))
-        .buffer_unordered(IN_FLIGHT)
-        .for_each(|published| async move {
-            published.expect("published");
-        })
-        .await;
+    if let Mode::RoundTrip = mode {
+        publish_all(&publisher).await;
+    }
     receiving.await.expect("joined").expect("ran");
     let elapsed = started.elapsed();
 
@@ -83,7 +126,7 @@ async fn round(
 }
 
 /// `rounds` rounds of the Python client's loop, with its tracing `on` or off.
-fn python_rounds(host: &str, rounds: u64, on: bool) -> Duration {
+fn python_rounds(host: &str, rounds: u64, on: bool, mode: Mode) -> Duration {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let python = root.join(".venv/bin/python");
     assert!(
@@ -98,6 +141,7 @@ fn python_rounds(host: &str, rounds: u64, on: bool) -> Duration {
             &rounds.to_string(),
             &MESSAGES.to_string(),
             if on { "on" } else { "off" },
+            mode.name(),
         ])
         .env("PUBSUB_EMULATOR_HOST", host)
         .output()
@@ -115,7 +159,7 @@ fn python_rounds(host: &str, rounds: u64, on: bool) -> Duration {
 }
 
 /// `rounds` rounds of the Node.js client's loop, with its tracing `on` or off.
-fn node_rounds(host: &str, rounds: u64, on: bool) -> Duration {
+fn node_rounds(host: &str, rounds: u64, on: bool, mode: Mode) -> Duration {
     let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/node_peer");
     if !peer.join("node_modules").exists() {
         let installed = Command::new("npm")
@@ -135,6 +179,7 @@ fn node_rounds(host: &str, rounds: u64, on: bool) -> Duration {
             &rounds.to_string(),
             &MESSAGES.to_string(),
             if on { "on" } else { "off" },
+            mode.name(),
         ])
         .env("PUBSUB_EMULATOR_HOST", host)
         .output()
@@ -158,7 +203,10 @@ fn throughput(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let config = PubSubConfig::new(PROJECT).emulator(&emulator.host);
+    let mut config = PubSubConfig::new(PROJECT).emulator(&emulator.host);
+    if let Ok(streams) = std::env::var("HYPERFLEET_BENCH_STREAMS") {
+        config = config.streams(streams.parse().expect("HYPERFLEET_BENCH_STREAMS: a number"));
+    }
     let (admin, transport) = runtime.block_on(async {
         (
             PubSubAdmin::connect(config.clone()).await.expect("admin"),
@@ -171,38 +219,39 @@ fn throughput(c: &mut Criterion) {
     let off = opentelemetry::trace::noop::NoopTracerProvider::new();
     let rounds = AtomicUsize::new(0);
     let name = || format!("bench-{}", rounds.fetch_add(1, Ordering::Relaxed));
+    let host = emulator.host.as_str();
 
-    let mut group = c.benchmark_group("emulator, 10,000 messages");
-    group.sample_size(10);
-    group.warm_up_time(Duration::from_millis(1));
-    group.measurement_time(Duration::from_secs(1));
-    group.bench_function("rust, untraced (no-op provider)", |b| {
-        b.iter_custom(|n| {
-            (0..n)
-                .map(|_| runtime.block_on(round(&admin, &transport, &off, &name())))
-                .sum()
-        })
-    });
-    group.bench_function("rust, traced (sampled)", |b| {
-        b.iter_custom(|n| {
-            (0..n)
-                .map(|_| runtime.block_on(round(&admin, &transport, &sampled, &name())))
-                .sum()
-        })
-    });
-    group.bench_function("python google-cloud-pubsub, tracing off", |b| {
-        b.iter_custom(|n| python_rounds(&emulator.host, n, false))
-    });
-    group.bench_function("python google-cloud-pubsub, tracing on", |b| {
-        b.iter_custom(|n| python_rounds(&emulator.host, n, true))
-    });
-    group.bench_function("node @google-cloud/pubsub, tracing off", |b| {
-        b.iter_custom(|n| node_rounds(&emulator.host, n, false))
-    });
-    group.bench_function("node @google-cloud/pubsub, tracing on", |b| {
-        b.iter_custom(|n| node_rounds(&emulator.host, n, true))
-    });
-    group.finish();
+    for mode in [Mode::RoundTrip, Mode::Publish, Mode::Receive] {
+        let mut group = c.benchmark_group(format!("emulator, 10,000 messages, {}", mode.name()));
+        group.sample_size(10);
+        group.sampling_mode(criterion::SamplingMode::Flat);
+        group.warm_up_time(Duration::from_millis(1));
+        group.measurement_time(Duration::from_secs(1));
+        let mut ours = |label: &str, provider: &dyn Fn(&str) -> Duration| {
+            group.bench_function(label, |b| {
+                b.iter_custom(|n| (0..n).map(|_| provider(&name())).sum())
+            });
+        };
+        ours("rust, untraced (no-op provider)", &|name| {
+            runtime.block_on(round(&admin, &transport, &off, name, mode))
+        });
+        ours("rust, traced (sampled)", &|name| {
+            runtime.block_on(round(&admin, &transport, &sampled, name, mode))
+        });
+        group.bench_function("python google-cloud-pubsub, tracing off", |b| {
+            b.iter_custom(|n| python_rounds(host, n, false, mode))
+        });
+        group.bench_function("python google-cloud-pubsub, tracing on", |b| {
+            b.iter_custom(|n| python_rounds(host, n, true, mode))
+        });
+        group.bench_function("node @google-cloud/pubsub, tracing off", |b| {
+            b.iter_custom(|n| node_rounds(host, n, false, mode))
+        });
+        group.bench_function("node @google-cloud/pubsub, tracing on", |b| {
+            b.iter_custom(|n| node_rounds(host, n, true, mode))
+        });
+        group.finish();
+    }
 }
 
 criterion_group!(benches, throughput);

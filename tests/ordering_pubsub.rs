@@ -128,3 +128,88 @@ async fn a_keys_messages_are_handled_in_publish_order_around_a_handler_failure()
     handled.dedup();
     assert_eq!(handled, ids, "out of order around the failure");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_keys_messages_are_handled_in_order_over_several_streams() {
+    use cloudevents::AttributesReader;
+    use hyperfleet_tracing::transport::SubscriptionConfig;
+    use hyperfleet_tracing::transport::pubsub::DEFAULT_STREAMS;
+    use hyperfleet_tracing::{HandlerError, Received, TracedSubscriber};
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    const KEYS: usize = 12;
+    const PER_KEY: usize = 40;
+    const { assert!(DEFAULT_STREAMS > 1, "the default opens several streams") };
+    let emulated = support::emulator::with_subscription(
+        "hyperfleet-ordering",
+        "ordered-streams",
+        &SubscriptionConfig::default().message_ordering(true),
+    )
+    .await;
+    let (transport, topic, subscription) = (
+        emulated.transport.clone(),
+        emulated.topic.clone(),
+        emulated.subscription.clone(),
+    );
+    // Every key published before the subscriber starts, so every stream has messages waiting
+    // for it: the keys at once, each key's messages one after another.
+    let publisher = TracedPublisher::new(transport.clone(), &topic);
+    futures::future::join_all((0..KEYS).map(|k| {
+        let publisher = &publisher;
+        async move {
+            for n in 0..PER_KEY {
+                let event = reconcile_event(&format!("k{k}-{n}"));
+                let options = keyed(&format!("k{k}"));
+                publisher.publish_with(event, options).await.unwrap();
+            }
+        }
+    }))
+    .await;
+
+    let handled: Arc<Mutex<BTreeMap<String, Vec<usize>>>> = Arc::default();
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let record = Arc::clone(&handled);
+    let handler = move |received: Received| {
+        let id = received.event.id().to_owned();
+        let (key, n) = id.split_once('-').unwrap();
+        let n: usize = n.parse().unwrap();
+        record
+            .lock()
+            .unwrap()
+            .entry(key.to_owned())
+            .or_default()
+            .push(n);
+        let _ = tx.send(());
+        async { Ok::<(), HandlerError>(()) }
+    };
+    tokio::time::timeout(
+        std::time::Duration::from_secs(120),
+        TracedSubscriber::new(transport, &subscription, &topic)
+            .concurrency(16)
+            .run(handler, async move {
+                for _ in 0..KEYS * PER_KEY {
+                    rx.recv().await;
+                }
+            }),
+    )
+    .await
+    .expect("the keys' messages were not all handled")
+    .unwrap();
+    let handled = handled.lock().unwrap().clone();
+    assert_eq!(handled.len(), KEYS);
+    for (key, order) in handled {
+        // At least once: a redelivery may repeat messages; each is first handled in order.
+        let mut first = Vec::new();
+        for n in order {
+            if !first.contains(&n) {
+                first.push(n);
+            }
+        }
+        assert_eq!(
+            first,
+            (0..PER_KEY).collect::<Vec<_>>(),
+            "{key} out of order"
+        );
+    }
+}

@@ -1,10 +1,12 @@
 // The emulator throughput loop with Google's Node.js client, OpenTelemetry tracing on or off.
 //
-// Usage: node peer.js PROJECT ROUNDS MESSAGES on|off
+// Usage: node peer.js PROJECT ROUNDS MESSAGES on|off [roundtrip|publish|receive]
 //
 // Talks to the emulator named by PUBSUB_EMULATOR_HOST. Each round publishes MESSAGES
 // structured CloudEvents to a fresh topic and receives and acks them all from its
-// subscription; only that loop is timed. Prints the total seconds of all rounds, for
+// subscription; what is timed is the loop (roundtrip, the default), the publishing alone
+// until every publish is confirmed (publish), or the receiving alone of messages published
+// beforehand (receive). Prints the total seconds of all rounds, for
 // benches/pubsub_throughput.rs. With tracing on, spans go to a batch processor whose exporter
 // drops them, as the Rust and Python sides do.
 
@@ -33,15 +35,9 @@ function event(i) {
   }));
 }
 
-async function roundTrip(pubsub, messages) {
-  const name = `peer-${randomUUID().slice(0, 12)}`;
-  const [topic] = await pubsub.createTopic(name);
-  const [subscription] = await topic.createSubscription(name, {
-    flowControl: { maxMessages: 1000 },
-  });
-  const started = process.hrtime.bigint();
+function receiveAll(subscription, messages) {
   let received = 0;
-  const done = new Promise((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`received ${received} of ${messages}`)), 300000);
     subscription.on("message", (message) => {
       JSON.parse(message.data);
@@ -54,22 +50,48 @@ async function roundTrip(pubsub, messages) {
     });
     subscription.on("error", reject);
   });
+}
+
+function publishAll(topic, messages) {
   const attributes = { "content-type": "application/cloudevents+json; charset=UTF-8" };
   const published = [];
   for (let i = 0; i < messages; i++) {
     published.push(topic.publishMessage({ data: event(i), attributes }));
   }
-  await Promise.all(published);
-  await done;
+  return Promise.all(published);
+}
+
+async function round(pubsub, messages, mode) {
+  const name = `peer-${randomUUID().slice(0, 12)}`;
+  const [topic] = await pubsub.createTopic(name);
+  const [subscription] = await topic.createSubscription(name);
+  const attach = () => pubsub.subscription(name, { flowControl: { maxMessages: 1000 } });
+  let reader = null;
+  if (mode === "receive") {
+    await publishAll(topic, messages);
+  }
+  const started = process.hrtime.bigint();
+  if (mode === "publish") {
+    await publishAll(topic, messages);
+  } else {
+    reader = attach();
+    const done = receiveAll(reader, messages);
+    if (mode === "roundtrip") {
+      await publishAll(topic, messages);
+    }
+    await done;
+  }
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
-  await subscription.close();
+  if (reader !== null) {
+    await reader.close();
+  }
   await subscription.delete();
   await topic.delete();
   return elapsed;
 }
 
 async function main() {
-  const [project, rounds, messages, tracing] = process.argv.slice(2);
+  const [project, rounds, messages, tracing, mode = "roundtrip"] = process.argv.slice(2);
   const on = tracing === "on";
   if (on) {
     const provider = new BasicTracerProvider({
@@ -80,7 +102,7 @@ async function main() {
   const pubsub = new PubSub({ projectId: project, enableOpenTelemetryTracing: on });
   let total = 0;
   for (let r = 0; r < Number(rounds); r++) {
-    total += await roundTrip(pubsub, Number(messages));
+    total += await round(pubsub, Number(messages), mode);
   }
   console.log(total.toFixed(6));
   await pubsub.close();

@@ -8,6 +8,9 @@ pub const EMULATOR_HOST_VARIABLE: &str = "PUBSUB_EMULATOR_HOST";
 /// The project when none is given.
 pub const PROJECT_VARIABLE: &str = "GOOGLE_CLOUD_PROJECT";
 
+/// StreamingPull streams per subscription by default.
+pub const DEFAULT_STREAMS: usize = 6;
+
 /// Settings of a [`PubSubTransport`](super::PubSubTransport) and [`PubSubAdmin`](super::PubSubAdmin).
 #[derive(Debug, Clone, PartialEq)]
 pub struct PubSubConfig {
@@ -20,9 +23,14 @@ pub struct PubSubConfig {
     pub connect_timeout: Duration,
     /// How long one publish may keep retrying before it fails.
     pub publish_timeout: Duration,
-    /// Flow control: most messages handed out and not yet settled.
+    /// StreamingPull streams per subscription, merged into one delivery stream. The service
+    /// serves each stream at its own pace (Google's emulator: at most 100 messages every
+    /// 50 ms, about 2,000 a second), so one stream caps a subscriber's throughput; Google's
+    /// Node.js client opens five by default.
+    pub streams: usize,
+    /// Flow control: most messages handed out and not yet settled, over all the streams.
     pub max_outstanding_messages: i64,
-    /// Flow control: most bytes handed out and not yet settled.
+    /// Flow control: most bytes handed out and not yet settled, over all the streams.
     pub max_outstanding_bytes: i64,
     /// Batching: send a batch at this many messages…
     pub batch_max_messages: u32,
@@ -38,6 +46,7 @@ impl PubSubConfig {
             emulator_endpoint: None,
             connect_timeout: Duration::from_secs(10),
             publish_timeout: Duration::from_secs(60),
+            streams: DEFAULT_STREAMS,
             max_outstanding_messages: 1000,
             max_outstanding_bytes: 100 * 1024 * 1024,
             batch_max_messages: 100,
@@ -85,6 +94,23 @@ impl PubSubConfig {
     pub fn publish_timeout(mut self, timeout: Duration) -> Self {
         self.publish_timeout = timeout;
         self
+    }
+
+    /// Sets how many StreamingPull streams a subscription opens (at least 1).
+    pub fn streams(mut self, streams: usize) -> Self {
+        self.streams = streams.max(1);
+        self
+    }
+
+    /// Flow control of one of the [`streams`](Self::streams): the totals shared out, at
+    /// least one message and one byte each.
+    pub(super) fn per_stream_flow_control(&self) -> (i64, i64) {
+        let streams = i64::try_from(self.streams.max(1)).unwrap_or(i64::MAX);
+        let share = |total: i64| (total.saturating_add(streams - 1) / streams).max(1);
+        (
+            share(self.max_outstanding_messages),
+            share(self.max_outstanding_bytes),
+        )
     }
 
     /// Sets flow control.

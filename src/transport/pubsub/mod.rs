@@ -40,7 +40,7 @@ mod config;
 mod error;
 
 pub use admin::{PubSubAdmin, PushSubscription};
-pub use config::{EMULATOR_HOST_VARIABLE, PROJECT_VARIABLE, PubSubConfig};
+pub use config::{DEFAULT_STREAMS, EMULATOR_HOST_VARIABLE, PROJECT_VARIABLE, PubSubConfig};
 
 use crate::transport::{
     Acknowledger, Delivery, DeliveryStream, ErrorCode, Message, Transport, TransportError, limits,
@@ -253,38 +253,54 @@ impl Transport for PubSubTransport {
 
     async fn subscribe(&self, subscription: &str) -> Result<DeliveryStream, TransportError> {
         let config = &self.inner.config;
-        let stream = self
-            .inner
-            .subscriber
-            .subscribe(config.subscription_name(subscription))
-            .set_max_outstanding_messages(config.max_outstanding_messages)
-            .set_max_outstanding_bytes(config.max_outstanding_bytes)
-            .build();
-        let token = stream.shutdown_token();
-        let endpoint = config.endpoint().to_owned();
-        let name = subscription.to_owned();
-        let deliveries = futures::stream::unfold(Some(stream), move |state| {
-            let endpoint = endpoint.clone();
-            let name = name.clone();
+        let (max_messages, max_bytes) = config.per_stream_flow_control();
+        let name = config.subscription_name(subscription);
+        let mut tokens = Vec::with_capacity(config.streams);
+        let mut merged = Vec::with_capacity(config.streams);
+        for _ in 0..config.streams {
+            let stream = self
+                .inner
+                .subscriber
+                .subscribe(name.clone())
+                .set_max_outstanding_messages(max_messages)
+                .set_max_outstanding_bytes(max_bytes)
+                .build();
+            tokens.push(stream.shutdown_token());
+            merged.push(deliveries(stream, subscription, config.endpoint()));
+        }
+        // The service keeps an ordering key on one stream while it has messages of the key
+        // out, and the subscriber's dispatcher runs a key's deliveries one after another in
+        // the merged order.
+        let merged = futures::stream::select_all(merged);
+        Ok(DeliveryStream::new(Box::pin(merged)).on_close(move || {
             async move {
-                let mut stream = state?;
-                match stream.next().await? {
-                    Ok((message, handler)) => Some((Ok(delivery(message, handler)), Some(stream))),
-                    // A permanent error (the library retries transient ones): report, then end.
-                    Err(e) => Some((
-                        Err(error::transport_error(
-                            e,
-                            &format!("subscription {name}"),
-                            &endpoint,
-                        )),
-                        None,
-                    )),
-                }
+                // Each stream's lease loop flushes its pending acks as it shuts down.
+                futures::future::join_all(tokens.iter().map(|t| t.shutdown())).await;
             }
-        });
-        Ok(DeliveryStream::new(Box::pin(deliveries))
-            .on_close(move || async move { token.shutdown().await }.boxed()))
+            .boxed()
+        }))
     }
+}
+
+/// One StreamingPull stream's deliveries, ending after a permanent error (the library retries
+/// transient ones) is reported.
+fn deliveries(
+    stream: google_cloud_pubsub::subscriber::MessageStream,
+    subscription: &str,
+    endpoint: &str,
+) -> futures::stream::BoxStream<'static, Result<Delivery, TransportError>> {
+    let context = (format!("subscription {subscription}"), endpoint.to_owned());
+    let unfolded = futures::stream::unfold(Some(stream), move |state| {
+        let (what, endpoint) = context.clone();
+        async move {
+            let mut stream = state?;
+            match stream.next().await? {
+                Ok((message, handler)) => Some((Ok(delivery(message, handler)), Some(stream))),
+                Err(e) => Some((Err(error::transport_error(e, &what, &endpoint)), None)),
+            }
+        }
+    });
+    Box::pin(unfolded)
 }
 
 fn delivery(message: PubsubMessage, handler: Handler) -> Delivery {

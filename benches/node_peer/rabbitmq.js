@@ -1,0 +1,102 @@
+// The RabbitMQ throughput loop with Node's amqplib: publishing with confirms, consuming with
+// manual acks at a prefetch, on the broker the bench started.
+//
+// Usage: node rabbitmq.js URL ROUNDS MESSAGES roundtrip|publish|receive PREFETCH
+//
+// Each round declares a fresh durable fanout exchange and a durable classic queue bound to it
+// (hyperfleet-broker's topology), publishes MESSAGES persistent structured CloudEvents on a
+// confirm channel (all in flight, then every confirm awaited) and consumes and acks them all;
+// what is timed is the loop (roundtrip), the publishing alone until every confirm is in
+// (publish), or the consuming alone of messages published beforehand (receive). Prints the
+// total seconds of all rounds, for benches/rabbitmq_throughput.rs.
+
+const amqp = require("amqplib");
+const { randomUUID } = require("node:crypto");
+
+function event(i) {
+  return Buffer.from(JSON.stringify({
+    specversion: "1.0",
+    type: "com.redhat.hyperfleet.cluster.reconcile",
+    source: "hyperfleet-sentinel",
+    id: `event-${i}`,
+    datacontenttype: "application/json",
+    data: { id: `c${i}`, kind: "Cluster", href: "/clusters", generation: 1 },
+  }));
+}
+
+async function publishAll(channel, exchange, messages) {
+  const options = {
+    persistent: true,
+    contentType: "application/cloudevents+json; charset=UTF-8",
+  };
+  for (let i = 0; i < messages; i++) {
+    if (!channel.publish(exchange, "", event(i), options)) {
+      await new Promise((resolve) => channel.once("drain", resolve));
+    }
+  }
+  await channel.waitForConfirms();
+}
+
+function consumeAll(channel, queue, messages) {
+  let received = 0;
+  return new Promise((resolve, reject) => {
+    channel
+      .consume(queue, (message) => {
+        JSON.parse(message.content);
+        channel.ack(message);
+        received += 1;
+        if (received === messages) {
+          resolve();
+        }
+      })
+      .catch(reject);
+  });
+}
+
+async function round(connection, messages, mode, prefetch) {
+  const name = `peer-${randomUUID().slice(0, 12)}`;
+  const publishing = await connection.createConfirmChannel();
+  const consuming = await connection.createChannel();
+  await consuming.prefetch(prefetch);
+  await publishing.assertExchange(name, "fanout", { durable: true });
+  await publishing.assertQueue(name, { durable: true });
+  await publishing.bindQueue(name, name, "");
+  if (mode === "receive") {
+    await publishAll(publishing, name, messages);
+  }
+  const started = process.hrtime.bigint();
+  if (mode === "publish") {
+    await publishAll(publishing, name, messages);
+  } else {
+    const done = consumeAll(consuming, name, messages);
+    if (mode === "roundtrip") {
+      await publishAll(publishing, name, messages);
+    }
+    await done;
+  }
+  const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+  await consuming.close();
+  await publishing.deleteQueue(name);
+  await publishing.deleteExchange(name);
+  await publishing.close();
+  return elapsed;
+}
+
+async function main() {
+  const [url, rounds, messages, mode, prefetch] = process.argv.slice(2);
+  const connection = await amqp.connect(url);
+  let total = 0;
+  for (let r = 0; r < Number(rounds); r++) {
+    total += await round(connection, Number(messages), mode, Number(prefetch));
+  }
+  console.log(total.toFixed(6));
+  await connection.close();
+}
+
+main().then(
+  () => process.exit(0),
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

@@ -1,0 +1,210 @@
+//! Throughput through a real RabbitMQ node (Debian's `rabbitmq-server`, a private node started
+//! for the run and stopped after it): 10,000 messages published with confirms and consumed
+//! with acks through `TracedPublisher`/`TracedSubscriber` with the default settings, traced
+//! (every span sampled, into a batch processor that drops them) vs untraced (a no-op
+//! provider), and in the same run the same loop with Node's amqplib (`benches/node_peer`,
+//! installed with `npm ci` on first use) at the same prefetch. Three groups: the round trip,
+//! publishing alone (until every confirm is in), consuming alone (of messages published
+//! beforehand). One sample is one 10,000-message round on a fresh exchange and classic queue.
+//!
+//! `cargo bench --all-features --bench rabbitmq_throughput`
+
+#[allow(dead_code)]
+#[path = "../tests/support/rabbitmq.rs"]
+mod rabbitmq;
+
+mod common;
+
+use common::{Discard, event};
+use criterion::{Criterion, criterion_group, criterion_main};
+use futures::StreamExt;
+use hyperfleet_tracing::Settings;
+use hyperfleet_tracing::settings::TracerSource;
+use hyperfleet_tracing::transport::SubscriptionConfig;
+use hyperfleet_tracing::transport::rabbitmq::{
+    QueueKind, RabbitMqAdmin, RabbitMqConfig, RabbitMqTransport,
+};
+use hyperfleet_tracing::{HandlerError, Received, TracedPublisher, TracedSubscriber};
+use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
+use std::hint::black_box;
+use std::path::Path;
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const MESSAGES: u64 = 10_000;
+/// Publishes in flight at once (each waits for its confirm).
+const IN_FLIGHT: usize = 512;
+
+/// A free loopback port, for the node (`rabbitmq` asks its parent module for it).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port()
+}
+
+/// What a round times.
+#[derive(Clone, Copy)]
+enum Mode {
+    RoundTrip,
+    Publish,
+    Receive,
+}
+
+impl Mode {
+    fn name(self) -> &'static str {
+        match self {
+            Self::RoundTrip => "roundtrip",
+            Self::Publish => "publish",
+            Self::Receive => "receive",
+        }
+    }
+}
+
+async fn publish_all(publisher: &TracedPublisher<RabbitMqTransport>) {
+    futures::stream::iter(0..MESSAGES)
+        .map(|i| publisher.publish(event(i)))
+        .buffer_unordered(IN_FLIGHT)
+        .for_each(|published| async move {
+            published.expect("published");
+        })
+        .await;
+}
+
+/// One round on a fresh exchange and classic queue `name`; `mode` says what is timed.
+async fn round(
+    transport: &RabbitMqTransport,
+    provider: &impl TracerSource,
+    name: &str,
+    mode: Mode,
+) -> Duration {
+    let admin = RabbitMqAdmin::new(transport);
+    admin.create_topic_if_missing(name).await.expect("exchange");
+    admin
+        .create_subscription_if_missing(
+            name,
+            name,
+            QueueKind::Classic,
+            &SubscriptionConfig::default(),
+        )
+        .await
+        .expect("queue");
+    let settings = Settings::new().tracer_provider(provider);
+    let publisher = TracedPublisher::new(transport.clone(), name).settings(settings.clone());
+    let subscriber = TracedSubscriber::new(transport.clone(), name, name).settings(settings);
+    if let Mode::Receive = mode {
+        publish_all(&publisher).await;
+    }
+    let started = Instant::now();
+    if let Mode::Publish = mode {
+        publish_all(&publisher).await;
+        // The queue keeps what was published: the node is private, and stops after the run.
+        return started.elapsed();
+    }
+    let handled = std::sync::Arc::new(AtomicU64::new(0));
+    let (progress, mut watch) = tokio::sync::watch::channel(0u64);
+    let receiving = tokio::spawn(subscriber.run(
+        move |received: Received| {
+            black_box(&received.event);
+            progress.send_replace(handled.fetch_add(1, Ordering::Relaxed) + 1);
+            async { Ok::<(), HandlerError>(()) }
+        },
+        async move {
+            let _ = watch.wait_for(|n| *n >= MESSAGES).await;
+        },
+    ));
+    if let Mode::RoundTrip = mode {
+        publish_all(&publisher).await;
+    }
+    receiving.await.expect("joined").expect("ran");
+    started.elapsed()
+}
+
+/// `rounds` rounds of amqplib's loop at `prefetch`.
+fn node_rounds(url: &str, rounds: u64, mode: Mode, prefetch: u16) -> Duration {
+    let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/node_peer");
+    if !peer.join("node_modules/amqplib").exists() {
+        let installed = Command::new("npm")
+            .args(["ci", "--no-audit", "--no-fund"])
+            .current_dir(&peer)
+            .status();
+        assert!(
+            installed.is_ok_and(|s| s.success()),
+            "cannot install the Node.js peer: `npm ci` in {} needs node and npm (Debian: apt-get install nodejs npm)",
+            peer.display()
+        );
+    }
+    let output = Command::new("node")
+        .arg(peer.join("rabbitmq.js"))
+        .args([
+            url,
+            &rounds.to_string(),
+            &MESSAGES.to_string(),
+            mode.name(),
+            &prefetch.to_string(),
+        ])
+        .output()
+        .expect("node runs");
+    assert!(
+        output.status.success(),
+        "node_peer/rabbitmq.js failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let seconds: f64 = String::from_utf8_lossy(&output.stdout)
+        .trim()
+        .parse()
+        .expect("seconds");
+    Duration::from_secs_f64(seconds)
+}
+
+fn throughput(c: &mut Criterion) {
+    let node = rabbitmq::RabbitNode::start();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let config = RabbitMqConfig::new(&node.url);
+    let prefetch = config.prefetch;
+    let transport = runtime
+        .block_on(RabbitMqTransport::connect(config))
+        .expect("connected");
+    let sampled = SdkTracerProvider::builder()
+        .with_span_processor(BatchSpanProcessor::builder(Discard).build())
+        .build();
+    let off = opentelemetry::trace::noop::NoopTracerProvider::new();
+    let rounds = AtomicUsize::new(0);
+    let name = || format!("bench-{}", rounds.fetch_add(1, Ordering::Relaxed));
+    for mode in [Mode::RoundTrip, Mode::Publish, Mode::Receive] {
+        let mut group = c.benchmark_group(format!("rabbitmq, 10,000 messages, {}", mode.name()));
+        group.sample_size(10);
+        group.sampling_mode(criterion::SamplingMode::Flat);
+        group.warm_up_time(Duration::from_millis(1));
+        group.measurement_time(Duration::from_secs(1));
+        group.bench_function("rust, untraced (no-op provider)", |b| {
+            b.iter_custom(|n| {
+                (0..n)
+                    .map(|_| runtime.block_on(round(&transport, &off, &name(), mode)))
+                    .sum()
+            })
+        });
+        group.bench_function("rust, traced (sampled)", |b| {
+            b.iter_custom(|n| {
+                (0..n)
+                    .map(|_| runtime.block_on(round(&transport, &sampled, &name(), mode)))
+                    .sum()
+            })
+        });
+        group.bench_function(format!("node amqplib, prefetch {prefetch}"), |b| {
+            b.iter_custom(|n| node_rounds(&node.url, n, mode, prefetch))
+        });
+        group.finish();
+    }
+    drop(transport);
+    drop(runtime);
+    drop(node);
+}
+
+criterion_group!(benches, throughput);
+criterion_main!(benches);
