@@ -7,6 +7,10 @@
 //! publishing alone (until every confirm is in), consuming alone (of messages published
 //! beforehand). One sample is one 10,000-message round on a fresh exchange and classic queue.
 //!
+//! `HYPERFLEET_BENCH_PREFETCH` sets the prefetch of both sides (default the crate's, 10), and
+//! `HYPERFLEET_BENCH_EXECUTION=loop` runs this crate's handlers on the loop's task: the
+//! experiments that show what limits consuming.
+//!
 //! `cargo bench --all-features --bench rabbitmq_throughput`
 
 #[allow(dead_code)]
@@ -92,7 +96,10 @@ async fn round(
         .expect("queue");
     let settings = Settings::new().tracer_provider(provider);
     let publisher = TracedPublisher::new(transport.clone(), name).settings(settings.clone());
-    let subscriber = TracedSubscriber::new(transport.clone(), name, name).settings(settings);
+    let mut subscriber = TracedSubscriber::new(transport.clone(), name, name).settings(settings);
+    if std::env::var("HYPERFLEET_BENCH_EXECUTION").as_deref() == Ok("loop") {
+        subscriber = subscriber.execution(hyperfleet_tracing::settings::Execution::LoopTask);
+    }
     if let Mode::Receive = mode {
         publish_all(&publisher).await;
     }
@@ -165,7 +172,14 @@ fn throughput(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let config = RabbitMqConfig::new(&node.url);
+    let mut config = RabbitMqConfig::new(&node.url);
+    if let Ok(prefetch) = std::env::var("HYPERFLEET_BENCH_PREFETCH") {
+        config = config.prefetch(
+            prefetch
+                .parse()
+                .expect("HYPERFLEET_BENCH_PREFETCH: a number"),
+        );
+    }
     let prefetch = config.prefetch;
     let transport = runtime
         .block_on(RabbitMqTransport::connect(config))

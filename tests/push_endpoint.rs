@@ -488,7 +488,7 @@ async fn metric_series_stay_bounded_whatever_subscriptions_requests_name() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn under_an_unsampled_parent_a_followed_push_delivery_runs_in_the_parents_context() {
+async fn under_an_unsampled_parent_a_followed_push_delivery_runs_in_the_parents_trace() {
     use hyperfleet_tracing::settings::UnsampledParent;
     use opentelemetry::trace::TraceContextExt as _;
     let parent_span = "00f067aa0ba902b7";
@@ -502,7 +502,9 @@ async fn under_an_unsampled_parent_a_followed_push_delivery_runs_in_the_parents_
         serde_json::json!({}),
         serde_json::json!({}),
     );
-    for (unsampled, own_span) in [
+    // Asked, the sampler records spans of their own; followed, the handler runs in the
+    // parent's trace under an unrecorded span id of its own (W3C: a new parent id onward).
+    for (unsampled, recorded) in [
         (UnsampledParent::AskSampler, true),
         (UnsampledParent::Follow, false),
     ] {
@@ -522,10 +524,10 @@ async fn under_an_unsampled_parent_a_followed_push_delivery_runs_in_the_parents_
             span.trace_id().to_string(),
             "4bf92f3577b34da6a3ce929d0e0e4736"
         );
-        assert_eq!(span.span_id().to_string() != parent_span, own_span);
-        assert_eq!(span.is_sampled(), own_span);
+        assert_ne!(span.span_id().to_string(), parent_span);
+        assert_eq!(span.is_sampled(), recorded);
         served.stop().await;
-        assert_eq!(telemetry.spans().len(), if own_span { 2 } else { 0 });
+        assert_eq!(telemetry.spans().len(), if recorded { 2 } else { 0 });
     }
 }
 

@@ -7,10 +7,7 @@ mod support;
 use cloudevents::AttributesReader;
 use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::testing::TestTelemetry;
-use hyperfleet_tracing::transport::SubscriptionConfig;
-use hyperfleet_tracing::transport::rabbitmq::{
-    QueueKind, RabbitMqAdmin, RabbitMqConfig, RabbitMqTransport,
-};
+use hyperfleet_tracing::transport::rabbitmq::{RabbitMqConfig, RabbitMqTransport};
 use hyperfleet_tracing::{HandlerError, Received, TracedPublisher, TracedSubscriber};
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
@@ -28,17 +25,7 @@ async fn a_broker_restart_loses_nothing_and_both_sides_recover() {
     let config = RabbitMqConfig::new(&node.url).publish_timeout(Duration::from_secs(3));
     let transport = RabbitMqTransport::connect(config).await.unwrap();
     let queue = RabbitMqConfig::queue_name(TOPIC, "validation");
-    let admin = RabbitMqAdmin::new(&transport);
-    admin.create_topic_if_missing(TOPIC).await.unwrap();
-    admin
-        .create_subscription_if_missing(
-            &queue,
-            TOPIC,
-            QueueKind::Classic,
-            &SubscriptionConfig::default(),
-        )
-        .await
-        .unwrap();
+    support::rabbitmq::declare_classic(&transport, TOPIC, &queue).await;
     let telemetry = TestTelemetry::new();
     let publisher = TracedPublisher::new(transport.clone(), TOPIC)
         .settings(Settings::new().tracer_provider(&telemetry.provider));
@@ -145,19 +132,7 @@ async fn a_cancelled_consumer_consumes_again_once_its_queue_is_back() {
         .await
         .unwrap();
     let queue = RabbitMqConfig::queue_name(TOPIC, "cancelled");
-    let admin = RabbitMqAdmin::new(&transport);
-    let declare = || async {
-        admin.create_topic_if_missing(TOPIC).await.unwrap();
-        admin
-            .create_subscription_if_missing(
-                &queue,
-                TOPIC,
-                QueueKind::Classic,
-                &SubscriptionConfig::default(),
-            )
-            .await
-            .unwrap();
-    };
+    let declare = || support::rabbitmq::declare_classic(&transport, TOPIC, &queue);
     declare().await;
     let (handled_tx, mut handled) = mpsc::unbounded_channel::<String>();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();

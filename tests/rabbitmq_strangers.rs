@@ -6,10 +6,8 @@ mod support;
 
 use futures::StreamExt;
 use hyperfleet_tracing::binding::{self, Encoding};
-use hyperfleet_tracing::transport::rabbitmq::{
-    QueueKind, RabbitMqAdmin, RabbitMqConfig, RabbitMqTransport,
-};
-use hyperfleet_tracing::transport::{SubscriptionConfig, Transport};
+use hyperfleet_tracing::transport::Transport;
+use hyperfleet_tracing::transport::rabbitmq::{RabbitMqConfig, RabbitMqTransport};
 use std::time::Duration;
 use support::rabbitmq::RabbitNode;
 
@@ -28,17 +26,7 @@ async fn classic_queue(
         .await
         .unwrap();
     let queue = RabbitMqConfig::queue_name(TOPIC, subscription);
-    let admin = RabbitMqAdmin::new(&transport);
-    admin.create_topic_if_missing(TOPIC).await.unwrap();
-    admin
-        .create_subscription_if_missing(
-            &queue,
-            TOPIC,
-            QueueKind::Classic,
-            &SubscriptionConfig::default(),
-        )
-        .await
-        .unwrap();
+    support::rabbitmq::declare_classic(&transport, TOPIC, &queue).await;
     (node, transport, queue)
 }
 

@@ -142,3 +142,21 @@ fn stop_epmd(port: u16) {
         }
     }
 }
+
+/// hyperfleet-broker's topology on `transport`'s broker: the exchange of `topic` and its
+/// classic queue `queue`, each declared unless it exists.
+pub async fn declare_classic(
+    transport: &hyperfleet_tracing::transport::rabbitmq::RabbitMqTransport,
+    topic: &str,
+    queue: &str,
+) {
+    use hyperfleet_tracing::transport::SubscriptionConfig;
+    use hyperfleet_tracing::transport::rabbitmq::{QueueKind, RabbitMqAdmin};
+    let admin = RabbitMqAdmin::new(transport);
+    admin.create_topic_if_missing(topic).await.unwrap();
+    let config = SubscriptionConfig::default();
+    admin
+        .create_subscription_if_missing(queue, topic, QueueKind::Classic, &config)
+        .await
+        .unwrap();
+}
