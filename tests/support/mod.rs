@@ -16,6 +16,7 @@ pub mod proxy;
 pub mod push;
 #[cfg(feature = "rabbitmq")]
 pub mod rabbitmq;
+pub mod semconv;
 #[cfg(all(feature = "http-server", feature = "http-client"))]
 pub mod trace_context_service;
 

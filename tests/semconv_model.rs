@@ -1,0 +1,140 @@
+//! The spans of a run held against the messaging conventions' own model (semantic-conventions
+//! v1.44.0, derived into `tests/data/semconv/` by `scripts/semconv-table`), under
+//! `Conventions::Messaging`: single and batch publish, a handled message, a failed one, an
+//! undecodable one, their settlement. The checker's own test shows it fails on a wrong kind
+//! and on an attribute outside the registry.
+
+mod support;
+
+use hyperfleet_tracing::settings::Conventions;
+use hyperfleet_tracing::testing::TestTelemetry;
+use hyperfleet_tracing::transport::{Message, Transport};
+use hyperfleet_tracing::{HandlerError, Settings, TracedPublisher, TracedSubscriber};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::SpanKind;
+use support::semconv::{span_violations, table};
+
+const TOPIC: &str = "hyperfleet-clusters";
+const SUBSCRIPTION: &str = "validation";
+
+/// Every way a message goes through the memory transport, traced under `Conventions::Messaging`.
+async fn memory_run() -> Vec<opentelemetry_sdk::trace::SpanData> {
+    let transport = support::memory::with_subscription(TOPIC, SUBSCRIPTION);
+    let telemetry = TestTelemetry::new();
+    let settings = Settings::new()
+        .tracer_provider(&telemetry.provider)
+        .conventions(Conventions::Messaging);
+    let publisher = TracedPublisher::new(transport.clone(), TOPIC).settings(settings.clone());
+    publisher
+        .publish(support::events::reconcile_event("ok"))
+        .await
+        .unwrap();
+    publisher
+        .publish(support::events::reconcile_event("fails"))
+        .await
+        .unwrap();
+    let batch = vec![
+        support::events::reconcile_event("batch-1"),
+        support::events::reconcile_event("batch-2"),
+    ];
+    for published in publisher.publish_batch(batch).await {
+        published.unwrap();
+    }
+    let undecodable = Message {
+        data: b"not a cloudevent".to_vec().into(),
+        ..Message::default()
+    };
+    transport.publish(TOPIC, undecodable).await.unwrap();
+    let subscriber =
+        TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC).settings(settings);
+    // Four handler calls: the failure is nacked and comes back; the undecodable message is
+    // dead on arrival (no handler call).
+    support::memory::handle(subscriber, 5, |id| match id {
+        "fails" => Err(HandlerError::from("the cluster API said no")),
+        _ => Ok(()),
+    })
+    .await;
+    telemetry.spans()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_transport_spans_against_the_model() {
+    let spans = memory_run().await;
+    let kinds: std::collections::BTreeSet<_> =
+        spans.iter().map(|s| format!("{:?}", s.span_kind)).collect();
+    assert_eq!(
+        kinds.len(),
+        3,
+        "producer, client and consumer spans: {kinds:?}"
+    );
+    let violations = span_violations(&table(), "gcp_pubsub", &spans);
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+/// Each deliberate mistake in an otherwise conforming run is reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_checker_reports_a_wrong_kind_name_type_or_attribute() {
+    let table = table();
+    let spans = memory_run().await;
+    let process = spans
+        .iter()
+        .position(|s| s.span_kind == SpanKind::Consumer)
+        .expect("a process span");
+    let mutated = |mutate: &dyn Fn(&mut opentelemetry_sdk::trace::SpanData)| {
+        let mut spans = spans.clone();
+        mutate(&mut spans[process]);
+        span_violations(&table, "gcp_pubsub", &spans)
+    };
+    let wrong_kind = mutated(&|span| span.span_kind = SpanKind::Internal);
+    assert!(
+        wrong_kind
+            .iter()
+            .any(|v| v.contains("no process.internal span")),
+        "{wrong_kind:?}"
+    );
+    let outside = mutated(&|span| {
+        span.attributes
+            .push(KeyValue::new("messaging.destination.kind", "topic"))
+    });
+    assert!(
+        outside
+            .iter()
+            .any(|v| v.contains("messaging.destination.kind is outside the registry")),
+        "{outside:?}"
+    );
+    let missing = mutated(&|span| {
+        span.attributes
+            .retain(|kv| kv.key.as_str() != "messaging.operation.name")
+    });
+    assert!(
+        missing
+            .iter()
+            .any(|v| v.contains("required messaging.operation.name missing")),
+        "{missing:?}"
+    );
+    let mistyped = mutated(&|span| {
+        for kv in &mut span.attributes {
+            if kv.key.as_str() == "messaging.operation.type" {
+                kv.value = "publish".into();
+            }
+        }
+    });
+    assert!(
+        mistyped
+            .iter()
+            .any(|v| v.contains("no publish.consumer span")),
+        "a deprecated operation type: {mistyped:?}"
+    );
+    let wrong_value = mutated(&|span| {
+        span.attributes.push(KeyValue::new(
+            "messaging.gcp_pubsub.message.delivery_attempt",
+            "2",
+        ))
+    });
+    assert!(
+        wrong_value
+            .iter()
+            .any(|v| v.contains("delivery_attempt") && v.contains("is not a")),
+        "a string where the model says int: {wrong_value:?}"
+    );
+}
