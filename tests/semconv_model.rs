@@ -20,11 +20,21 @@ const SUBSCRIPTION: &str = "validation";
 /// Every way a message goes through the memory transport, traced under `Conventions::Messaging`.
 async fn memory_run() -> Vec<opentelemetry_sdk::trace::SpanData> {
     let transport = support::memory::with_subscription(TOPIC, SUBSCRIPTION);
+    run(transport, TOPIC, SUBSCRIPTION).await
+}
+
+/// Every way a message goes through `transport` from `topic` to `subscription`, traced under
+/// `Conventions::Messaging`.
+async fn run<T: Transport + Clone + 'static>(
+    transport: T,
+    topic: &str,
+    subscription: &str,
+) -> Vec<opentelemetry_sdk::trace::SpanData> {
     let telemetry = TestTelemetry::new();
     let settings = Settings::new()
         .tracer_provider(&telemetry.provider)
         .conventions(Conventions::Messaging);
-    let publisher = TracedPublisher::new(transport.clone(), TOPIC).settings(settings.clone());
+    let publisher = TracedPublisher::new(transport.clone(), topic).settings(settings.clone());
     publisher
         .publish(support::events::reconcile_event("ok"))
         .await
@@ -44,9 +54,9 @@ async fn memory_run() -> Vec<opentelemetry_sdk::trace::SpanData> {
         data: b"not a cloudevent".to_vec().into(),
         ..Message::default()
     };
-    transport.publish(TOPIC, undecodable).await.unwrap();
+    transport.publish(topic, undecodable).await.unwrap();
     let subscriber =
-        TracedSubscriber::new(transport.clone(), SUBSCRIPTION, TOPIC).settings(settings);
+        TracedSubscriber::new(transport.clone(), subscription, topic).settings(settings);
     // Four handler calls: the failure is nacked and comes back; the undecodable message is
     // dead on arrival (no handler call).
     support::memory::handle(subscriber, 5, |id| match id {
@@ -69,6 +79,57 @@ async fn memory_transport_spans_against_the_model() {
     );
     let violations = span_violations(&table(), "gcp_pubsub", &spans);
     assert!(violations.is_empty(), "{violations:#?}");
+}
+
+#[cfg(feature = "pubsub")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pubsub_emulator_spans_against_the_model() {
+    use hyperfleet_tracing::transport::SubscriptionConfig;
+    let emulated = support::emulator::with_subscription(
+        "hyperfleet-semconv",
+        "semconv",
+        &SubscriptionConfig::default(),
+    )
+    .await;
+    let spans = run(
+        emulated.transport.clone(),
+        &emulated.topic,
+        &emulated.subscription,
+    )
+    .await;
+    let violations = span_violations(&table(), "gcp_pubsub", &spans);
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+#[cfg(feature = "rabbitmq")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rabbitmq_spans_against_the_model() {
+    use hyperfleet_tracing::transport::rabbitmq::{RabbitMqConfig, RabbitMqTransport};
+    let node = tokio::task::spawn_blocking(support::rabbitmq::RabbitNode::start)
+        .await
+        .unwrap();
+    let transport = RabbitMqTransport::connect(RabbitMqConfig::new(&node.url))
+        .await
+        .unwrap();
+    let queue = RabbitMqConfig::queue_name(TOPIC, SUBSCRIPTION);
+    support::rabbitmq::declare_classic(&transport, TOPIC, &queue).await;
+    let spans = run(transport, TOPIC, &queue).await;
+    let violations = span_violations(&table(), "rabbitmq", &spans);
+    // What the checker found on its first run and is still to be fixed: RabbitMQ's spans in
+    // the model have no subscription (the queue is part of the destination), and the attempt
+    // is Pub/Sub's attribute. The list must only shrink: a new violation, or a fixed one left
+    // here, fails.
+    let known: std::collections::BTreeSet<String> = [
+        "ack hyperfleet-clusters-validation (settle.client): messaging.destination.subscription.name is not an attribute of this span",
+        "nack hyperfleet-clusters-validation (settle.client): messaging.destination.subscription.name is not an attribute of this span",
+        "receive hyperfleet-clusters-validation (receive.client): messaging.destination.subscription.name is not an attribute of this span",
+        "receive hyperfleet-clusters-validation (receive.client): messaging.gcp_pubsub.message.delivery_attempt is not an attribute of this span",
+        "subscribe hyperfleet-clusters-validation (process.consumer): messaging.destination.subscription.name is not an attribute of this span",
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect();
+    assert_eq!(violations, known);
 }
 
 /// Each deliberate mistake in an otherwise conforming run is reported.
