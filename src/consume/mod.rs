@@ -91,6 +91,8 @@ pub(crate) struct Consumer {
     spans: ConsumeSpans,
     span_making: SpanMaking,
     conventions: Conventions,
+    /// Whether deliveries have Pub/Sub's semantics, and so its delivery-attempt attribute.
+    pubsub_semantics: bool,
     /// `None` when nothing is recorded; shared with each delivery until it is settled.
     metrics: Option<Arc<PipelineMetrics>>,
 }
@@ -141,7 +143,16 @@ impl Consumer {
             spans,
             span_making: SpanMaking::default(),
             conventions: settings.conventions,
+            pubsub_semantics: spans::has_pubsub_semantics(system),
             metrics: metrics.is_enabled().then(|| Arc::new(metrics)),
+        }
+    }
+
+    /// What a delivery's own attributes follow: the conventions, and the system's semantics.
+    fn delivery_rules(&self) -> spans::DeliveryRules {
+        spans::DeliveryRules {
+            conventions: self.conventions,
+            pubsub_semantics: self.pubsub_semantics,
         }
     }
 
@@ -184,7 +195,7 @@ impl Consumer {
         let event = match binding::decode(&message) {
             Ok(event) => event,
             Err(error) => {
-                let delivery = spans::delivery_attributes(&message, facts, self.conventions);
+                let delivery = spans::delivery_attributes(&message, facts, self.delivery_rules());
                 return Err(self.undecodable(delivery, delivery_links, &error));
             }
         };
@@ -278,7 +289,7 @@ impl Consumer {
         (message, facts): (&Message, DeliveryFacts),
         event: &Event,
     ) -> (ReceiveAttributes, Option<KeyValue>) {
-        let delivery = spans::delivery_attributes(message, facts, self.conventions);
+        let delivery = spans::delivery_attributes(message, facts, self.delivery_rules());
         let hook = self.hook_attributes(event);
         let cloudevents = self.event_attributes.of(event);
         let event_id = cloudevents

@@ -164,12 +164,27 @@ impl ConsumeSpans {
     }
 }
 
-/// A delivery's own attributes: message id, ordering key, delivery attempt, the body size
-/// under the current conventions, then the transport's.
+/// What a delivery's own attributes follow.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct DeliveryRules {
+    pub(super) conventions: Conventions,
+    /// Pub/Sub's semantics (Pub/Sub itself, push, the memory transport): the delivery attempt
+    /// is Pub/Sub's attribute, which RabbitMQ's spans do not have.
+    pub(super) pubsub_semantics: bool,
+}
+
+/// Whether a transport of `system` delivers with Pub/Sub's semantics: every system but
+/// RabbitMQ's.
+pub(super) fn has_pubsub_semantics(system: &str) -> bool {
+    system != "rabbitmq"
+}
+
+/// A delivery's own attributes: message id, ordering key, delivery attempt (Pub/Sub's), the
+/// body size under the current conventions, then the transport's.
 pub(super) fn delivery_attributes(
     message: &Message,
     facts: DeliveryFacts,
-    conventions: Conventions,
+    rules: DeliveryRules,
 ) -> Vec<KeyValue> {
     let mut attributes = Vec::with_capacity(4 + facts.attributes.len());
     if let Some(id) = &message.id {
@@ -181,13 +196,13 @@ pub(super) fn delivery_attributes(
             attributes::bounded(key),
         ));
     }
-    if let Some(attempt) = facts.delivery_attempt {
+    if let Some(attempt) = facts.delivery_attempt.filter(|_| rules.pubsub_semantics) {
         attributes.push(KeyValue::new(
             MESSAGING_GCP_PUBSUB_MESSAGE_DELIVERY_ATTEMPT,
             i64::from(attempt),
         ));
     }
-    if conventions.current() {
+    if rules.conventions.current() {
         attributes.push(KeyValue::new(
             MESSAGING_MESSAGE_BODY_SIZE,
             message.data.len() as i64,
