@@ -17,7 +17,7 @@ mod emulator;
 
 mod common;
 
-use common::{Discard, event};
+use common::{Discard, Mode, event};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::StreamExt;
 use hyperfleet_tracing::Settings;
@@ -37,28 +37,6 @@ const MESSAGES: u64 = 10_000;
 const PROJECT: &str = "hyperfleet-bench";
 /// Publishes in flight at once.
 const IN_FLIGHT: usize = 512;
-
-/// What a round times.
-#[derive(Clone, Copy)]
-enum Mode {
-    /// Publishing and handling at once, until every message is handled.
-    RoundTrip,
-    /// Publishing alone, until every publish is confirmed.
-    Publish,
-    /// Handling alone, of messages published before the clock starts.
-    Receive,
-}
-
-impl Mode {
-    /// The peers' argument, and the group's name.
-    fn name(self) -> &'static str {
-        match self {
-            Self::RoundTrip => "roundtrip",
-            Self::Publish => "publish",
-            Self::Receive => "receive",
-        }
-    }
-}
 
 /// Publishes `MESSAGES` events through `publisher`, `IN_FLIGHT` at once.
 async fn publish_all<T: hyperfleet_tracing::transport::Transport>(publisher: &TracedPublisher<T>) {

@@ -19,7 +19,7 @@ mod rabbitmq;
 
 mod common;
 
-use common::{Discard, event};
+use common::{Discard, Mode, event};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::StreamExt;
 use hyperfleet_tracing::Settings;
@@ -46,24 +46,6 @@ fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
         .port()
-}
-
-/// What a round times.
-#[derive(Clone, Copy)]
-enum Mode {
-    RoundTrip,
-    Publish,
-    Receive,
-}
-
-impl Mode {
-    fn name(self) -> &'static str {
-        match self {
-            Self::RoundTrip => "roundtrip",
-            Self::Publish => "publish",
-            Self::Receive => "receive",
-        }
-    }
 }
 
 async fn publish_all(publisher: &TracedPublisher<RabbitMqTransport>) {

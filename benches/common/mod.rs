@@ -83,3 +83,25 @@ pub async fn handle<T: hyperfleet_tracing::transport::Transport>(
         .await
         .expect("ran");
 }
+
+/// What a throughput round times.
+#[derive(Clone, Copy)]
+pub enum Mode {
+    /// Publishing and handling at once, until every message is handled.
+    RoundTrip,
+    /// Publishing alone, until every publish is confirmed.
+    Publish,
+    /// Handling alone, of messages published before the clock starts.
+    Receive,
+}
+
+impl Mode {
+    /// The peers' argument, and the group's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::RoundTrip => "roundtrip",
+            Self::Publish => "publish",
+            Self::Receive => "receive",
+        }
+    }
+}
