@@ -9,10 +9,10 @@ use cloudevents::AttributesReader;
 use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::{attribute, attribute_str, single};
+use hyperfleet_tracing::transport::ErrorCode;
 use hyperfleet_tracing::transport::rabbitmq::{
-    QueueKind, RabbitMqAdmin, RabbitMqConfig, RabbitMqTransport, Unroutable,
+    RabbitMqAdmin, RabbitMqConfig, RabbitMqTransport, Unroutable,
 };
-use hyperfleet_tracing::transport::{ErrorCode, SubscriptionConfig};
 use hyperfleet_tracing::{HandlerError, PublishError, Received, TracedPublisher, TracedSubscriber};
 use opentelemetry::Value;
 use support::peer::peer;
@@ -27,17 +27,7 @@ async fn node_with_queue(queue: &str) -> (RabbitNode, RabbitMqTransport) {
     let transport = RabbitMqTransport::connect(RabbitMqConfig::new(&node.url))
         .await
         .unwrap();
-    let admin = RabbitMqAdmin::new(&transport);
-    admin.create_topic_if_missing(TOPIC).await.unwrap();
-    admin
-        .create_subscription_if_missing(
-            queue,
-            TOPIC,
-            QueueKind::Classic,
-            &SubscriptionConfig::default(),
-        )
-        .await
-        .unwrap();
+    support::rabbitmq::declare_classic(&transport, TOPIC, queue).await;
     (node, transport)
 }
 

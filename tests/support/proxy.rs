@@ -1,6 +1,7 @@
 //! A TCP proxy on loopback that can cut every connection and refuse new ones, then let them
 //! in again on the same port: a network fault between a client and a server that keeps its
-//! state.
+//! state. It can also send new connections to another server, as a Service in front of a
+//! cluster does when a node goes.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,7 +11,7 @@ use tokio::task::JoinHandle;
 
 pub struct Proxy {
     pub address: String,
-    target: String,
+    target: Arc<Mutex<String>>,
     tasks: Arc<Mutex<Vec<JoinHandle<()>>>>,
     accepted: Arc<(AtomicUsize, Notify)>,
 }
@@ -21,7 +22,7 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let proxy = Self {
             address: listener.local_addr().unwrap().to_string(),
-            target: target.to_owned(),
+            target: Arc::new(Mutex::new(target.to_owned())),
             tasks: Arc::default(),
             accepted: Arc::default(),
         };
@@ -30,14 +31,14 @@ impl Proxy {
     }
 
     fn serve(&self, listener: TcpListener) {
-        let target = self.target.clone();
+        let target = Arc::clone(&self.target);
         let tasks = Arc::clone(&self.tasks);
         let accepted = Arc::clone(&self.accepted);
         let accept = tokio::spawn(async move {
             while let Ok((mut inbound, _)) = listener.accept().await {
                 accepted.0.fetch_add(1, Ordering::SeqCst);
                 accepted.1.notify_waiters();
-                let target = target.clone();
+                let target = target.lock().unwrap().clone();
                 let connection = tokio::spawn(async move {
                     if let Ok(mut outbound) = TcpStream::connect(&target).await {
                         let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
@@ -47,6 +48,12 @@ impl Proxy {
             }
         });
         self.tasks.lock().unwrap().push(accept);
+    }
+
+    /// Sends new connections to `target` from now on (a Service whose backend moved);
+    /// connections already made stay where they are.
+    pub fn switch_to(&self, target: &str) {
+        *self.target.lock().unwrap() = target.to_owned();
     }
 
     /// Connections accepted so far.

@@ -8,12 +8,21 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SCRIPT: &str = "/usr/lib/rabbitmq/bin/rabbitmq-server";
+const CTL: &str = "/usr/lib/rabbitmq/bin/rabbitmqctl";
+
+fn node_dir(port: u16) -> PathBuf {
+    std::env::temp_dir().join(format!("hyperfleet-rabbit-{}-{port}", std::process::id()))
+}
 
 pub struct RabbitNode {
     /// `amqp://guest:guest@127.0.0.1:PORT/%2f`
     pub url: String,
     pub port: u16,
+    /// The Erlang node name, `test{port}@localhost`.
+    pub name: String,
     epmd_port: u16,
+    /// Whether the epmd is this node's alone (a cluster's nodes share theirs).
+    own_epmd: bool,
     dir: PathBuf,
     child: Option<Child>,
 }
@@ -24,9 +33,9 @@ impl RabbitNode {
     /// Starts a node and waits until its AMQP port answers.
     pub fn start() -> Self {
         let (port, dist, epmd_port) = (free_port(), free_port(), free_port());
-        let dir =
-            std::env::temp_dir().join(format!("hyperfleet-rabbit-{}-{port}", std::process::id()));
-        Self::start_in(dir, port, dist, epmd_port)
+        let mut node = Self::start_in(node_dir(port), port, dist, epmd_port);
+        node.own_epmd = true;
+        node
     }
 
     fn start_in(dir: PathBuf, port: u16, dist: u16, epmd_port: u16) -> Self {
@@ -64,7 +73,9 @@ impl RabbitNode {
         let node = Self {
             url: format!("amqp://guest:guest@127.0.0.1:{port}/%2f"),
             port,
+            name: format!("test{port}@localhost"),
             epmd_port,
+            own_epmd: false,
             dir,
             child: Some(child),
         };
@@ -87,8 +98,16 @@ impl RabbitNode {
         );
     }
 
-    /// Stops the node (its whole process group) and its epmd.
+    /// Stops the node (its whole process group, with `SIGKILL`) and its own epmd.
     pub fn stop(&mut self) {
+        self.kill();
+        if self.own_epmd {
+            stop_epmd(self.epmd_port);
+        }
+    }
+
+    /// Kills the node's whole process group with `SIGKILL`, as a crash would.
+    pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             let group = child.id() as i32;
             // SAFETY: signalling a process group this test started.
@@ -97,14 +116,34 @@ impl RabbitNode {
             }
             let _ = child.wait();
         }
-        stop_epmd(self.epmd_port);
+    }
+
+    /// Runs `rabbitmqctl` against this node; its output, or a panic with what it printed.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let output = Command::new(CTL)
+            .arg("-n")
+            .arg(&self.name)
+            .args(args)
+            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
+            .env("HOME", &self.dir)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run {CTL}: {e}"));
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        assert!(
+            output.status.success(),
+            "rabbitmqctl {args:?} on {} failed: {text}{}",
+            self.name,
+            String::from_utf8_lossy(&output.stderr)
+        );
+        text
     }
 
     /// Starts a stopped node again on the same port and data (the second half of a broker
     /// restart).
     pub fn start_again(&mut self) {
         let dir = self.dir.clone();
-        let fresh = Self::start_in(dir, self.port, free_port(), self.epmd_port);
+        let mut fresh = Self::start_in(dir, self.port, free_port(), self.epmd_port);
+        fresh.own_epmd = self.own_epmd;
         // The old value's directory is the new one's: keep it.
         let old = std::mem::replace(self, fresh);
         std::mem::forget(old);
@@ -116,6 +155,83 @@ impl Drop for RabbitNode {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+/// Private nodes clustered with `rabbitmqctl join_cluster`, sharing one epmd and one Erlang
+/// cookie; all stopped when dropped.
+pub struct RabbitCluster {
+    pub nodes: Vec<RabbitNode>,
+    epmd_port: u16,
+}
+
+impl RabbitCluster {
+    /// Starts `size` nodes at once, then joins every other node to the first.
+    pub fn start(size: usize) -> Self {
+        let epmd_port = free_port();
+        let cookie = format!("hyperfleet{}{epmd_port}", std::process::id());
+        let starting: Vec<_> = (0..size)
+            .map(|_| {
+                let (port, dist) = (free_port(), free_port());
+                let dir = node_dir(port);
+                std::fs::create_dir_all(&dir).unwrap();
+                write_cookie(&dir, &cookie);
+                std::thread::spawn(move || RabbitNode::start_in(dir, port, dist, epmd_port))
+            })
+            .collect();
+        let nodes: Vec<RabbitNode> = starting
+            .into_iter()
+            .map(|node| node.join().expect("a node started"))
+            .collect();
+        let cluster = Self { nodes, epmd_port };
+        for node in &cluster.nodes[1..] {
+            node.ctl(&["stop_app"]);
+            node.ctl(&["join_cluster", &cluster.nodes[0].name]);
+            node.ctl(&["start_app"]);
+        }
+        cluster
+    }
+
+    /// Every node's URL, comma-separated, in the order of `order`.
+    pub fn urls(&self, order: &[usize]) -> String {
+        let urls: Vec<&str> = order.iter().map(|i| self.nodes[*i].url.as_str()).collect();
+        urls.join(",")
+    }
+
+    /// The index of the node that holds `queue`'s quorum leader, asked of node `via`.
+    pub fn leader_of(&self, queue: &str, via: usize) -> usize {
+        let listing = self.nodes[via].ctl(&[
+            "list_queues",
+            "name",
+            "leader",
+            "--quiet",
+            "--no-table-headers",
+        ]);
+        let leader = listing
+            .lines()
+            .filter_map(|line| line.split_once(char::is_whitespace))
+            .find(|(name, _)| *name == queue)
+            .map(|(_, leader)| leader.trim().to_owned())
+            .unwrap_or_else(|| panic!("{queue} not in {listing}"));
+        self.nodes
+            .iter()
+            .position(|node| node.name == leader)
+            .unwrap_or_else(|| panic!("the leader {leader} is not a node of the cluster"))
+    }
+}
+
+impl Drop for RabbitCluster {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        stop_epmd(self.epmd_port);
+    }
+}
+
+/// The Erlang cookie nodes and `rabbitmqctl` read from `$HOME`, readable by its owner only.
+fn write_cookie(home: &std::path::Path, cookie: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = home.join(".erlang.cookie");
+    std::fs::write(&path, cookie).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o400)).unwrap();
 }
 
 /// Kills the epmd that listens on `port` (the node started it as a daemon, outside its
@@ -150,13 +266,23 @@ pub async fn declare_classic(
     topic: &str,
     queue: &str,
 ) {
+    use hyperfleet_tracing::transport::rabbitmq::QueueKind;
+    declare(transport, topic, queue, QueueKind::Classic).await;
+}
+
+/// The exchange of `topic` and its queue `queue` of `kind`, each declared unless it exists.
+pub async fn declare(
+    transport: &hyperfleet_tracing::transport::rabbitmq::RabbitMqTransport,
+    topic: &str,
+    queue: &str,
+    kind: hyperfleet_tracing::transport::rabbitmq::QueueKind,
+) {
     use hyperfleet_tracing::transport::SubscriptionConfig;
-    use hyperfleet_tracing::transport::rabbitmq::{QueueKind, RabbitMqAdmin};
+    use hyperfleet_tracing::transport::rabbitmq::RabbitMqAdmin;
     let admin = RabbitMqAdmin::new(transport);
     admin.create_topic_if_missing(topic).await.unwrap();
-    let config = SubscriptionConfig::default();
     admin
-        .create_subscription_if_missing(queue, topic, QueueKind::Classic, &config)
+        .create_subscription_if_missing(queue, topic, kind, &SubscriptionConfig::default())
         .await
         .unwrap();
 }

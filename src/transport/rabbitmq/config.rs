@@ -32,7 +32,10 @@ pub enum Unroutable {
 /// Settings of a [`RabbitMqTransport`](super::RabbitMqTransport).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RabbitMqConfig {
-    /// `amqp://user:password@host:port/vhost`.
+    /// `amqp://user:password@host:port/vhost`; for a cluster, the URL of each node,
+    /// comma-separated, tried in turn when connecting and again whenever the connection is
+    /// lost (credentials, virtual host and parameters are the first URL's). One address in
+    /// front of the cluster (a load balancer, a Kubernetes Service) works as well.
     pub url: String,
     /// The type of the exchanges the admin declares (default fanout).
     pub exchange_type: ExchangeType,
@@ -63,13 +66,17 @@ impl RabbitMqConfig {
         }
     }
 
-    /// Settings from `BROKER_RABBITMQ_URL`.
+    /// Settings from `BROKER_RABBITMQ_URL`: one URL, or a comma-separated URL per node.
     pub fn from_env() -> Result<Self, TransportError> {
         let url = std::env::var(BROKER_RABBITMQ_URL).unwrap_or_default();
-        if !(url.starts_with("amqp://") || url.starts_with("amqps://")) {
+        let amqp = |one: &str| one.starts_with("amqp://") || one.starts_with("amqps://");
+        if split_urls(&url).next().is_none() || !split_urls(&url).all(amqp) {
             return Err(TransportError::new(
                 ErrorCode::InvalidArgument,
-                format!("{BROKER_RABBITMQ_URL} must be an amqp:// or amqps:// URL"),
+                format!(
+                    "{BROKER_RABBITMQ_URL} must be an amqp:// or amqps:// URL, or several \
+                     comma-separated"
+                ),
             ));
         }
         Ok(Self::new(url))
@@ -120,14 +127,16 @@ impl RabbitMqConfig {
         self
     }
 
-    /// `host:port`, without credentials, for messages and `server.address`.
+    /// `host:port` of each node, comma-separated, without credentials, for messages.
     pub fn describe(&self) -> String {
-        let rest = self
-            .url
-            .split_once("://")
-            .map_or(self.url.as_str(), |(_, r)| r);
-        let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-        host.split('/').next().unwrap_or(host).to_owned()
+        let nodes: Vec<&str> = split_urls(&self.url)
+            .map(|url| {
+                let rest = url.split_once("://").map_or(url, |(_, r)| r);
+                let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+                host.split('/').next().unwrap_or(host)
+            })
+            .collect();
+        nodes.join(",")
     }
 
     /// The queue of `subscription` on `topic`: `{topic}-{subscription}`, as hyperfleet-broker
@@ -135,4 +144,9 @@ impl RabbitMqConfig {
     pub fn queue_name(topic: &str, subscription: &str) -> String {
         format!("{topic}-{subscription}")
     }
+}
+
+/// The URLs of a comma-separated list, trimmed, empty entries skipped.
+pub(super) fn split_urls(url: &str) -> impl Iterator<Item = &str> {
+    url.split(',').map(str::trim).filter(|one| !one.is_empty())
 }

@@ -13,6 +13,7 @@
 //! unless [`Retry`] is on, whose retried copies carry their attempt.
 
 mod admin;
+mod cluster;
 mod config;
 mod error;
 mod retry;
@@ -55,18 +56,20 @@ pub struct RabbitMqTransport {
 
 struct Inner {
     connection: Connection,
-    /// Publishing channel, in confirm mode.
-    publisher: Channel,
+    /// Publishing channel, in confirm mode; replaced by a fresh one when the broker nacks a
+    /// publish (see [`Inner::renew_publisher`]).
+    publisher: Mutex<Channel>,
     config: RabbitMqConfig,
-    server_address: String,
-    server_port: Option<u16>,
+    /// The cluster's nodes; `server.address` is the one connected to last.
+    nodes: Arc<cluster::Nodes>,
 }
 
 impl RabbitMqTransport {
-    /// Connects to the broker at `config.url`, with lapin's automatic recovery on.
+    /// Connects to the broker at `config.url` (the first of its nodes that answers), with
+    /// lapin's automatic recovery on: a lost connection is made again, to the next node of
+    /// the list, and the channels, consumers and declared topology are replayed there.
     pub async fn connect(config: RabbitMqConfig) -> Result<Self, TransportError> {
-        let server_address = config.describe();
-        let doing = format!("connecting to RabbitMQ at {server_address}");
+        let nodes = Arc::new(cluster::Nodes::parse(&config.url)?);
         // Retry the connection promptly and for long (every 5 s at most, for over an hour):
         // lapin's default gives up after 16 growing waits, which a slow broker restart outlasts.
         let properties = ConnectionProperties::default()
@@ -77,28 +80,14 @@ impl RabbitMqTransport {
                     .with_max_times(1000)
             })
             .enable_auto_recover();
-        let connection = Connection::connect(&config.url, properties)
-            .await
-            .map_err(|e| transport_error(&e, &doing))?;
-        let publisher = connection
-            .create_channel()
-            .await
-            .map_err(|e| transport_error(&e, "opening the publishing channel"))?;
-        publisher
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .map_err(|e| transport_error(&e, "turning publisher confirms on"))?;
-        let (host, port) = match server_address.rsplit_once(':') {
-            Some((host, port)) => (host.to_owned(), port.parse().ok()),
-            None => (server_address.clone(), Some(5672)),
-        };
+        let connection = nodes.connect(properties).await?;
+        let publisher = Mutex::new(open_publisher(&connection).await?);
         Ok(Self {
             inner: Arc::new(Inner {
                 connection,
                 publisher,
                 config,
-                server_address: host,
-                server_port: port,
+                nodes,
             }),
         })
     }
@@ -116,7 +105,7 @@ impl RabbitMqTransport {
 impl std::fmt::Debug for RabbitMqTransport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("RabbitMqTransport")
-            .field("server", &self.inner.server_address)
+            .field("server", &self.inner.nodes.describe())
             .finish_non_exhaustive()
     }
 }
@@ -127,11 +116,11 @@ impl Transport for RabbitMqTransport {
     }
 
     fn server_address(&self) -> Option<&str> {
-        Some(&self.inner.server_address)
+        Some(self.inner.nodes.host())
     }
 
     fn server_port(&self) -> Option<u16> {
-        self.inner.server_port
+        Some(self.inner.nodes.port())
     }
 
     async fn publish(&self, topic: &str, message: Message) -> Result<String, TransportError> {
@@ -144,14 +133,14 @@ impl Transport for RabbitMqTransport {
             ..BasicPublishOptions::default()
         };
         let doing = format!("publishing to exchange {topic}");
-        let publisher = &self.inner.publisher;
+        let publisher = &self.inner.publishing_channel();
         // While the connection recovers, lapin would hold the publish: fail it now instead.
         if !publisher.status().connected() {
             return Err(TransportError::new(
                 ErrorCode::Unavailable,
                 format!(
                     "{doing}: the connection to {} is down",
-                    self.inner.server_address
+                    self.inner.nodes.host()
                 ),
             ));
         }
@@ -183,10 +172,13 @@ impl Transport for RabbitMqTransport {
                 ErrorCode::FailedPrecondition,
                 format!("no queue is bound to exchange {topic}: the message was not routed"),
             )),
-            Confirmation::Nack(_) => Err(TransportError::new(
-                ErrorCode::Unavailable,
-                format!("the broker refused the message for exchange {topic}"),
-            )),
+            Confirmation::Nack(_) => {
+                self.inner.renew_publisher(publisher).await;
+                Err(TransportError::new(
+                    ErrorCode::Unavailable,
+                    format!("the broker refused the message for exchange {topic}"),
+                ))
+            }
         }
     }
 
@@ -214,6 +206,54 @@ impl Transport for RabbitMqTransport {
                 }
             })
         }))
+    }
+}
+
+/// A channel in confirm mode, for publishing.
+async fn open_publisher(connection: &Connection) -> Result<Channel, TransportError> {
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|e| transport_error(&e, "opening the publishing channel"))?;
+    channel
+        .confirm_select(ConfirmSelectOptions::default())
+        .await
+        .map_err(|e| transport_error(&e, "turning publisher confirms on"))?;
+    Ok(channel)
+}
+
+impl Inner {
+    fn publishing_channel(&self) -> Channel {
+        lock(&self.publisher).clone()
+    }
+
+    /// Replaces `failed` with a fresh publishing channel, unless another publish did already.
+    /// After a failover a recovered channel can be nacked every publish for good while a new
+    /// channel on the same connection is confirmed (seen with quorum queues on RabbitMQ 3.10).
+    async fn renew_publisher(&self, failed: &Channel) {
+        if lock(&self.publisher).id() != failed.id() {
+            return;
+        }
+        let fresh = match open_publisher(&self.connection).await {
+            Ok(fresh) => fresh,
+            Err(error) => {
+                tracing::warn!(%error, "cannot open a new publishing channel; keeping the old one");
+                return;
+            }
+        };
+        // The channel that is not kept: the old one, or the fresh one if another publish
+        // renewed the channel meanwhile.
+        let unused = {
+            let mut current = lock(&self.publisher);
+            if current.id() == failed.id() {
+                std::mem::replace(&mut *current, fresh)
+            } else {
+                fresh
+            }
+        };
+        let _ = unused
+            .close(200, "publishing channel replaced".into())
+            .await;
     }
 }
 
@@ -412,7 +452,7 @@ impl Retrying {
     async fn send_on(&self) -> bool {
         let next = self.policy.next_queue(&self.queue, self.attempt);
         let sent = retry::send_to(
-            &self.inner.publisher,
+            &self.inner.publishing_channel(),
             &next,
             &self.data,
             &self.properties,
