@@ -9,7 +9,9 @@
 //!
 //! `HYPERFLEET_BENCH_PREFETCH` sets the prefetch of both sides (default the crate's, 10), and
 //! `HYPERFLEET_BENCH_EXECUTION=loop` runs this crate's handlers on the loop's task: the
-//! experiments that show what limits consuming.
+//! experiments that show what limits consuming. `HYPERFLEET_BENCH_CLUSTER=3` runs this crate
+//! alone through a cluster of that many private nodes instead, on quorum queues, connected
+//! with every node's URL.
 //!
 //! `cargo bench --all-features --bench rabbitmq_throughput`
 
@@ -24,10 +26,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use futures::StreamExt;
 use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::settings::TracerSource;
-use hyperfleet_tracing::transport::SubscriptionConfig;
-use hyperfleet_tracing::transport::rabbitmq::{
-    QueueKind, RabbitMqAdmin, RabbitMqConfig, RabbitMqTransport,
-};
+use hyperfleet_tracing::transport::rabbitmq::{QueueKind, RabbitMqConfig, RabbitMqTransport};
 use hyperfleet_tracing::{HandlerError, Received, TracedPublisher, TracedSubscriber};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
 use std::hint::black_box;
@@ -58,24 +57,19 @@ async fn publish_all(publisher: &TracedPublisher<RabbitMqTransport>) {
         .await;
 }
 
-/// One round on a fresh exchange and classic queue `name`; `mode` says what is timed.
+/// One round on a fresh exchange and queue `name`, classic on one node and quorum on a
+/// cluster; `mode` says what is timed.
 async fn round(
     transport: &RabbitMqTransport,
     provider: &impl TracerSource,
     name: &str,
     mode: Mode,
 ) -> Duration {
-    let admin = RabbitMqAdmin::new(transport);
-    admin.create_topic_if_missing(name).await.expect("exchange");
-    admin
-        .create_subscription_if_missing(
-            name,
-            name,
-            QueueKind::Classic,
-            &SubscriptionConfig::default(),
-        )
-        .await
-        .expect("queue");
+    let kind = match std::env::var("HYPERFLEET_BENCH_CLUSTER") {
+        Ok(_) => QueueKind::Quorum,
+        Err(_) => QueueKind::Classic,
+    };
+    rabbitmq::declare(transport, name, name, kind).await;
     let settings = Settings::new().tracer_provider(provider);
     let publisher = TracedPublisher::new(transport.clone(), name).settings(settings.clone());
     let mut subscriber = TracedSubscriber::new(transport.clone(), name, name).settings(settings);
@@ -147,14 +141,39 @@ fn node_rounds(url: &str, rounds: u64, mode: Mode, prefetch: u16) -> Duration {
     Duration::from_secs_f64(seconds)
 }
 
+/// A private node, or a cluster of `HYPERFLEET_BENCH_CLUSTER` nodes.
+enum Broker {
+    Node(rabbitmq::RabbitNode),
+    Cluster(rabbitmq::RabbitCluster),
+}
+
+impl Broker {
+    fn start() -> Self {
+        match std::env::var("HYPERFLEET_BENCH_CLUSTER") {
+            Ok(size) => Self::Cluster(rabbitmq::RabbitCluster::start(
+                size.parse()
+                    .expect("HYPERFLEET_BENCH_CLUSTER: a number of nodes"),
+            )),
+            Err(_) => Self::Node(rabbitmq::RabbitNode::start()),
+        }
+    }
+
+    fn url(&self) -> String {
+        match self {
+            Self::Node(node) => node.url.clone(),
+            Self::Cluster(cluster) => cluster.urls(&(0..cluster.nodes.len()).collect::<Vec<_>>()),
+        }
+    }
+}
+
 fn throughput(c: &mut Criterion) {
-    let node = rabbitmq::RabbitNode::start();
+    let broker = Broker::start();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let mut config = RabbitMqConfig::new(&node.url);
+    let mut config = RabbitMqConfig::new(broker.url());
     if let Ok(prefetch) = std::env::var("HYPERFLEET_BENCH_PREFETCH") {
         config = config.prefetch(
             prefetch
@@ -192,14 +211,16 @@ fn throughput(c: &mut Criterion) {
                     .sum()
             })
         });
-        group.bench_function(format!("node amqplib, prefetch {prefetch}"), |b| {
-            b.iter_custom(|n| node_rounds(&node.url, n, mode, prefetch))
-        });
+        if let Broker::Node(node) = &broker {
+            group.bench_function(format!("node amqplib, prefetch {prefetch}"), |b| {
+                b.iter_custom(|n| node_rounds(&node.url, n, mode, prefetch))
+            });
+        }
         group.finish();
     }
     drop(transport);
     drop(runtime);
-    drop(node);
+    drop(broker);
 }
 
 criterion_group!(benches, throughput);
