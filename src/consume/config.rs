@@ -13,6 +13,9 @@ pub(crate) struct ConsumerConfig {
     /// `subscription`, and its receive span carries each delivery's own in its subscription
     /// attribute.
     pub(crate) stand_in: bool,
+    /// The transport's name for the destination under the current conventions
+    /// ([`Transport::destination_name`](crate::transport::Transport)).
+    pub(crate) current_name: Option<String>,
 }
 
 impl ConsumerConfig {
@@ -23,6 +26,7 @@ impl ConsumerConfig {
             subscription,
             settings: Settings::new(),
             stand_in: false,
+            current_name: None,
         }
     }
 }

@@ -111,11 +111,13 @@ impl Consumer {
             subscription,
             settings,
             stand_in,
+            current_name,
         } = config;
         let destination = Destination {
             system,
             topic: &topic,
             subscription: Some(&subscription),
+            current_name: current_name.as_deref(),
             server_address,
             server_port,
             conventions: settings.conventions,

@@ -16,6 +16,9 @@ pub(crate) struct SiteLabels {
     version: Option<String>,
     system: &'static str,
     subscription: Option<String>,
+    /// `messaging.destination.name` of the messaging metrics: the system's own name for the
+    /// destination when it has one (RabbitMQ's, which takes the queue in), else the topic.
+    destination_name: Option<String>,
     server_address: Option<String>,
     /// `messaging.operation.name` of `messaging.client.sent.messages`.
     pub(crate) send_operation: &'static str,
@@ -37,6 +40,7 @@ impl SiteLabels {
             version: version.map(str::to_owned),
             system: destination.system,
             subscription: destination.subscription.map(str::to_owned),
+            destination_name: destination.current_name.map(str::to_owned),
             server_address: destination.server_address.map(str::to_owned),
             send_operation: destination.conventions.operation(Operation::Send).1,
             receive_operation: destination.conventions.operation(Operation::Receive).1,
@@ -73,9 +77,13 @@ impl SiteLabels {
     pub(crate) fn messaging(&self) -> impl Iterator<Item = (&'static str, &str)> {
         [
             Some((MESSAGING_SYSTEM, self.system)),
-            Some((MESSAGING_DESTINATION_NAME, self.topic.as_str())),
+            Some((
+                MESSAGING_DESTINATION_NAME,
+                self.destination_name.as_deref().unwrap_or(&self.topic),
+            )),
             self.subscription
                 .as_deref()
+                .filter(|_| self.destination_name.is_none())
                 .map(|s| (MESSAGING_DESTINATION_SUBSCRIPTION_NAME, s)),
             self.server_address.as_deref().map(|a| (SERVER_ADDRESS, a)),
         ]

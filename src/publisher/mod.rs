@@ -192,10 +192,12 @@ impl<T: Transport> TracedPublisher<T> {
 
     /// The span templates and metric series of `settings`.
     fn built(transport: &T, topic: &str, settings: &Settings) -> (PublisherSpans, PipelineMetrics) {
+        let current_name = transport.destination_name(topic, None);
         let destination = Destination {
             system: transport.system(),
             topic,
             subscription: None,
+            current_name: current_name.as_deref(),
             server_address: transport.server_address(),
             server_port: transport.server_port(),
             conventions: settings.conventions,

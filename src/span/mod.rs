@@ -93,6 +93,10 @@ pub(crate) struct Destination<'a> {
     pub(crate) topic: &'a str,
     /// The subscription, on the consumer side.
     pub(crate) subscription: Option<&'a str>,
+    /// The system's own name for the destination under the current conventions, when it is
+    /// not the topic ([`Transport::destination_name`](crate::transport::Transport)); it
+    /// takes the subscription in, so that those spans carry no subscription attribute.
+    pub(crate) current_name: Option<&'a str>,
     /// `server.address`, when the transport talks to a server.
     pub(crate) server_address: Option<&'a str>,
     /// `server.port`, when the transport names one.
@@ -126,16 +130,19 @@ impl SpanTemplate {
     ) -> Self {
         let conventions = destination.conventions;
         let (operation_type, operation_name) = conventions.operation(operation);
+        let (name, subscription) = match (conventions.current(), destination.current_name) {
+            (true, Some(name)) => (name, None),
+            _ => (destination.topic, destination.subscription),
+        };
         let attributes = attributes::messaging(
             destination.system,
             (operation_type, operation_name),
-            destination.topic,
-            destination.subscription,
+            name,
+            subscription,
             destination.server_address,
             destination.server_port,
         );
-        let name =
-            conventions.span_name(operation_name, destination.topic, destination.subscription);
+        let name = conventions.span_name(operation_name, name, subscription);
         Self {
             name: naming::intern(&name),
             kind,

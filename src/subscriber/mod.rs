@@ -174,8 +174,12 @@ impl<T: Transport> TracedSubscriber<T> {
                 subscription: subscription.clone(),
                 source,
             })?;
+        let mut config = self.config;
+        config.current_name = self
+            .transport
+            .destination_name(&config.topic, Some(&subscription));
         let consumer = Consumer::new(
-            self.config,
+            config,
             self.transport.system(),
             self.transport.server_address(),
             self.transport.server_port(),

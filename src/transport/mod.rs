@@ -42,6 +42,16 @@ pub trait Transport: Send + Sync + 'static {
         None
     }
 
+    /// `messaging.destination.name` under the current messaging conventions, when this
+    /// system's conventions name the destination otherwise than by its topic: RabbitMQ's
+    /// `{exchange}:{routing key}` on the producer side and `{exchange}:{routing key}:{queue}`
+    /// on the consumer side (`subscription` is the queue), which takes the place of the
+    /// subscription attribute. `None`, the default: the topic, with the subscription apart.
+    fn destination_name(&self, topic: &str, subscription: Option<&str>) -> Option<String> {
+        let _ = (topic, subscription);
+        None
+    }
+
     /// Publishes one message to `topic` and returns the id the transport assigned to it.
     fn publish(
         &self,
@@ -83,6 +93,9 @@ impl<T: Transport> Transport for std::sync::Arc<T> {
     }
     fn server_port(&self) -> Option<u16> {
         (**self).server_port()
+    }
+    fn destination_name(&self, topic: &str, subscription: Option<&str>) -> Option<String> {
+        (**self).destination_name(topic, subscription)
     }
     async fn publish(&self, topic: &str, message: Message) -> Result<String, TransportError> {
         (**self).publish(topic, message).await

@@ -150,3 +150,46 @@ impl RabbitMqConfig {
 pub(super) fn split_urls(url: &str) -> impl Iterator<Item = &str> {
     url.split(',').map(str::trim).filter(|one| !one.is_empty())
 }
+
+/// `messaging.destination.name` as the messaging conventions name a RabbitMQ destination:
+/// `{exchange}:{routing key}` when publishing, `{exchange}:{routing key}:{queue}` when
+/// consuming, empty parts left out, the routing key once when it equals the queue, and
+/// `amq.default` for the default exchange with no routing key.
+pub(super) fn destination_name(exchange: &str, routing_key: &str, queue: Option<&str>) -> String {
+    let queue = queue.filter(|queue| *queue != routing_key);
+    let parts: Vec<&str> = [Some(exchange), Some(routing_key), queue]
+        .into_iter()
+        .flatten()
+        .filter(|part| !part.is_empty())
+        .collect();
+    match parts.is_empty() {
+        true => "amq.default".to_owned(),
+        false => parts.join(":"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::destination_name;
+
+    #[test]
+    fn the_destination_is_named_as_the_conventions_say() {
+        assert_eq!(destination_name("logs", "", None), "logs");
+        assert_eq!(
+            destination_name("direct_logs", "warning", None),
+            "direct_logs:warning"
+        );
+        assert_eq!(destination_name("", "", None), "amq.default");
+        assert_eq!(destination_name("", "jobs", None), "jobs");
+        assert_eq!(
+            destination_name("direct_logs", "warning", Some("my_queue")),
+            "direct_logs:warning:my_queue"
+        );
+        assert_eq!(
+            destination_name("clusters", "", Some("clusters-v")),
+            "clusters:clusters-v"
+        );
+        assert_eq!(destination_name("ex", "jobs", Some("jobs")), "ex:jobs");
+        assert_eq!(destination_name("", "", Some("q")), "q");
+    }
+}

@@ -123,6 +123,14 @@ impl Transport for RabbitMqTransport {
         Some(self.inner.nodes.port())
     }
 
+    fn destination_name(&self, topic: &str, queue: Option<&str>) -> Option<String> {
+        Some(config::destination_name(
+            topic,
+            &self.inner.config.routing_key,
+            queue,
+        ))
+    }
+
     async fn publish(&self, topic: &str, message: Message) -> Result<String, TransportError> {
         let properties = wire::properties(&message);
         // RabbitMQ assigns no id: the message is known by its event's.

@@ -150,18 +150,13 @@ pub(super) async fn metrics_match_spans<T: ConformanceTarget>(target: &T) -> Res
     let received = named(&spans, &receive_name(&h)).len() as u64;
     let processed = named(&spans, "adapter.process").len() as u64;
     ensure!(published == 3, "{published} publish spans for 3 publishes");
-    let system = target.transport().system();
+    let transport = target.transport();
     let topic = h.topic.as_str();
     let m = &h.metrics;
-    let on_topic = [
-        (MESSAGING_SYSTEM, system),
-        (MESSAGING_DESTINATION_NAME, topic),
-    ];
-    let on_subscription = [
-        (MESSAGING_SYSTEM, system),
-        (MESSAGING_DESTINATION_NAME, topic),
-        (MESSAGING_DESTINATION_SUBSCRIPTION_NAME, sub.as_str()),
-    ];
+    let producer = Site::of(&transport, topic, None);
+    let consumer = Site::of(&transport, topic, Some(&sub));
+    let on_topic = producer.attributes();
+    let on_subscription = consumer.attributes();
     let broker = [(TOPIC, topic)];
     let counts = [
         (
@@ -236,38 +231,37 @@ pub(super) async fn current_conventions<T: ConformanceTarget>(target: &T) -> Res
         h.consume(subscriber, 1, |_, _| Ok(())).await?;
         let spans = h.spans();
         let topic = h.topic.as_str();
-        let system = target.transport().system();
-        let send = single(&spans, &format!("send {topic}"))?;
-        let receive = single(&spans, &format!("receive {sub}"))?;
-        let process = single(&spans, &format!("subscribe {sub}"))?;
-        let ack = named(&spans, &format!("ack {sub}"));
-        let common = [
-            (MESSAGING_SYSTEM, system),
-            (MESSAGING_DESTINATION_NAME, topic),
-        ];
-        let on_subscription = [(MESSAGING_DESTINATION_SUBSCRIPTION_NAME, sub.as_str())];
+        let transport = target.transport();
+        // Spans are named after the destination: the topic when publishing; when consuming,
+        // the subscription, or the system's own name that takes it in (RabbitMQ's).
+        let producer = Site::of(&transport, topic, None);
+        let consumer = Site::of(&transport, topic, Some(&sub));
+        let send = single(&spans, &format!("send {}", producer.named()))?;
+        let receive = single(&spans, &format!("receive {}", consumer.named()))?;
+        let process = single(&spans, &format!("subscribe {}", consumer.named()))?;
+        let ack = named(&spans, &format!("ack {}", consumer.named()));
         let op = |t, n| [(MESSAGING_OPERATION_TYPE, t), (MESSAGING_OPERATION_NAME, n)];
         expect_span(
             send,
             SpanKind::Producer,
-            [&common[..], &op("send", "send")].concat(),
+            [&producer.attributes()[..], &op("send", "send")].concat(),
         )?;
         expect_span(
             receive,
             SpanKind::Client,
-            [&common[..], &on_subscription, &op("receive", "receive")].concat(),
+            [&consumer.attributes()[..], &op("receive", "receive")].concat(),
         )?;
         expect_span(
             process,
             SpanKind::Consumer,
-            [&common[..], &on_subscription, &op("process", "subscribe")].concat(),
+            [&consumer.attributes()[..], &op("process", "subscribe")].concat(),
         )?;
         ensure!(!ack.is_empty(), "{conventions:?}: no ack span");
         for ack in &ack {
             expect_span(
                 ack,
                 SpanKind::Client,
-                [&common[..], &on_subscription, &op("settle", "ack")].concat(),
+                [&consumer.attributes()[..], &op("settle", "ack")].concat(),
             )?;
             ensure!(
                 ack.links
@@ -316,4 +310,48 @@ pub(super) async fn current_conventions<T: ConformanceTarget>(target: &T) -> Res
         );
     }
     Ok(())
+}
+
+/// Where a span or metric point is, as the conventions name it on a transport: its system,
+/// its destination, and the subscription apart unless the system's own destination name
+/// takes it in ([`Transport::destination_name`]).
+struct Site<'a> {
+    system: &'static str,
+    topic: &'a str,
+    subscription: Option<&'a str>,
+    own_name: Option<String>,
+}
+
+impl<'a> Site<'a> {
+    fn of<T: Transport>(transport: &T, topic: &'a str, subscription: Option<&'a str>) -> Self {
+        Self {
+            system: transport.system(),
+            topic,
+            subscription,
+            own_name: transport.destination_name(topic, subscription),
+        }
+    }
+
+    /// What the current conventions' span names name.
+    fn named(&self) -> &str {
+        self.own_name
+            .as_deref()
+            .or(self.subscription)
+            .unwrap_or(self.topic)
+    }
+
+    /// `messaging.system`, `messaging.destination.name` and, apart, the subscription.
+    fn attributes(&self) -> Vec<(&'static str, &str)> {
+        let mut attributes = vec![
+            (MESSAGING_SYSTEM, self.system),
+            (
+                MESSAGING_DESTINATION_NAME,
+                self.own_name.as_deref().unwrap_or(self.topic),
+            ),
+        ];
+        if let (None, Some(subscription)) = (&self.own_name, self.subscription) {
+            attributes.push((MESSAGING_DESTINATION_SUBSCRIPTION_NAME, subscription));
+        }
+        attributes
+    }
 }
