@@ -17,6 +17,8 @@ use support::semconv::{span_violations, table};
 
 const TOPIC: &str = "hyperfleet-clusters";
 const SUBSCRIPTION: &str = "validation";
+/// What the memory transport does not have: a server.
+const NO_SERVER: &[&str] = &["server.address", "server.port"];
 
 /// Every way a message goes through the memory transport, traced under `Conventions::Messaging`.
 async fn memory_run() -> Vec<opentelemetry_sdk::trace::SpanData> {
@@ -51,8 +53,14 @@ async fn run<T: Transport + Clone + 'static>(
     for published in publisher.publish_batch(batch).await {
         published.unwrap();
     }
+    // With the id hyperfleet-broker gives every message (RabbitMQ assigns none of its own).
     let undecodable = Message {
         data: b"not a cloudevent".to_vec().into(),
+        attributes: [(
+            "_watermill_message_uuid".to_owned(),
+            "undecodable-1".to_owned(),
+        )]
+        .into(),
         ..Message::default()
     };
     transport.publish(topic, undecodable).await.unwrap();
@@ -78,7 +86,7 @@ async fn memory_transport_spans_against_the_model() {
         3,
         "producer, client and consumer spans: {kinds:?}"
     );
-    let violations = span_violations(&table(), "gcp_pubsub", &spans);
+    let violations = span_violations(&table(), "gcp_pubsub", &spans, NO_SERVER);
     assert!(violations.is_empty(), "{violations:#?}");
 }
 
@@ -98,7 +106,7 @@ async fn pubsub_emulator_spans_against_the_model() {
         &emulated.subscription,
     )
     .await;
-    let violations = span_violations(&table(), "gcp_pubsub", &spans);
+    let violations = span_violations(&table(), "gcp_pubsub", &spans, &[]);
     assert!(violations.is_empty(), "{violations:#?}");
 }
 
@@ -115,7 +123,7 @@ async fn rabbitmq_spans_against_the_model() {
     let queue = RabbitMqConfig::queue_name(TOPIC, SUBSCRIPTION);
     support::rabbitmq::declare_classic(&transport, TOPIC, &queue).await;
     let spans = run(transport, TOPIC, &queue).await;
-    let violations = span_violations(&table(), "rabbitmq", &spans);
+    let violations = span_violations(&table(), "rabbitmq", &spans, &[]);
     assert!(violations.is_empty(), "{violations:#?}");
     // RabbitMQ's own destination names (the model's notes): `{exchange}:{routing key}` on
     // send, `{exchange}:{routing key}:{queue}` on the consumer side, empty parts left out.
@@ -148,7 +156,7 @@ async fn the_checker_reports_a_wrong_kind_name_type_or_attribute() {
     let mutated = |mutate: &dyn Fn(&mut opentelemetry_sdk::trace::SpanData)| {
         let mut spans = spans.clone();
         mutate(&mut spans[process]);
-        span_violations(&table, "gcp_pubsub", &spans)
+        span_violations(&table, "gcp_pubsub", &spans, NO_SERVER)
     };
     let wrong_kind = mutated(&|span| span.span_kind = SpanKind::Internal);
     assert!(
@@ -201,5 +209,25 @@ async fn the_checker_reports_a_wrong_kind_name_type_or_attribute() {
             .iter()
             .any(|v| v.contains("delivery_attempt") && v.contains("is not a")),
         "a string where the model says int: {wrong_value:?}"
+    );
+    let no_id = mutated(&|span| {
+        span.attributes
+            .retain(|kv| kv.key.as_str() != "messaging.message.id")
+    });
+    assert!(
+        no_id
+            .iter()
+            .any(|v| v.contains("messaging.message.id missing, though the crate has it")),
+        "a recommended attribute the crate has, left out: {no_id:?}"
+    );
+    let failed_silently = mutated(&|span| {
+        span.status = opentelemetry::trace::Status::error("failed");
+        span.attributes.retain(|kv| kv.key.as_str() != "error.type");
+    });
+    assert!(
+        failed_silently
+            .iter()
+            .any(|v| v.contains("error.type missing")),
+        "a failed span without error.type: {failed_silently:?}"
     );
 }

@@ -69,8 +69,9 @@ pub(crate) struct DeliveryFacts {
 struct Running {
     /// The handler's context: the process span's, or the parent's when no span is made.
     process: Context,
-    /// The receive span; `None` when no span is made.
-    receive: Option<Context>,
+    /// The receive span, and the attributes naming the delivery that its settle spans carry
+    /// (none unless under the current conventions); `None` when no span is made.
+    receive: Option<(Context, Vec<KeyValue>)>,
     /// When the handler started, when metrics are recorded.
     started: Option<Instant>,
 }
@@ -184,16 +185,10 @@ impl Consumer {
         self.record(Measurement::Received);
         let attempt = facts.delivery_attempt;
         let delivery_links = std::mem::take(&mut facts.links);
-        let subscription = match facts.subscription.take() {
-            Some(own) => {
-                facts.attributes.push(KeyValue::new(
-                    attributes::MESSAGING_DESTINATION_SUBSCRIPTION_NAME,
-                    own.clone(),
-                ));
-                own
-            }
-            None => self.subscription.clone(),
-        };
+        let subscription = facts
+            .subscription
+            .clone()
+            .unwrap_or_else(|| self.subscription.clone());
         let event = match binding::decode(&message) {
             Ok(event) => event,
             Err(error) => {
@@ -237,14 +232,15 @@ impl Consumer {
     }
 
     /// Starts the receive span under `parent` and the process span as its child; returns the
-    /// process span's context and the receive span's.
+    /// process span's context, and the receive span's with the attributes naming the delivery
+    /// that its settle spans carry.
     fn start_spans(
         &self,
         parent: &Context,
         links: Vec<Link>,
         delivery: (&Message, DeliveryFacts),
         event: &Event,
-    ) -> (Context, Context) {
+    ) -> (Context, (Context, Vec<KeyValue>)) {
         let (start, event_id, later) = if self.attribute_timing.deferred() {
             (ReceiveAttributes::default(), None, Some(delivery))
         } else {
@@ -252,37 +248,51 @@ impl Consumer {
             (start, event_id, None)
         };
         let hook = start.hook.clone();
+        let mut named_by = self.shared_naming(&start);
         let receive = self.spans.start_receive(&self.tracer, parent, links, start);
         self.span_making.learn(parent, &receive);
         let process = self
             .spans
-            .start_process(&self.tracer, &receive, event_id, hook);
+            .start_process(&self.tracer, &receive, (&named_by, event_id), hook);
         if let Some(delivery) = later {
-            self.attributes_when_recording(&receive, &process, delivery, event);
+            named_by = self.attributes_when_recording(&receive, &process, delivery, event);
         }
-        (process, receive)
+        (process, (receive, named_by))
+    }
+
+    /// The attributes naming the delivery that its process and settle spans carry too: under
+    /// the current conventions, which ask for them there; else none.
+    fn shared_naming(&self, start: &ReceiveAttributes) -> Vec<KeyValue> {
+        match self.conventions.current() {
+            true => start.named_by().to_vec(),
+            false => Vec::new(),
+        }
     }
 
     /// [`AttributeTiming::WhenRecording`]: the spans started with their templates' attributes
-    /// only; those that record are given the message's now.
+    /// only; those that record are given the message's now. Returns the attributes naming the
+    /// delivery for its settle spans (none when neither span records).
     fn attributes_when_recording(
         &self,
         receive: &Context,
         process: &Context,
         delivery: (&Message, DeliveryFacts),
         event: &Event,
-    ) {
+    ) -> Vec<KeyValue> {
         let (receive, process) = (receive.span(), process.span());
         if !receive.is_recording() && !process.is_recording() {
-            return;
+            return Vec::new();
         }
         let (start, event_id) = self.per_message_attributes(delivery, event);
+        let named_by = self.shared_naming(&start);
         if process.is_recording() {
-            process.set_attributes(event_id.into_iter().chain(start.hook.clone()));
+            let own = event_id.into_iter().chain(start.hook.clone());
+            process.set_attributes(named_by.iter().cloned().chain(own));
         }
         if receive.is_recording() {
             receive.set_attributes(start);
         }
+        named_by
     }
 
     /// The receive span's per-message attributes, and the event id the process span shares.
@@ -291,7 +301,7 @@ impl Consumer {
         (message, facts): (&Message, DeliveryFacts),
         event: &Event,
     ) -> (ReceiveAttributes, Option<KeyValue>) {
-        let delivery = spans::delivery_attributes(message, facts, self.delivery_rules());
+        let (delivery, naming) = spans::delivery_attributes(message, facts, self.delivery_rules());
         let hook = self.hook_attributes(event);
         let cloudevents = self.event_attributes.of(event);
         let event_id = cloudevents
@@ -300,6 +310,7 @@ impl Consumer {
             .cloned();
         let start = ReceiveAttributes {
             delivery,
+            naming,
             cloudevents,
             hook,
         };
@@ -323,11 +334,12 @@ impl Consumer {
             }));
         }
         match receive {
-            Some(receive) => self.conclude(outcome, &process, receive),
+            Some((receive, named_by)) => self.conclude(outcome, &process, receive, named_by),
             None => {
                 // No receive span: no settle spans linked to it either.
                 let settlement = Settlement {
                     spans: None,
+                    named_by: Vec::new(),
                     metrics: self.metrics.clone(),
                 };
                 Consumed::new(self.verdict(&outcome), process, settlement)
@@ -339,27 +351,31 @@ impl Consumer {
     /// policy take the message.
     fn undecodable(
         &self,
-        delivery: Vec<KeyValue>,
+        (delivery, naming): (Vec<KeyValue>, usize),
         links: Vec<Link>,
         error: &BindingError,
     ) -> Consumed {
         let start = ReceiveAttributes {
             delivery,
+            naming,
             cloudevents: Vec::new(),
             hook: Vec::new(),
         };
+        let named_by = self.shared_naming(&start);
         let receive = self
             .spans
             .start_receive(&self.tracer, &Context::new(), links, start);
         record_failure(&receive.span(), error.error_type(), error);
         self.record(Measurement::Undecodable);
-        Consumed::new(Verdict::Nack, receive, self.settlement())
+        Consumed::new(Verdict::Nack, receive, self.settlement(named_by))
     }
 
-    /// What a delivery's settlement records: its spans and metrics.
-    fn settlement(&self) -> Settlement {
+    /// What a delivery's settlement records: its spans, with the attributes naming the
+    /// delivery, and metrics.
+    fn settlement(&self, named_by: Vec<KeyValue>) -> Settlement {
         Settlement {
             spans: self.spans.settle(),
+            named_by,
             metrics: self.metrics.clone(),
         }
     }
@@ -386,14 +402,20 @@ impl Consumer {
 
     /// Records the handler's failure on both spans, ends the process span and gives the
     /// verdict.
-    fn conclude(&self, outcome: HandlerOutcome, process: &Context, receive: Context) -> Consumed {
+    fn conclude(
+        &self,
+        outcome: HandlerOutcome,
+        process: &Context,
+        receive: Context,
+        named_by: Vec<KeyValue>,
+    ) -> Consumed {
         let process = process.span();
         if let HandlerOutcome::Failed(error_type, error) = &outcome {
             record_failure(&process, error_type, error.as_ref());
             record_failure(&receive.span(), error_type, error.as_ref());
         }
         process.end();
-        Consumed::new(self.verdict(&outcome), receive, self.settlement())
+        Consumed::new(self.verdict(&outcome), receive, self.settlement(named_by))
     }
 
     /// Ack or nack, as the handler's outcome and the ack policy say.

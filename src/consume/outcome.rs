@@ -5,8 +5,8 @@ use super::spans::SettleSpans;
 use crate::metrics::{Measurement, PipelineMetrics, Timed};
 use crate::span::record_failure;
 use crate::transport::{Acknowledger, TransportError};
-use opentelemetry::Context;
 use opentelemetry::trace::TraceContextExt;
+use opentelemetry::{Context, KeyValue};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -31,6 +31,8 @@ pub(crate) struct Consumed {
 pub(super) struct Settlement {
     /// The `ack` / `nack` spans, under the current conventions.
     pub(super) spans: Option<Arc<SettleSpans>>,
+    /// The attributes naming the delivery, for those spans.
+    pub(super) named_by: Vec<KeyValue>,
     /// `None` when nothing is recorded.
     pub(super) metrics: Option<Arc<PipelineMetrics>>,
 }
@@ -56,7 +58,7 @@ impl Consumed {
             .settlement
             .spans
             .as_ref()
-            .map(|spans| spans.start(ack, &self.receive));
+            .map(|spans| spans.start(ack, &self.receive, &self.settlement.named_by));
         let started = self.settlement.metrics.is_some().then(Instant::now);
         let (operation, result) = match ack {
             true => ("ack", acker.ack().await),

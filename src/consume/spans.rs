@@ -32,12 +32,15 @@ pub(crate) struct SettleSpans {
 }
 
 impl SettleSpans {
-    /// Starts the `ack` or `nack` span, linked to the receive span of `receive`.
-    pub(crate) fn start(&self, ack: bool, receive: &Context) -> Context {
+    /// Starts the `ack` or `nack` span, linked to the receive span of `receive`, with the
+    /// attributes that name the delivery.
+    pub(crate) fn start(&self, ack: bool, receive: &Context, named_by: &[KeyValue]) -> Context {
         let template = if ack { &self.ack } else { &self.nack };
         let link = Link::with_context(receive.span().span_context().clone());
+        let mut attributes = template.attributes(named_by.len());
+        attributes.extend_from_slice(named_by);
         let span = template
-            .builder(&self.tracer, template.attributes(0))
+            .builder(&self.tracer, attributes)
             .with_links(vec![link])
             .start_with_context(self.tracer.as_ref(), receive);
         receive.with_span(span)
@@ -56,12 +59,23 @@ fn own_subscription(template: SpanTemplate, stand_in: bool) -> SpanTemplate {
 /// The attributes a receive span starts with, besides its template's.
 #[derive(Default)]
 pub(super) struct ReceiveAttributes {
-    /// Message id, ordering key, delivery attempt, and the transport's own.
+    /// The delivery's own ([`delivery_attributes`]): first those that name it, then those of
+    /// the receive span alone.
     pub(super) delivery: Vec<KeyValue>,
+    /// How many of `delivery` name it.
+    pub(super) naming: usize,
     /// `cloudevents.*`; empty when the message could not be decoded.
     pub(super) cloudevents: Vec<KeyValue>,
     /// The attribute hook's, shared with the process span.
     pub(super) hook: Vec<KeyValue>,
+}
+
+impl ReceiveAttributes {
+    /// The attributes that name the delivery: what the current conventions put on its
+    /// process and settle spans too.
+    pub(super) fn named_by(&self) -> &[KeyValue] {
+        &self.delivery[..self.naming]
+    }
 }
 
 impl IntoIterator for ReceiveAttributes {
@@ -144,16 +158,17 @@ impl ConsumeSpans {
         parent.with_span(span)
     }
 
-    /// Starts the process span as a child of `receive`, with the event id and the hook's
-    /// attributes.
+    /// Starts the process span as a child of `receive`, with the attributes that name the
+    /// delivery (under the current conventions; else none), the event id and the hook's.
     pub(super) fn start_process(
         &self,
         tracer: &SharedTracer,
         receive: &Context,
-        event_id: Option<KeyValue>,
+        (named_by, event_id): (&[KeyValue], Option<KeyValue>),
         hook: Vec<KeyValue>,
     ) -> Context {
-        let mut attributes = self.process.attributes(hook.len() + 1);
+        let mut attributes = self.process.attributes(named_by.len() + hook.len() + 1);
+        attributes.extend_from_slice(named_by);
         attributes.extend(event_id);
         attributes.extend(hook);
         let span = self
@@ -179,27 +194,44 @@ pub(super) fn has_pubsub_semantics(system: &str) -> bool {
     system != "rabbitmq"
 }
 
-/// A delivery's own attributes: message id, ordering key, delivery attempt (Pub/Sub's), the
-/// body size under the current conventions, then the transport's.
+/// A delivery's own attributes, and how many of them (the first) name it: the message id, the
+/// delivery attempt (Pub/Sub's) and the transport's own (RabbitMQ's delivery tag and routing
+/// key); then the receive span's alone: a stand-in's delivery's own subscription, the ordering
+/// key, which the current conventions keep for the producer side (`messaging/dup` keeps the
+/// standard's), and the body size under the current conventions.
 pub(super) fn delivery_attributes(
     message: &Message,
     facts: DeliveryFacts,
     rules: DeliveryRules,
-) -> Vec<KeyValue> {
+) -> (Vec<KeyValue>, usize) {
     let mut attributes = Vec::with_capacity(4 + facts.attributes.len());
     if let Some(id) = &message.id {
         attributes.push(KeyValue::new(MESSAGING_MESSAGE_ID, attributes::bounded(id)));
-    }
-    if let Some(key) = &message.ordering_key {
-        attributes.push(KeyValue::new(
-            MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY,
-            attributes::bounded(key),
-        ));
     }
     if let Some(attempt) = facts.delivery_attempt.filter(|_| rules.pubsub_semantics) {
         attributes.push(KeyValue::new(
             MESSAGING_GCP_PUBSUB_MESSAGE_DELIVERY_ATTEMPT,
             i64::from(attempt),
+        ));
+    }
+    attributes.extend(facts.attributes);
+    let naming = attributes.len();
+    // A stand-in's receive span names the delivery's own subscription (its process and settle
+    // spans keep the stand-in's).
+    if let Some(own) = facts.subscription {
+        attributes.push(KeyValue::new(
+            attributes::MESSAGING_DESTINATION_SUBSCRIPTION_NAME,
+            own,
+        ));
+    }
+    if let Some(key) = message
+        .ordering_key
+        .as_ref()
+        .filter(|_| rules.conventions != Conventions::Messaging)
+    {
+        attributes.push(KeyValue::new(
+            MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY,
+            attributes::bounded(key),
         ));
     }
     if rules.conventions.current() {
@@ -208,8 +240,7 @@ pub(super) fn delivery_attributes(
             message.data.len() as i64,
         ));
     }
-    attributes.extend(facts.attributes);
-    attributes
+    (attributes, naming)
 }
 
 /// The process span's name under the HyperFleet standard, unless configured.

@@ -16,6 +16,71 @@ pub fn table() -> Json {
 /// Attribute namespaces the crate documents beside the conventions' registry.
 const OWN_PREFIXES: [&str; 2] = ["hyperfleet.", "cloudevents."];
 
+/// The recommended and conditionally required attributes the crate never sets, each with why:
+/// the data is not there. Any other one a span lacks is a violation, unless its condition is
+/// the message's (see [`condition`]) or the run names it unavailable.
+pub const NOT_AVAILABLE: [(&str, &str); 10] = [
+    (
+        "messaging.destination.template",
+        "destinations are fixed names, not templates",
+    ),
+    (
+        "messaging.destination.partition.id",
+        "neither Pub/Sub nor RabbitMQ partitions a destination",
+    ),
+    (
+        "messaging.message.conversation_id",
+        "a CloudEvent carries no conversation id",
+    ),
+    (
+        "messaging.client.id",
+        "neither google-cloud-pubsub nor lapin exposes a client id",
+    ),
+    (
+        "network.peer.address",
+        "the client libraries do not expose their sockets' peers",
+    ),
+    (
+        "network.peer.port",
+        "the client libraries do not expose their sockets' peers",
+    ),
+    (
+        "messaging.gcp_pubsub.message.ack_id",
+        "google-cloud-pubsub keeps it to itself (crate-private); a push request has none",
+    ),
+    (
+        "messaging.gcp_pubsub.message.ack_deadline",
+        "the deadline is the subscription's, on the server; the client library extends leases",
+    ),
+    (
+        "messaging.destination.anonymous",
+        "required only when true: every destination is named",
+    ),
+    (
+        "messaging.destination.temporary",
+        "required only when true: no destination is temporary",
+    ),
+];
+
+/// Whether an attribute whose requirement has a condition must be on `span` of type `kind`:
+/// `Some` when the span itself tells (`error.type` exactly on failed spans, the batch size
+/// on a batch send alone, a message id on every span of one message), `None` when it is the
+/// message's (an ordering key, a routing key, a delivery attempt the subscription counts).
+fn condition(key: &str, span: &SpanData, kind: &str) -> Option<bool> {
+    match key {
+        "error.type" => Some(matches!(
+            span.status,
+            opentelemetry::trace::Status::Error { .. }
+        )),
+        "messaging.batch.message_count" => Some(kind == "send.client"),
+        "messaging.message.id" => Some(kind != "send.client"),
+        "messaging.gcp_pubsub.message.ordering_key"
+        | "messaging.rabbitmq.destination.routing_key"
+        | "messaging.gcp_pubsub.message.delivery_attempt" => None,
+        _ => Some(true),
+    }
+}
+
 /// The model's span for an operation type and kind, as `send.producer`.
 fn span_type(operation: &str, kind: &SpanKind) -> String {
     let kind = match kind {
@@ -48,8 +113,14 @@ fn typed(spec: &Json, value: &Value) -> bool {
 
 /// The violations of every messaging span in `spans` for `system` (`gcp_pubsub` or
 /// `rabbitmq`; a `messaging.system` of another value, as the memory transport's, is checked
-/// against `system`'s spans but for its own value).
-pub fn span_violations(table: &Json, system: &str, spans: &[SpanData]) -> BTreeSet<String> {
+/// against `system`'s spans but for its own value). `unavailable` names what this run's
+/// transport does not have (`server.address` where there is no server).
+pub fn span_violations(
+    table: &Json,
+    system: &str,
+    spans: &[SpanData],
+    unavailable: &[&str],
+) -> BTreeSet<String> {
     let mut found = BTreeSet::new();
     for span in spans {
         let attributes: Vec<(&str, &Value)> = span
@@ -73,8 +144,29 @@ pub fn span_violations(table: &Json, system: &str, spans: &[SpanData]) -> BTreeS
         };
         let expected = spec["attributes"].as_object().unwrap();
         for (key, rule) in expected {
-            if rule["requirement"] == "required" && get(key).is_none() {
-                found.insert(format!("{name} ({kind}): required {key} missing"));
+            let present = get(key).is_some();
+            match rule["requirement"].as_str() {
+                Some("required") if !present => {
+                    found.insert(format!("{name} ({kind}): required {key} missing"));
+                }
+                Some("recommended" | "conditionally_required") => {
+                    let not_set = NOT_AVAILABLE.iter().any(|(k, _)| k == key)
+                        || unavailable.contains(&key.as_str());
+                    match condition(key, span, &kind) {
+                        Some(true) if !present && !not_set => {
+                            found.insert(format!(
+                                "{name} ({kind}): {key} missing, though the crate has it"
+                            ));
+                        }
+                        Some(false) if present => {
+                            found.insert(format!(
+                                "{name} ({kind}): {key} set where its condition does not hold"
+                            ));
+                        }
+                        _ => {}
+                    }
+                }
+                _ => {}
             }
         }
         for (key, value) in &attributes {

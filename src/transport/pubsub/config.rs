@@ -170,14 +170,51 @@ impl PubSubConfig {
 
     /// The endpoint's host (`server.address`).
     pub fn server_address(&self) -> String {
+        self.host_and_port().0.to_owned()
+    }
+
+    /// The endpoint's port (`server.port`): the one it names, else its scheme's (443 for
+    /// `https`, 80 for `http`).
+    pub fn server_port(&self) -> Option<u16> {
+        let (_, port) = self.host_and_port();
+        port.or_else(|| match self.endpoint().split_once("://") {
+            Some(("https", _)) => Some(443),
+            Some(("http", _)) => Some(80),
+            _ => None,
+        })
+    }
+
+    fn host_and_port(&self) -> (&str, Option<u16>) {
         let endpoint = self.endpoint();
         let host_port = endpoint
             .split_once("://")
             .map_or(endpoint, |(_, rest)| rest);
         let host_port = host_port.split('/').next().unwrap_or(host_port);
         match host_port.rsplit_once(':') {
-            Some((host, port)) if port.chars().all(|c| c.is_ascii_digit()) => host.to_owned(),
-            _ => host_port.to_owned(),
+            Some((host, port)) => match port.parse() {
+                Ok(port) => (host, Some(port)),
+                Err(_) => (host_port, None),
+            },
+            None => (host_port, None),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PubSubConfig;
+
+    #[test]
+    fn the_server_is_the_endpoints_host_and_port() {
+        let google = PubSubConfig::new("p");
+        assert_eq!(
+            (google.server_address(), google.server_port()),
+            ("pubsub.googleapis.com".to_owned(), Some(443))
+        );
+        let emulator = PubSubConfig::new("p").emulator("localhost:8085");
+        assert_eq!(
+            (emulator.server_address(), emulator.server_port()),
+            ("localhost".to_owned(), Some(8085))
+        );
     }
 }

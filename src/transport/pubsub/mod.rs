@@ -216,6 +216,10 @@ impl Transport for PubSubTransport {
         Some(&self.inner.server_address)
     }
 
+    fn server_port(&self) -> Option<u16> {
+        self.inner.config.server_port()
+    }
+
     async fn publish(&self, topic: &str, message: Message) -> Result<String, TransportError> {
         self.publish_batch(topic, vec![message])
             .await
