@@ -2,18 +2,20 @@
 //! v1.44.0, derived into `tests/data/semconv/` by `scripts/semconv-table`), under
 //! `Conventions::Messaging`: single and batch publish, a handled message, a failed one, an
 //! undecodable one, their settlement; on the memory transport, the Pub/Sub emulator and a
-//! private RabbitMQ node. The checker's own test shows it fails on a wrong kind
+//! private RabbitMQ node; every span and every messaging metric data point. The checker's own
+//! test shows it fails on a wrong kind
 //! and on an attribute outside the registry.
 
 mod support;
 
 use hyperfleet_tracing::settings::Conventions;
+use hyperfleet_tracing::testing::TestMetrics;
 use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::transport::{Message, Transport};
 use hyperfleet_tracing::{HandlerError, Settings, TracedPublisher, TracedSubscriber};
 use opentelemetry::KeyValue;
 use opentelemetry::trace::SpanKind;
-use support::semconv::{span_violations, table};
+use support::semconv::{MetricPoints, exported, metric_violations, span_violations, table};
 
 const TOPIC: &str = "hyperfleet-clusters";
 const SUBSCRIPTION: &str = "validation";
@@ -21,21 +23,19 @@ const SUBSCRIPTION: &str = "validation";
 const NO_SERVER: &[&str] = &["server.address", "server.port"];
 
 /// Every way a message goes through the memory transport, traced under `Conventions::Messaging`.
-async fn memory_run() -> Vec<opentelemetry_sdk::trace::SpanData> {
+async fn memory_run() -> Run {
     let transport = support::memory::with_subscription(TOPIC, SUBSCRIPTION);
     run(transport, TOPIC, SUBSCRIPTION).await
 }
 
 /// Every way a message goes through `transport` from `topic` to `subscription`, traced under
 /// `Conventions::Messaging`.
-async fn run<T: Transport + Clone + 'static>(
-    transport: T,
-    topic: &str,
-    subscription: &str,
-) -> Vec<opentelemetry_sdk::trace::SpanData> {
+async fn run<T: Transport + Clone + 'static>(transport: T, topic: &str, subscription: &str) -> Run {
     let telemetry = TestTelemetry::new();
+    let metrics = TestMetrics::new();
     let settings = Settings::new()
         .tracer_provider(&telemetry.provider)
+        .metrics(metrics.metrics.clone())
         .conventions(Conventions::Messaging);
     let publisher = TracedPublisher::new(transport.clone(), topic).settings(settings.clone());
     publisher
@@ -73,20 +73,56 @@ async fn run<T: Transport + Clone + 'static>(
         _ => Ok(()),
     })
     .await;
-    telemetry.spans()
+    Run {
+        spans: telemetry.spans(),
+        metrics: exported(&metrics),
+    }
+}
+
+/// What a run left: its spans, and its metrics' data points.
+struct Run {
+    spans: Vec<opentelemetry_sdk::trace::SpanData>,
+    metrics: Vec<MetricPoints>,
+}
+
+impl Run {
+    /// Every violation of its spans and metrics for `system`.
+    fn violations(&self, system: &str, unavailable: &[&str]) -> std::collections::BTreeSet<String> {
+        let table = table();
+        let mut found = span_violations(&table, system, &self.spans, unavailable);
+        found.extend(metric_violations(
+            &table,
+            system,
+            &self.metrics,
+            unavailable,
+        ));
+        assert!(
+            self.metrics
+                .iter()
+                .filter(|m| m.name.starts_with("messaging."))
+                .count()
+                >= 4,
+            "the run recorded the conventions' four metrics: {:?}",
+            self.metrics.iter().map(|m| &m.name).collect::<Vec<_>>()
+        );
+        found
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_transport_spans_against_the_model() {
-    let spans = memory_run().await;
-    let kinds: std::collections::BTreeSet<_> =
-        spans.iter().map(|s| format!("{:?}", s.span_kind)).collect();
+    let run = memory_run().await;
+    let kinds: std::collections::BTreeSet<_> = run
+        .spans
+        .iter()
+        .map(|s| format!("{:?}", s.span_kind))
+        .collect();
     assert_eq!(
         kinds.len(),
         3,
         "producer, client and consumer spans: {kinds:?}"
     );
-    let violations = span_violations(&table(), "gcp_pubsub", &spans, NO_SERVER);
+    let violations = run.violations("gcp_pubsub", NO_SERVER);
     assert!(violations.is_empty(), "{violations:#?}");
 }
 
@@ -100,13 +136,13 @@ async fn pubsub_emulator_spans_against_the_model() {
         &SubscriptionConfig::default(),
     )
     .await;
-    let spans = run(
+    let run = run(
         emulated.transport.clone(),
         &emulated.topic,
         &emulated.subscription,
     )
     .await;
-    let violations = span_violations(&table(), "gcp_pubsub", &spans, &[]);
+    let violations = run.violations("gcp_pubsub", &[]);
     assert!(violations.is_empty(), "{violations:#?}");
 }
 
@@ -122,12 +158,12 @@ async fn rabbitmq_spans_against_the_model() {
         .unwrap();
     let queue = RabbitMqConfig::queue_name(TOPIC, SUBSCRIPTION);
     support::rabbitmq::declare_classic(&transport, TOPIC, &queue).await;
-    let spans = run(transport, TOPIC, &queue).await;
-    let violations = span_violations(&table(), "rabbitmq", &spans, &[]);
+    let run = run(transport, TOPIC, &queue).await;
+    let violations = run.violations("rabbitmq", &[]);
     assert!(violations.is_empty(), "{violations:#?}");
     // RabbitMQ's own destination names (the model's notes): `{exchange}:{routing key}` on
     // send, `{exchange}:{routing key}:{queue}` on the consumer side, empty parts left out.
-    for span in &spans {
+    for span in &run.spans {
         let name =
             hyperfleet_tracing::testing::spans::attribute_str(span, "messaging.destination.name");
         let expected = match span.span_kind {
@@ -148,7 +184,53 @@ async fn rabbitmq_spans_against_the_model() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_checker_reports_a_wrong_kind_name_type_or_attribute() {
     let table = table();
-    let spans = memory_run().await;
+    let run = memory_run().await;
+    let metric_mutated = |mutate: &dyn Fn(&mut MetricPoints)| {
+        let mut metrics: Vec<MetricPoints> = run
+            .metrics
+            .iter()
+            .map(|m| MetricPoints {
+                name: m.name.clone(),
+                unit: m.unit.clone(),
+                instrument: m.instrument,
+                points: m.points.clone(),
+            })
+            .collect();
+        let consumed = metrics
+            .iter_mut()
+            .find(|m| m.name == "messaging.client.consumed.messages")
+            .expect("the consumed counter");
+        mutate(consumed);
+        metric_violations(&table, "gcp_pubsub", &metrics, NO_SERVER)
+    };
+    let unit = metric_mutated(&|m| m.unit = "messages".to_owned());
+    assert!(
+        unit.iter().any(|v| v.contains("the conventions say")),
+        "{unit:?}"
+    );
+    let no_system = metric_mutated(&|m| {
+        for point in &mut m.points {
+            point.retain(|kv| kv.key.as_str() != "messaging.system");
+        }
+    });
+    assert!(
+        no_system
+            .iter()
+            .any(|v| v.contains("messaging.system missing")),
+        "{no_system:?}"
+    );
+    let foreign = metric_mutated(&|m| {
+        for point in &mut m.points {
+            point.push(KeyValue::new("messaging.message.id", "1"));
+        }
+    });
+    assert!(
+        foreign
+            .iter()
+            .any(|v| v.contains("messaging.message.id is not an attribute of this metric")),
+        "a per-message attribute on a metric: {foreign:?}"
+    );
+    let spans = run.spans;
     let process = spans
         .iter()
         .position(|s| s.span_kind == SpanKind::Consumer)

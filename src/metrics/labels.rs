@@ -20,8 +20,12 @@ pub(crate) struct SiteLabels {
     /// destination when it has one (RabbitMQ's, which takes the queue in), else the topic.
     destination_name: Option<String>,
     server_address: Option<String>,
+    /// `server.port`, an int: the OpenTelemetry metrics add it themselves.
+    pub(crate) server_port: Option<u16>,
     /// `messaging.operation.name` of `messaging.client.sent.messages`.
     pub(crate) send_operation: &'static str,
+    /// `messaging.operation.type` of the send operation.
+    send_type: &'static str,
     /// `messaging.operation.name` of `messaging.client.consumed.messages`.
     pub(crate) receive_operation: &'static str,
     /// `messaging.operation.name` of `messaging.process.duration`.
@@ -42,7 +46,9 @@ impl SiteLabels {
             subscription: destination.subscription.map(str::to_owned),
             destination_name: destination.current_name.map(str::to_owned),
             server_address: destination.server_address.map(str::to_owned),
+            server_port: destination.server_port,
             send_operation: destination.conventions.operation(Operation::Send).1,
+            send_type: destination.conventions.operation(Operation::Send).0,
             receive_operation: destination.conventions.operation(Operation::Receive).1,
             process_operation: destination.conventions.operation(Operation::Process).1,
         }
@@ -59,6 +65,16 @@ impl SiteLabels {
             vec!["ack", "nack"]
         } else {
             vec![self.send_operation]
+        }
+    }
+
+    /// `messaging.operation.type` of a client operation `messaging.client.operation.duration`
+    /// measures: the send's, or `settle` for ack and nack.
+    pub(crate) fn operation_type(&self, operation: &str) -> Option<&'static str> {
+        match operation {
+            "ack" | "nack" => Some("settle"),
+            _ if operation == self.send_operation => Some(self.send_type),
+            _ => None,
         }
     }
 

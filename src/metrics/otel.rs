@@ -5,7 +5,9 @@ use super::exemplars::{Exemplars, Reservoir};
 use super::labels::SiteLabels;
 use super::measurement::{Measurement, Timed};
 use super::names::{self, BrokerError};
-use crate::span::attributes::{ERROR_TYPE, MESSAGING_OPERATION_NAME};
+use crate::span::attributes::{
+    ERROR_TYPE, MESSAGING_OPERATION_NAME, MESSAGING_OPERATION_TYPE, SERVER_PORT,
+};
 use opentelemetry::metrics::{Counter, Histogram, Meter};
 use opentelemetry::{KeyValue, Value};
 use std::sync::Arc;
@@ -123,6 +125,8 @@ pub(super) struct Sink {
     /// The operations that succeed, by operation name: most samples take these, so they are
     /// built once.
     timed_ok: Vec<TimedSeries>,
+    /// `messaging.operation.type` of each client operation, for a failed one's series.
+    operation_types: Vec<(&'static str, &'static str)>,
 }
 
 impl Sink {
@@ -131,10 +135,24 @@ impl Sink {
         let shared =
             |(k, v): (&'static str, &str)| KeyValue::new(k, Value::from(Arc::<str>::from(v)));
         let broker: Vec<KeyValue> = site.broker().map(shared).collect();
-        let messaging: Vec<KeyValue> = site.messaging().map(shared).collect();
+        let mut messaging: Vec<KeyValue> = site.messaging().map(shared).collect();
+        messaging.extend(
+            site.server_port
+                .map(|port| KeyValue::new(SERVER_PORT, i64::from(port))),
+        );
         let with_operation = |operation: &'static str| {
             let mut attributes = messaging.clone();
             attributes.push(KeyValue::new(MESSAGING_OPERATION_NAME, operation));
+            attributes
+        };
+        // A client operation's duration names its type too (the conventions ask for it).
+        let typed = |operation: &'static str, metric: DurationMetric| {
+            let mut attributes = with_operation(operation);
+            if metric == OPERATION_DURATION
+                && let Some(kind) = site.operation_type(operation)
+            {
+                attributes.push(KeyValue::new(MESSAGING_OPERATION_TYPE, kind));
+            }
             attributes
         };
         let reservoir = |(metric, bounds): DurationMetric, attributes: &[KeyValue]| {
@@ -152,7 +170,7 @@ impl Sink {
         let timed_ok = operations
             .into_iter()
             .map(|(operation, metric)| {
-                let attributes = with_operation(operation);
+                let attributes = typed(operation, metric);
                 TimedSeries {
                     operation,
                     exemplars: reservoir(metric, &attributes),
@@ -160,7 +178,13 @@ impl Sink {
                 }
             })
             .collect();
+        let operation_types = site
+            .client_operations()
+            .into_iter()
+            .filter_map(|operation| Some((operation, site.operation_type(operation)?)))
+            .collect();
         Self {
+            operation_types,
             broker_exemplars: reservoir(BROKER_DURATION, &broker),
             timed_ok,
             sent: with_operation(site.send_operation),
@@ -233,6 +257,13 @@ impl Sink {
         }
         let mut attributes = with_error(&self.messaging, timed.error_type);
         attributes.push(KeyValue::new(MESSAGING_OPERATION_NAME, timed.operation));
+        let kind = self
+            .operation_types
+            .iter()
+            .find(|(operation, _)| *operation == timed.operation);
+        if let (OPERATION_DURATION, Some((_, kind))) = (metric, kind) {
+            attributes.push(KeyValue::new(MESSAGING_OPERATION_TYPE, *kind));
+        }
         histogram.record(seconds, &attributes);
         if let Some(exemplars) = &self.instruments.exemplars
             && timed.span.is_sampled()

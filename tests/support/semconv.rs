@@ -192,3 +192,119 @@ pub fn span_violations(
     }
     found
 }
+
+/// One exported metric: its name, unit, instrument and each data point's attributes.
+pub struct MetricPoints {
+    pub name: String,
+    pub unit: String,
+    pub instrument: &'static str,
+    pub points: Vec<Vec<opentelemetry::KeyValue>>,
+}
+
+/// What `metrics` exported last, after a flush.
+pub fn exported(metrics: &hyperfleet_tracing::testing::TestMetrics) -> Vec<MetricPoints> {
+    use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+    let _ = metrics.provider.force_flush();
+    let exported = metrics.exporter.get_finished_metrics().unwrap();
+    let Some(latest) = exported.last() else {
+        return Vec::new();
+    };
+    latest
+        .scope_metrics()
+        .flat_map(|scope| scope.metrics())
+        .map(|metric| {
+            let (instrument, points) = match metric.data() {
+                AggregatedMetrics::U64(MetricData::Sum(sum)) => (
+                    "counter",
+                    sum.data_points()
+                        .map(|p| p.attributes().cloned().collect())
+                        .collect(),
+                ),
+                AggregatedMetrics::F64(MetricData::Histogram(histogram)) => (
+                    "histogram",
+                    histogram
+                        .data_points()
+                        .map(|p| p.attributes().cloned().collect())
+                        .collect(),
+                ),
+                _ => ("other", Vec::new()),
+            };
+            MetricPoints {
+                name: metric.name().to_owned(),
+                unit: metric.unit().to_owned(),
+                instrument,
+                points,
+            }
+        })
+        .collect()
+}
+
+/// The violations of every messaging metric data point in `metrics` for `system`: a
+/// `messaging.*` metric the conventions do not define, a wrong unit or instrument, a required
+/// attribute missing, a conditionally required or recommended one missing where the crate has
+/// it, an attribute the metric does not have, a wrong type. `unavailable` as for spans.
+pub fn metric_violations(
+    table: &Json,
+    system: &str,
+    metrics: &[MetricPoints],
+    unavailable: &[&str],
+) -> BTreeSet<String> {
+    let mut found = BTreeSet::new();
+    for metric in metrics.iter().filter(|m| m.name.starts_with("messaging.")) {
+        let name = &metric.name;
+        let Some(spec) = table["metrics"].get(name) else {
+            found.insert(format!("{name}: not a metric of the conventions"));
+            continue;
+        };
+        if spec["unit"] != metric.unit.as_str() || spec["instrument"] != metric.instrument {
+            found.insert(format!(
+                "{name}: {} in {:?}, the conventions say {} in {}",
+                metric.instrument, metric.unit, spec["instrument"], spec["unit"]
+            ));
+        }
+        let expected = spec["attributes"].as_object().unwrap();
+        for point in &metric.points {
+            let get = |key: &str| point.iter().find(|kv| kv.key.as_str() == key);
+            let operation = get("messaging.operation.name")
+                .map(|kv| kv.value.to_string())
+                .unwrap_or_default();
+            let site = format!("{name}{{{operation}}}");
+            for (key, rule) in expected {
+                let not_set = NOT_AVAILABLE.iter().any(|(k, _)| k == key)
+                    || METRICS_NOT_AVAILABLE.contains(&key.as_str())
+                    || unavailable.contains(&key.as_str());
+                let wanted = match key.as_str() {
+                    "error.type" => false,
+                    // On the consumer side; RabbitMQ's destination name takes its queue in.
+                    "messaging.destination.subscription.name" => {
+                        system == "gcp_pubsub" && !["send", "publish"].contains(&operation.as_str())
+                    }
+                    _ => !not_set,
+                };
+                let required = rule["requirement"] == "required";
+                if (required || wanted) && get(key).is_none() {
+                    found.insert(format!("{site}: {key} missing"));
+                }
+            }
+            for kv in point {
+                let key = kv.key.as_str();
+                if !expected.contains_key(key) {
+                    found.insert(format!("{site}: {key} is not an attribute of this metric"));
+                    continue;
+                }
+                let registered = &table["registry"][key];
+                if key != "messaging.system" && !typed(registered, &kv.value) {
+                    found.insert(format!(
+                        "{site}: {key} = {:?} is not a {registered}",
+                        kv.value
+                    ));
+                }
+            }
+        }
+    }
+    found
+}
+
+/// Metric attributes the crate never sets, beside [`NOT_AVAILABLE`]: Pub/Sub and RabbitMQ
+/// have no consumer groups.
+const METRICS_NOT_AVAILABLE: [&str; 1] = ["messaging.consumer.group.name"];
