@@ -2,7 +2,8 @@
 //! v1.44.0, derived into `tests/data/semconv/` by `scripts/semconv-table`), under
 //! `Conventions::Messaging`: single and batch publish, a handled message, a failed one, an
 //! undecodable one, their settlement; on the memory transport, the Pub/Sub emulator and a
-//! private RabbitMQ node; every span and every messaging metric data point. The checker's own
+//! private RabbitMQ node, and through the push endpoint; every span and every messaging
+//! metric data point. The checker's own
 //! test shows it fails on a wrong kind
 //! and on an attribute outside the registry.
 
@@ -73,9 +74,16 @@ async fn run<T: Transport + Clone + 'static>(transport: T, topic: &str, subscrip
         _ => Ok(()),
     })
     .await;
+    let metrics = exported(&metrics);
+    assert!(
+        metrics
+            .iter()
+            .any(|m| m.name == "messaging.client.sent.messages"),
+        "the run recorded no messaging.client.sent.messages"
+    );
     Run {
         spans: telemetry.spans(),
-        metrics: exported(&metrics),
+        metrics,
     }
 }
 
@@ -96,15 +104,16 @@ impl Run {
             &self.metrics,
             unavailable,
         ));
-        assert!(
-            self.metrics
-                .iter()
-                .filter(|m| m.name.starts_with("messaging."))
-                .count()
-                >= 4,
-            "the run recorded the conventions' four metrics: {:?}",
-            self.metrics.iter().map(|m| &m.name).collect::<Vec<_>>()
-        );
+        for consumer_side in [
+            "messaging.client.consumed.messages",
+            "messaging.process.duration",
+            "messaging.client.operation.duration",
+        ] {
+            assert!(
+                self.metrics.iter().any(|m| m.name == consumer_side),
+                "the run recorded no {consumer_side}"
+            );
+        }
         found
     }
 }
@@ -178,6 +187,54 @@ async fn rabbitmq_spans_against_the_model() {
             span.name
         );
     }
+}
+
+/// The push way in: a handled delivery, a failed one and an undecodable one, posted as Pub/Sub
+/// push requests; the endpoint has no server of its own to name.
+#[cfg(feature = "push")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn push_spans_against_the_model() {
+    use cloudevents::AttributesReader;
+    use hyperfleet_tracing::Received;
+    use hyperfleet_tracing::push::PushEndpoint;
+    use support::push::{json_headers, post, serve, wrapped_body};
+    let telemetry = TestTelemetry::new();
+    let metrics = TestMetrics::new();
+    let settings = Settings::new()
+        .tracer_provider(&telemetry.provider)
+        .metrics(metrics.metrics.clone())
+        .conventions(Conventions::Messaging);
+    let endpoint = PushEndpoint::new("validation-push", TOPIC).settings(settings);
+    let handler = |received: Received| async move {
+        match received.event.id() {
+            "fails" => Err(HandlerError::from("the cluster API said no")),
+            _ => Ok(()),
+        }
+    };
+    let served = serve(endpoint, handler).await;
+    let body = |data: &[u8]| wrapped_body(data, serde_json::json!({}), serde_json::json!({}));
+    let event = |id: &str| serde_json::to_vec(&support::events::reconcile_event(id)).unwrap();
+    for (data, status) in [
+        (event("ok"), 204),
+        (event("fails"), 500),
+        (b"not a cloudevent".to_vec(), 500),
+    ] {
+        assert_eq!(
+            post(&served.url, &json_headers(), body(&data)).await.0,
+            status
+        );
+    }
+    served.stop().await;
+    let run = Run {
+        spans: telemetry.spans(),
+        metrics: exported(&metrics),
+    };
+    assert!(
+        run.spans.iter().any(|s| s.name.starts_with("nack ")),
+        "the failures were settled with nack spans"
+    );
+    let violations = run.violations("gcp_pubsub", NO_SERVER);
+    assert!(violations.is_empty(), "{violations:#?}");
 }
 
 /// Each deliberate mistake in an otherwise conforming run is reported.
