@@ -29,15 +29,22 @@ async fn memory_run() -> Run {
     run(transport, TOPIC, SUBSCRIPTION).await
 }
 
-/// Every way a message goes through `transport` from `topic` to `subscription`, traced under
-/// `Conventions::Messaging`.
-async fn run<T: Transport + Clone + 'static>(transport: T, topic: &str, subscription: &str) -> Run {
+/// Spans and metrics recorded in memory, and settings under `Conventions::Messaging` that
+/// record into them.
+fn recorded() -> (TestTelemetry, TestMetrics, Settings) {
     let telemetry = TestTelemetry::new();
     let metrics = TestMetrics::new();
     let settings = Settings::new()
         .tracer_provider(&telemetry.provider)
         .metrics(metrics.metrics.clone())
         .conventions(Conventions::Messaging);
+    (telemetry, metrics, settings)
+}
+
+/// Every way a message goes through `transport` from `topic` to `subscription`, traced under
+/// `Conventions::Messaging`.
+async fn run<T: Transport + Clone + 'static>(transport: T, topic: &str, subscription: &str) -> Run {
+    let (telemetry, metrics, settings) = recorded();
     let publisher = TracedPublisher::new(transport.clone(), topic).settings(settings.clone());
     publisher
         .publish(support::events::reconcile_event("ok"))
@@ -198,12 +205,7 @@ async fn push_spans_against_the_model() {
     use hyperfleet_tracing::Received;
     use hyperfleet_tracing::push::PushEndpoint;
     use support::push::{json_headers, post, serve, wrapped_body};
-    let telemetry = TestTelemetry::new();
-    let metrics = TestMetrics::new();
-    let settings = Settings::new()
-        .tracer_provider(&telemetry.provider)
-        .metrics(metrics.metrics.clone())
-        .conventions(Conventions::Messaging);
+    let (telemetry, metrics, settings) = recorded();
     let endpoint = PushEndpoint::new("validation-push", TOPIC).settings(settings);
     let handler = |received: Received| async move {
         match received.event.id() {
