@@ -361,6 +361,17 @@ async fn the_checker_reports_a_wrong_kind_name_type_or_attribute() {
             .any(|v| v.contains("messaging.message.id missing, though the crate has it")),
         "a recommended attribute the crate has, left out: {no_id:?}"
     );
+    let no_event = mutated(&|span| {
+        span.status = opentelemetry::trace::Status::error("failed");
+        span.attributes.push(KeyValue::new("error.type", "_OTHER"));
+        span.events = Default::default();
+    });
+    assert!(
+        no_event
+            .iter()
+            .any(|v| v.contains("failed without a messaging.process.exception event")),
+        "a failed span without its exception event: {no_event:?}"
+    );
     let failed_silently = mutated(&|span| {
         span.status = opentelemetry::trace::Status::error("failed");
         span.attributes.retain(|kv| kv.key.as_str() != "error.type");

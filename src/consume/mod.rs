@@ -340,6 +340,7 @@ impl Consumer {
                 let settlement = Settlement {
                     spans: None,
                     named_by: Vec::new(),
+                    exception_event: self.conventions.exception_event(Operation::Ack),
                     metrics: self.metrics.clone(),
                 };
                 Consumed::new(self.verdict(&outcome), process, settlement)
@@ -365,7 +366,8 @@ impl Consumer {
         let receive = self
             .spans
             .start_receive(&self.tracer, &Context::new(), links, start);
-        record_failure(&receive.span(), error.error_type(), error);
+        let event = self.conventions.exception_event(Operation::Receive);
+        record_failure(&receive.span(), event, error.error_type(), error);
         self.record(Measurement::Undecodable);
         Consumed::new(Verdict::Nack, receive, self.settlement(named_by))
     }
@@ -376,6 +378,7 @@ impl Consumer {
         Settlement {
             spans: self.spans.settle(),
             named_by,
+            exception_event: self.conventions.exception_event(Operation::Ack),
             metrics: self.metrics.clone(),
         }
     }
@@ -411,8 +414,12 @@ impl Consumer {
     ) -> Consumed {
         let process = process.span();
         if let HandlerOutcome::Failed(error_type, error) = &outcome {
-            record_failure(&process, error_type, error.as_ref());
-            record_failure(&receive.span(), error_type, error.as_ref());
+            let (on_process, on_receive) = (
+                self.conventions.exception_event(Operation::Process),
+                self.conventions.exception_event(Operation::Receive),
+            );
+            record_failure(&process, on_process, error_type, error.as_ref());
+            record_failure(&receive.span(), on_receive, error_type, error.as_ref());
         }
         process.end();
         Consumed::new(self.verdict(&outcome), receive, self.settlement(named_by))

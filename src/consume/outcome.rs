@@ -33,6 +33,8 @@ pub(super) struct Settlement {
     pub(super) spans: Option<Arc<SettleSpans>>,
     /// The attributes naming the delivery, for those spans.
     pub(super) named_by: Vec<KeyValue>,
+    /// The name of the event that records a failed settlement.
+    pub(super) exception_event: &'static str,
     /// `None` when nothing is recorded.
     pub(super) metrics: Option<Arc<PipelineMetrics>>,
 }
@@ -68,7 +70,12 @@ impl Consumed {
         if let Some(cx) = &span {
             let span = cx.span();
             if let Err(error) = &result {
-                record_failure(&span, error.code().as_str(), error);
+                record_failure(
+                    &span,
+                    self.settlement.exception_event,
+                    error.code().as_str(),
+                    error,
+                );
             }
             span.end();
         }
@@ -88,7 +95,8 @@ impl Consumed {
     pub(crate) fn settled(self, result: Result<(), TransportError>) {
         let span = self.receive.span();
         if let Err(error) = result {
-            record_failure(&span, error.code().as_str(), &error);
+            let event = self.settlement.exception_event;
+            record_failure(&span, event, error.code().as_str(), &error);
         }
         span.end();
     }

@@ -70,7 +70,12 @@ impl HttpClientTracing {
         let span = cx.span();
         match &result {
             Ok(response) => super::record_status(&span, response.status().as_u16(), 400),
-            Err(error) => record_failure(&span, error_type(error), &ScrubbedError::of(error)),
+            Err(error) => record_failure(
+                &span,
+                "exception",
+                error_type(error),
+                &ScrubbedError::of(error),
+            ),
         }
         span.end();
         result

@@ -3,6 +3,7 @@
 
 use super::{PublishError, Published, TracedPublisher};
 use crate::span::attributes::MESSAGING_BATCH_MESSAGE_COUNT;
+use crate::span::conventions::Operation;
 use crate::span::record_failure;
 use crate::transport::{ErrorCode, Message, Transport, TransportError};
 use cloudevents::Event;
@@ -37,14 +38,14 @@ fn sent_result(
 }
 
 /// Ends the batch's send span, failed when a message of it failed.
-fn end_batch_send(send_cx: &Context, first_failure: Option<&'static str>) {
+fn end_batch_send(send_cx: &Context, event: &'static str, first_failure: Option<&'static str>) {
     let send = send_cx.span();
     if let Some(error_type) = first_failure {
         let error = TransportError::new(
             ErrorCode::Unknown,
             "some messages of the batch were not published",
         );
-        record_failure(&send, error_type, &error);
+        record_failure(&send, event, error_type, &error);
     }
     send.end();
 }
@@ -89,7 +90,7 @@ impl<T: Transport> TracedPublisher<T> {
                     Err(e) => Err(e),
                 };
                 let span = cx.span();
-                let result = self.finish(&span, result);
+                let result = self.finish(&span, Operation::Create, result);
                 span.end();
                 if let Err(e) = &result {
                     first_failure.get_or_insert(e.error_type());
@@ -103,7 +104,8 @@ impl<T: Transport> TracedPublisher<T> {
         if let Some(started) = started {
             self.record_operation(started, first_failure, &send_cx);
         }
-        end_batch_send(&send_cx, first_failure);
+        let event = self.settings.conventions.exception_event(Operation::Send);
+        end_batch_send(&send_cx, event, first_failure);
         results
     }
 

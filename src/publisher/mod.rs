@@ -262,7 +262,7 @@ impl<T: Transport> TracedPublisher<T> {
             }
             Err(e) => Err(e),
         };
-        let result = self.finish(&span, result);
+        let result = self.finish(&span, Operation::Send, result);
         if let Some(started) = started {
             let error = result.as_ref().err();
             if !matches!(error, Some(PublishError::Encode(_))) {
@@ -362,9 +362,12 @@ impl<T: Transport> TracedPublisher<T> {
         Ok(message)
     }
 
+    /// Ends a message's publish (or, in a batch, create) span's work: its message id, or its
+    /// failure recorded as the failure of `operation`.
     fn finish(
         &self,
         span: &opentelemetry::trace::SpanRef<'_>,
+        operation: Operation,
         result: Result<String, PublishError>,
     ) -> Result<String, PublishError> {
         let failure = match &result {
@@ -373,7 +376,8 @@ impl<T: Transport> TracedPublisher<T> {
                 None
             }
             Err(e) => {
-                record_failure(span, e.error_type(), e);
+                let event = self.settings.conventions.exception_event(operation);
+                record_failure(span, event, e.error_type(), e);
                 Some((e.broker_error(), e.error_type()))
             }
         };

@@ -101,6 +101,21 @@ impl Conventions {
     }
 }
 
+impl Conventions {
+    /// The name of the span event that records a failure of `operation`: the standard's
+    /// `exception`, or the current conventions' `messaging.{operation type}.exception`.
+    pub(crate) fn exception_event(self, operation: Operation) -> &'static str {
+        match (self.current(), self.operation(operation).0) {
+            (false, _) => "exception",
+            (true, "create") => "messaging.create.exception",
+            (true, "send") => "messaging.send.exception",
+            (true, "receive") => "messaging.receive.exception",
+            (true, "process") => "messaging.process.exception",
+            (true, _) => "messaging.settle.exception",
+        }
+    }
+}
+
 /// A messaging operation, by what it does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Operation {

@@ -18,7 +18,7 @@ pub(crate) mod timing;
 mod tracer;
 pub(crate) mod unsampled;
 
-use attributes::{ERROR_TYPE, EXCEPTION_MESSAGE};
+use attributes::{ERROR_TYPE, EXCEPTION_MESSAGE, EXCEPTION_TYPE};
 use conventions::{Conventions, Operation};
 use unsampled::UnsampledParent;
 
@@ -71,14 +71,24 @@ where
     }
 }
 
-/// Records a failure the way the standard asks: an `exception` event with the error's message,
-/// `error.type`, status Error. Error texts may quote untrusted input, so the message is cut to
-/// [`MAX_VALUE_LEN`](crate::span::attributes::MAX_VALUE_LEN) bytes, like every text on a span.
-pub(crate) fn record_failure(span: &SpanRef<'_>, error_type: &str, error: &dyn std::error::Error) {
+/// Records a failure the way the standard asks: an exception event named `event` (`exception`,
+/// or the current conventions' `messaging.{operation type}.exception`) with the error's type
+/// and message, `error.type`, status Error. Error texts may quote untrusted input, so the
+/// message is cut to [`MAX_VALUE_LEN`](crate::span::attributes::MAX_VALUE_LEN) bytes, like
+/// every text on a span.
+pub(crate) fn record_failure(
+    span: &SpanRef<'_>,
+    event: &'static str,
+    error_type: &str,
+    error: &dyn std::error::Error,
+) {
     let message = attributes::bounded_shared(&error.to_string());
     span.add_event(
-        "exception",
-        vec![KeyValue::new(EXCEPTION_MESSAGE, message.clone())],
+        event,
+        vec![
+            KeyValue::new(EXCEPTION_TYPE, error_type.to_owned()),
+            KeyValue::new(EXCEPTION_MESSAGE, message.clone()),
+        ],
     );
     span.set_attribute(KeyValue::new(ERROR_TYPE, error_type.to_owned()));
     span.set_status(Status::error(message.as_str().into_owned()));

@@ -169,6 +169,7 @@ pub fn span_violations(
                 _ => {}
             }
         }
+        found.extend(event_violations(table, span, operation.as_str(), &name));
         for (key, value) in &attributes {
             if OWN_PREFIXES.iter().any(|p| key.starts_with(p)) {
                 continue;
@@ -308,3 +309,32 @@ pub fn metric_violations(
 /// Metric attributes the crate never sets, beside [`NOT_AVAILABLE`]: Pub/Sub and RabbitMQ
 /// have no consumer groups.
 const METRICS_NOT_AVAILABLE: [&str; 1] = ["messaging.consumer.group.name"];
+
+/// A failed span's exception event: `messaging.{operation type}.exception`, with every
+/// attribute of it the crate has (the exception's type and message; no stack trace, which
+/// errors here do not carry).
+fn event_violations(table: &Json, span: &SpanData, operation: &str, name: &str) -> Vec<String> {
+    if !matches!(span.status, opentelemetry::trace::Status::Error { .. }) {
+        return Vec::new();
+    }
+    let expected = format!("messaging.{operation}.exception");
+    let Some(spec) = table["events"].get(&expected) else {
+        return vec![format!("{name}: no {expected} event in the conventions")];
+    };
+    let Some(event) = span.events.iter().find(|e| e.name == expected.as_str()) else {
+        return vec![format!("{name}: failed without a {expected} event")];
+    };
+    spec["attributes"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .filter(|key| key.as_str() != "exception.stacktrace")
+        .filter(|key| {
+            !event
+                .attributes
+                .iter()
+                .any(|kv| kv.key.as_str() == key.as_str())
+        })
+        .map(|key| format!("{name}: its {expected} event has no {key}"))
+        .collect()
+}
