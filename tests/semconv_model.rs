@@ -361,6 +361,33 @@ async fn the_checker_reports_a_wrong_kind_name_type_or_attribute() {
             .any(|v| v.contains("messaging.message.id missing, though the crate has it")),
         "a recommended attribute the crate has, left out: {no_id:?}"
     );
+    let settle = spans
+        .iter()
+        .position(|s| s.name.starts_with("ack "))
+        .expect("an ack span");
+    let mut unlinked = spans.clone();
+    unlinked[settle].links = Default::default();
+    let unlinked = span_violations(&table, "gcp_pubsub", &unlinked, NO_SERVER);
+    assert!(
+        unlinked.iter().any(|v| v.contains("links no receive span")),
+        "a settle span without its link: {unlinked:?}"
+    );
+    let receive = spans
+        .iter()
+        .position(|s| {
+            s.name.starts_with("receive ")
+                && s.parent_span_id != opentelemetry::trace::SpanId::INVALID
+        })
+        .expect("a receive span under its creation context");
+    let mut unlinked = spans.clone();
+    unlinked[receive].links = Default::default();
+    let unlinked = span_violations(&table, "gcp_pubsub", &unlinked, NO_SERVER);
+    assert!(
+        unlinked
+            .iter()
+            .any(|v| v.contains("does not link its message's creation context")),
+        "a receive span without its creation link: {unlinked:?}"
+    );
     let no_event = mutated(&|span| {
         span.status = opentelemetry::trace::Status::error("failed");
         span.attributes.push(KeyValue::new("error.type", "_OTHER"));

@@ -202,6 +202,7 @@ impl Consumer {
             &message.attributes,
             self.googclient_fallback,
         );
+        let creation_link = self.creation_link(&creation);
         let (parent, mut links) = self.parent_mode.resolve(creation);
         let (process, receive) = if self.span_making.skips(&parent, self.unsampled_parent) {
             // The tracer makes no spans, or none would record: the handler runs in the
@@ -210,6 +211,11 @@ impl Consumer {
             (self.span_making.unmade(&parent), None)
         } else {
             links.extend(delivery_links);
+            if let Some(creation) = creation_link
+                && !links.iter().any(|l| l.span_context == creation)
+            {
+                links.push(Link::with_context(creation));
+            }
             let (process, receive) = self.start_spans(&parent, links, (&message, facts), &event);
             (process, Some(receive))
         };
@@ -258,6 +264,18 @@ impl Consumer {
             named_by = self.attributes_when_recording(&receive, &process, delivery, event);
         }
         (process, (receive, named_by))
+    }
+
+    /// The message's creation context, which the current conventions have the receive span
+    /// link even when it is the span's parent; `None` under the standard, or when the message
+    /// carries none.
+    fn creation_link(&self, creation: &Context) -> Option<opentelemetry::trace::SpanContext> {
+        if !self.conventions.current() {
+            return None;
+        }
+        let span = creation.span();
+        let context = span.span_context();
+        context.is_valid().then(|| context.clone())
     }
 
     /// The attributes naming the delivery that its process and settle spans carry too: under

@@ -170,6 +170,12 @@ pub fn span_violations(
             }
         }
         found.extend(event_violations(table, span, operation.as_str(), &name));
+        found.extend(link_violations(
+            span,
+            &kind,
+            &name,
+            get("messaging.batch.message_count"),
+        ));
         for (key, value) in &attributes {
             if OWN_PREFIXES.iter().any(|p| key.starts_with(p)) {
                 continue;
@@ -337,4 +343,33 @@ fn event_violations(table: &Json, span: &SpanData, operation: &str, name: &str) 
         })
         .map(|key| format!("{name}: its {expected} event has no {key}"))
         .collect()
+}
+
+/// Links where the conventions ask for them: a batch send links the creation context of each
+/// of its messages; a receive span links its message's creation context, even when that is its
+/// parent; a settle span (which the conventions let link) links the receive span of what it
+/// settles.
+fn link_violations(span: &SpanData, kind: &str, name: &str, count: Option<&Value>) -> Vec<String> {
+    let links = span.links.len();
+    let parent = span.parent_span_id;
+    match (kind, count) {
+        ("receive.client", _)
+            if parent != opentelemetry::trace::SpanId::INVALID
+                && !span
+                    .links
+                    .iter()
+                    .any(|l| l.span_context.span_id() == parent) =>
+        {
+            vec![format!(
+                "{name}: does not link its message's creation context"
+            )]
+        }
+        ("send.client", Some(Value::I64(count))) if links as i64 != *count => vec![format!(
+            "{name}: a batch of {count} links {links} creation contexts"
+        )],
+        ("settle.client", _) if links == 0 => {
+            vec![format!("{name}: links no receive span")]
+        }
+        _ => Vec::new(),
+    }
 }
