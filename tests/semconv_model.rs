@@ -410,3 +410,47 @@ async fn the_checker_reports_a_wrong_kind_name_type_or_attribute() {
         "a failed span without error.type: {failed_silently:?}"
     );
 }
+
+/// The README's table of the opt-in, row by row, against the model: each span it names under
+/// `messaging` (operation name first, then its kind) is a span of that operation type and kind
+/// in the conventions of both systems.
+#[test]
+fn the_readme_mapping_agrees_with_the_model() {
+    let table = table();
+    let readme = include_str!("../README.md");
+    // Row, the span names the row's `messaging` column gives, and each one's operation type.
+    let rows = [
+        ("publish", vec![("send", "send")]),
+        ("batch", vec![("create", "create"), ("send", "send")]),
+        ("receive", vec![("receive", "receive")]),
+        ("process", vec![("subscribe", "process")]),
+        ("settle", vec![("ack", "settle"), ("nack", "settle")]),
+    ];
+    for (row, spans) in rows {
+        let line = readme
+            .lines()
+            .find(|line| line.starts_with(&format!("| {row} |")))
+            .unwrap_or_else(|| panic!("the README's mapping has no {row} row"));
+        let current = line.split('|').nth(3).expect("a `messaging` column").trim();
+        for (name, operation) in spans {
+            // The kind the README gives after the span's name: the first one following it.
+            let from_name = current
+                .find(&format!("`{name} "))
+                .unwrap_or_else(|| panic!("{row}: the README names no `{name} …` span: {current}"));
+            let kind = ["PRODUCER", "CLIENT", "CONSUMER"]
+                .into_iter()
+                .filter_map(|kind| current[from_name..].find(kind).map(|at| (at, kind)))
+                .min()
+                .map(|(_, kind)| kind.to_lowercase())
+                .unwrap_or_else(|| panic!("{row}: no kind after `{name}`: {current}"));
+            for system in ["gcp_pubsub", "rabbitmq"] {
+                let span = format!("{operation}.{kind}");
+                assert!(
+                    table["spans"][system].get(&span).is_some(),
+                    "the README's {row} row says `{name}` is {kind}, which {system}'s conventions \
+                     have no {span} span for"
+                );
+            }
+        }
+    }
+}
