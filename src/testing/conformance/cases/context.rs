@@ -235,3 +235,62 @@ fn invalid_traceparents() -> Vec<(&'static str, Option<ExtensionValue>)> {
         ),
     ]
 }
+
+/// Under `ParentMode::Link` the consumer starts a new trace linked to the producer's, and the
+/// handler still sees the producer's baggage (users of other libraries lose it there).
+pub(super) async fn link_mode_keeps_baggage<T: ConformanceTarget>(
+    target: &T,
+) -> Result<(), String> {
+    use crate::settings::ParentMode;
+    use opentelemetry::baggage::BaggageExt;
+    use opentelemetry::propagation::TextMapCompositePropagator;
+    use opentelemetry_sdk::propagation::BaggagePropagator;
+    let propagator = || {
+        TextMapCompositePropagator::new(vec![
+            Box::new(crate::carrier::W3cTraceContext),
+            Box::new(BaggagePropagator::new()),
+        ])
+    };
+    let h = Harness::new(target, "link_baggage").await?;
+    let sub = h.subscription("a", SubscriptionConfig::default()).await?;
+    let root = h
+        .root()
+        .with_baggage(vec![opentelemetry::KeyValue::new("tenant", "acme")]);
+    let event = crate::testing::reconcile_event("event-c1", "c1").map_err(|e| e.to_string())?;
+    h.publisher()
+        .settings(h.settings().propagator(propagator()))
+        .publish_with(event, PublishOptions::new().parent(root.clone()))
+        .await
+        .map_err(|e| e.to_string())?;
+    let subscriber = h.subscriber(&sub).settings(
+        h.settings()
+            .propagator(propagator())
+            .parent_mode(ParentMode::Link),
+    );
+    let seen = h.consume(subscriber, 1, |_, _| Ok(())).await?;
+    let tenant = seen[0]
+        .received
+        .context
+        .baggage()
+        .get("tenant")
+        .map(|v| v.to_string());
+    ensure!(
+        tenant.as_deref() == Some("acme"),
+        "the handler saw baggage tenant = {tenant:?}, the producer sent acme"
+    );
+    let producer = root.span().span_context().trace_id();
+    ensure!(
+        seen[0].current.trace_id() != producer,
+        "under ParentMode::Link the handler runs in the producer's trace"
+    );
+    let spans = h.spans();
+    let receive = single(&spans, &receive_name(&h))?;
+    ensure!(
+        receive
+            .links
+            .iter()
+            .any(|l| l.span_context.trace_id() == producer),
+        "the receive span does not link the producer's trace"
+    );
+    Ok(())
+}

@@ -62,6 +62,7 @@ registry! { target;
     "tracestate_round_trip" [] => context::tracestate_round_trip(target),
     "unsampled_parent_honoured" [] => context::unsampled_parent(target),
     "invalid_traceparent_starts_new_trace" [] => context::invalid_traceparent(target),
+    "link_mode_keeps_baggage" [] => context::link_mode_keeps_baggage(target),
     "preserve_existing_traceparent" []
         => context::existing_traceparent(target, OverwritePolicy::Preserve),
     "overwrite_existing_traceparent" []
