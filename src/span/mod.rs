@@ -140,10 +140,21 @@ impl SpanTemplate {
     ) -> Self {
         let conventions = destination.conventions;
         let (operation_type, operation_name) = conventions.operation(operation);
-        let (name, subscription) = match (conventions.current(), destination.current_name) {
-            (true, Some(name)) => (name, None),
-            _ => (destination.topic, destination.subscription),
-        };
+        // A system's own destination name takes the subscription in: its spans are named after
+        // it and carry no subscription, but under `messaging/dup`, which keeps the standard's
+        // subscription attribute too.
+        let (name, named_subscription, subscription) =
+            match (conventions.current(), destination.current_name) {
+                (true, Some(name)) => {
+                    let dup = conventions == Conventions::MessagingDup;
+                    (name, None, destination.subscription.filter(|_| dup))
+                }
+                _ => (
+                    destination.topic,
+                    destination.subscription,
+                    destination.subscription,
+                ),
+            };
         let attributes = attributes::messaging(
             destination.system,
             (operation_type, operation_name),
@@ -152,7 +163,7 @@ impl SpanTemplate {
             destination.server_address,
             destination.server_port,
         );
-        let name = conventions.span_name(operation_name, name, subscription);
+        let name = conventions.span_name(operation_name, name, named_subscription);
         Self {
             name: naming::intern(&name),
             kind,

@@ -256,6 +256,16 @@ pub(super) async fn current_conventions<T: ConformanceTarget>(target: &T) -> Res
             SpanKind::Consumer,
             [&consumer.attributes()[..], &op("process", "subscribe")].concat(),
         )?;
+        // `messaging/dup` keeps the standard's subscription attribute where the system's own
+        // destination name took it in (RabbitMQ's); `messaging` drops it.
+        if consumer.own_name.is_some() {
+            let kept = attribute_str(receive, MESSAGING_DESTINATION_SUBSCRIPTION_NAME);
+            let expected = (conventions == Conventions::MessagingDup).then(|| sub.clone());
+            ensure!(
+                kept == expected,
+                "{conventions:?}: the receive span's subscription attribute is {kept:?}"
+            );
+        }
         ensure!(!ack.is_empty(), "{conventions:?}: no ack span");
         for ack in &ack {
             expect_span(
