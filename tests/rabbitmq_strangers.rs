@@ -63,6 +63,59 @@ async fn a_delivery_dropped_unsettled_is_delivered_again_while_the_consumer_runs
     drop(node);
 }
 
+/// A subscriber's run aborted while its handler holds a delivery (a task cancelled, a deploy):
+/// the delivery goes back to the queue at once, and another consumer of the queue handles it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_aborted_mid_handler_hands_its_delivery_to_another_consumer_at_once() {
+    use cloudevents::AttributesReader;
+    use hyperfleet_tracing::{HandlerError, Received, TracedPublisher, TracedSubscriber};
+    use tokio::sync::mpsc;
+    let (node, transport, queue) = classic_queue(|c| c, "aborted").await;
+    let publisher = TracedPublisher::new(transport.clone(), TOPIC);
+    let event = hyperfleet_tracing::testing::reconcile_event("held", "c-1").unwrap();
+    publisher.publish(event).await.unwrap();
+
+    // The first subscriber's handler never returns.
+    let (started_tx, mut started) = mpsc::unbounded_channel::<String>();
+    let first = tokio::spawn(TracedSubscriber::new(transport.clone(), &queue, TOPIC).run(
+        move |received: Received| {
+            let _ = started_tx.send(received.event.id().to_owned());
+            std::future::pending::<Result<(), HandlerError>>()
+        },
+        std::future::pending::<()>(),
+    ));
+    let held = tokio::time::timeout(Duration::from_secs(30), started.recv())
+        .await
+        .expect("the first subscriber got the message");
+    assert_eq!(held.as_deref(), Some("held"));
+
+    // A second subscriber on the same queue, then the first one's run aborted mid-handler.
+    let (handled_tx, mut handled) = mpsc::unbounded_channel::<String>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let second = tokio::spawn(TracedSubscriber::new(transport.clone(), &queue, TOPIC).run(
+        move |received: Received| {
+            let _ = handled_tx.send(received.event.id().to_owned());
+            async { Ok::<(), HandlerError>(()) }
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    first.abort();
+    let aborted_at = std::time::Instant::now();
+    let again = tokio::time::timeout(Duration::from_secs(10), handled.recv())
+        .await
+        .expect("the aborted run's delivery reached the other consumer");
+    assert_eq!(again.as_deref(), Some("held"));
+    println!(
+        "the aborted run's delivery was handled by the other consumer {:?} after the abort",
+        aborted_at.elapsed()
+    );
+    let _ = stop.send(());
+    second.await.unwrap().unwrap();
+    drop(node);
+}
+
 /// A message its handler always fails, on a classic queue (hyperfleet-broker's default), with
 /// retries on: the configured attempts, each after its delay, then the dead-letter queue with
 /// the message and its trace context intact, whose consumer continues the trace.
