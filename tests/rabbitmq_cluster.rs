@@ -146,23 +146,7 @@ async fn failover(
     let (handled_tx, mut handled) = mpsc::unbounded_channel::<Handled>();
     let release = Arc::new(Notify::new());
     let (held_tx, mut held) = mpsc::unbounded_channel::<()>();
-    let handler = {
-        let release = Arc::clone(&release);
-        move |received: Received| {
-            let (handled_tx, release, held_tx) =
-                (handled_tx.clone(), Arc::clone(&release), held_tx.clone());
-            async move {
-                let id: usize = received.event.id().parse().map_err(|_| "not a number")?;
-                let trace = received.context.span().span_context().trace_id();
-                if id == BEFORE && received.delivery_attempt == Some(1) {
-                    let _ = held_tx.send(());
-                    release.notified().await;
-                }
-                let _ = handled_tx.send((id, trace, Instant::now()));
-                Ok::<(), HandlerError>(())
-            }
-        }
-    };
+    let handler = recording_handler(handled_tx, held_tx, Arc::clone(&release));
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let subscriber = tokio::spawn(
         TracedSubscriber::new(transport.clone(), &queue, TOPIC)
@@ -172,61 +156,12 @@ async fn failover(
             }),
     );
 
-    // The publisher publishes one message after another, each under a root span of its own,
-    // until AFTER messages were confirmed after the kill.
     let publisher = TracedPublisher::new(transport.clone(), TOPIC).settings(settings());
     let tracer = telemetry.provider.tracer("cluster-test");
     let (killed_tx, killed_rx) = watch::channel(false);
-    let publishing = tokio::spawn(async move {
-        let mut published = Published::default();
-        let mut confirmed_after_kill = 0;
-        let deadline = Instant::now() + Duration::from_secs(120);
-        for id in 0.. {
-            if confirmed_after_kill >= AFTER {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "{scenario}: publishing did not recover within 120 s: {:?}, last: {:?}",
-                published.failed,
-                published.last_error
-            );
-            let killed = *killed_rx.borrow();
-            if killed && published.first_after_kill.is_none() {
-                published.first_after_kill = Some(id);
-            }
-            let event =
-                hyperfleet_tracing::testing::reconcile_event(&id.to_string(), "c-1").unwrap();
-            let cx = Context::current_with_span(tracer.start("publishing"));
-            published
-                .roots
-                .insert(id, cx.span().span_context().trace_id());
-            // The publish takes its parent from the context current when it is called.
-            let pending = {
-                let _root = cx.attach();
-                publisher.publish(event)
-            };
-            match pending.await {
-                Ok(_) => {
-                    published.confirmed.insert(id);
-                    confirmed_after_kill += usize::from(killed);
-                }
-                Err(error) => {
-                    let kind = if error.to_string().contains("refused") {
-                        "nacked"
-                    } else {
-                        "connection down"
-                    };
-                    let key = format!("{} ({kind})", error.error_type());
-                    *published.failed.entry(key).or_default() += 1;
-                    published.last_error = Some(error.to_string());
-                    // The connection is being made again: a moment before the next try.
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            }
-        }
-        published
-    });
+    let publishing = tokio::spawn(publish_until_after_kill(
+        publisher, tracer, killed_rx, scenario,
+    ));
 
     // Kill the node once BEFORE messages were handled and message BEFORE is held.
     let mut seen: Vec<Handled> = Vec::new();
@@ -296,6 +231,85 @@ async fn failover(
         duplicates: seen.len() - ids.len(),
         resumed_after,
         held_came_again: held_count > 1,
+    }
+}
+
+/// Publishes one message after another, each under a root span of its own, until AFTER
+/// messages were confirmed after the kill (`killed` turns true); what each publish did.
+async fn publish_until_after_kill(
+    publisher: TracedPublisher<RabbitMqTransport>,
+    tracer: opentelemetry_sdk::trace::SdkTracer,
+    killed_rx: watch::Receiver<bool>,
+    scenario: &'static str,
+) -> Published {
+    let mut published = Published::default();
+    let mut confirmed_after_kill = 0;
+    let deadline = Instant::now() + Duration::from_secs(120);
+    for id in 0.. {
+        if confirmed_after_kill >= AFTER {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{scenario}: publishing did not recover within 120 s: {:?}, last: {:?}",
+            published.failed,
+            published.last_error
+        );
+        let killed = *killed_rx.borrow();
+        if killed && published.first_after_kill.is_none() {
+            published.first_after_kill = Some(id);
+        }
+        let event = hyperfleet_tracing::testing::reconcile_event(&id.to_string(), "c-1").unwrap();
+        let cx = Context::current_with_span(tracer.start("publishing"));
+        published
+            .roots
+            .insert(id, cx.span().span_context().trace_id());
+        // The publish takes its parent from the context current when it is called.
+        let pending = {
+            let _root = cx.attach();
+            publisher.publish(event)
+        };
+        match pending.await {
+            Ok(_) => {
+                published.confirmed.insert(id);
+                confirmed_after_kill += usize::from(killed);
+            }
+            Err(error) => {
+                let kind = if error.to_string().contains("refused") {
+                    "nacked"
+                } else {
+                    "connection down"
+                };
+                let key = format!("{} ({kind})", error.error_type());
+                *published.failed.entry(key).or_default() += 1;
+                published.last_error = Some(error.to_string());
+                // The connection is being made again: a moment before the next try.
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+    published
+}
+/// A handler that reports each handled delivery, and holds the first delivery of message
+/// BEFORE until `release` is notified (after reporting it on `held`).
+fn recording_handler(
+    handled_tx: mpsc::UnboundedSender<Handled>,
+    held_tx: mpsc::UnboundedSender<()>,
+    release: Arc<Notify>,
+) -> impl hyperfleet_tracing::consume::Handler {
+    move |received: Received| {
+        let (handled_tx, release, held_tx) =
+            (handled_tx.clone(), Arc::clone(&release), held_tx.clone());
+        async move {
+            let id: usize = received.event.id().parse().map_err(|_| "not a number")?;
+            let trace = received.context.span().span_context().trace_id();
+            if id == BEFORE && received.delivery_attempt == Some(1) {
+                let _ = held_tx.send(());
+                release.notified().await;
+            }
+            let _ = handled_tx.send((id, trace, Instant::now()));
+            Ok::<(), HandlerError>(())
+        }
     }
 }
 
