@@ -263,31 +263,22 @@ async fn the_checker_reports_a_wrong_kind_name_type_or_attribute() {
         metric_violations(&table, "gcp_pubsub", &metrics, NO_SERVER)
     };
     let unit = metric_mutated(&|m| m.unit = "messages".to_owned());
-    assert!(
-        unit.iter().any(|v| v.contains("the conventions say")),
-        "{unit:?}"
-    );
+    assert_reports(&unit, "the conventions say", "the mutation");
     let no_system = metric_mutated(&|m| {
         for point in &mut m.points {
             point.retain(|kv| kv.key.as_str() != "messaging.system");
         }
     });
-    assert!(
-        no_system
-            .iter()
-            .any(|v| v.contains("messaging.system missing")),
-        "{no_system:?}"
-    );
+    assert_reports(&no_system, "messaging.system missing", "the mutation");
     let foreign = metric_mutated(&|m| {
         for point in &mut m.points {
             point.push(KeyValue::new("messaging.message.id", "1"));
         }
     });
-    assert!(
-        foreign
-            .iter()
-            .any(|v| v.contains("messaging.message.id is not an attribute of this metric")),
-        "a per-message attribute on a metric: {foreign:?}"
+    assert_reports(
+        &foreign,
+        "messaging.message.id is not an attribute of this metric",
+        "a per-message attribute on a metric",
     );
     let spans = run.spans;
     let process = spans
@@ -300,31 +291,24 @@ async fn the_checker_reports_a_wrong_kind_name_type_or_attribute() {
         span_violations(&table, "gcp_pubsub", &spans, NO_SERVER)
     };
     let wrong_kind = mutated(&|span| span.span_kind = SpanKind::Internal);
-    assert!(
-        wrong_kind
-            .iter()
-            .any(|v| v.contains("no process.internal span")),
-        "{wrong_kind:?}"
-    );
+    assert_reports(&wrong_kind, "no process.internal span", "the mutation");
     let outside = mutated(&|span| {
         span.attributes
             .push(KeyValue::new("messaging.destination.kind", "topic"))
     });
-    assert!(
-        outside
-            .iter()
-            .any(|v| v.contains("messaging.destination.kind is outside the registry")),
-        "{outside:?}"
+    assert_reports(
+        &outside,
+        "messaging.destination.kind is outside the registry",
+        "the mutation",
     );
     let missing = mutated(&|span| {
         span.attributes
             .retain(|kv| kv.key.as_str() != "messaging.operation.name")
     });
-    assert!(
-        missing
-            .iter()
-            .any(|v| v.contains("required messaging.operation.name missing")),
-        "{missing:?}"
+    assert_reports(
+        &missing,
+        "required messaging.operation.name missing",
+        "the mutation",
     );
     let mistyped = mutated(&|span| {
         for kv in &mut span.attributes {
@@ -333,11 +317,10 @@ async fn the_checker_reports_a_wrong_kind_name_type_or_attribute() {
             }
         }
     });
-    assert!(
-        mistyped
-            .iter()
-            .any(|v| v.contains("no publish.consumer span")),
-        "a deprecated operation type: {mistyped:?}"
+    assert_reports(
+        &mistyped,
+        "no publish.consumer span",
+        "a deprecated operation type",
     );
     let wrong_value = mutated(&|span| {
         span.attributes.push(KeyValue::new(
@@ -355,11 +338,10 @@ async fn the_checker_reports_a_wrong_kind_name_type_or_attribute() {
         span.attributes
             .retain(|kv| kv.key.as_str() != "messaging.message.id")
     });
-    assert!(
-        no_id
-            .iter()
-            .any(|v| v.contains("messaging.message.id missing, though the crate has it")),
-        "a recommended attribute the crate has, left out: {no_id:?}"
+    assert_reports(
+        &no_id,
+        "messaging.message.id missing, though the crate has it",
+        "a recommended attribute the crate has, left out",
     );
     let settle = spans
         .iter()
@@ -368,9 +350,10 @@ async fn the_checker_reports_a_wrong_kind_name_type_or_attribute() {
     let mut unlinked = spans.clone();
     unlinked[settle].links = Default::default();
     let unlinked = span_violations(&table, "gcp_pubsub", &unlinked, NO_SERVER);
-    assert!(
-        unlinked.iter().any(|v| v.contains("links no receive span")),
-        "a settle span without its link: {unlinked:?}"
+    assert_reports(
+        &unlinked,
+        "links no receive span",
+        "a settle span without its link",
     );
     let receive = spans
         .iter()
@@ -382,32 +365,29 @@ async fn the_checker_reports_a_wrong_kind_name_type_or_attribute() {
     let mut unlinked = spans.clone();
     unlinked[receive].links = Default::default();
     let unlinked = span_violations(&table, "gcp_pubsub", &unlinked, NO_SERVER);
-    assert!(
-        unlinked
-            .iter()
-            .any(|v| v.contains("does not link its message's creation context")),
-        "a receive span without its creation link: {unlinked:?}"
+    assert_reports(
+        &unlinked,
+        "does not link its message's creation context",
+        "a receive span without its creation link",
     );
     let no_event = mutated(&|span| {
         span.status = opentelemetry::trace::Status::error("failed");
         span.attributes.push(KeyValue::new("error.type", "_OTHER"));
         span.events = Default::default();
     });
-    assert!(
-        no_event
-            .iter()
-            .any(|v| v.contains("failed without a messaging.process.exception event")),
-        "a failed span without its exception event: {no_event:?}"
+    assert_reports(
+        &no_event,
+        "failed without a messaging.process.exception event",
+        "a failed span without its exception event",
     );
     let failed_silently = mutated(&|span| {
         span.status = opentelemetry::trace::Status::error("failed");
         span.attributes.retain(|kv| kv.key.as_str() != "error.type");
     });
-    assert!(
-        failed_silently
-            .iter()
-            .any(|v| v.contains("error.type missing")),
-        "a failed span without error.type: {failed_silently:?}"
+    assert_reports(
+        &failed_silently,
+        "error.type missing",
+        "a failed span without error.type",
     );
 }
 
@@ -453,4 +433,13 @@ fn the_readme_mapping_agrees_with_the_model() {
             }
         }
     }
+}
+
+/// Asserts that the checker reported a violation containing `needle`; `what` names the
+/// mistake made.
+fn assert_reports(found: &std::collections::BTreeSet<String>, needle: &str, what: &str) {
+    assert!(
+        found.iter().any(|v| v.contains(needle)),
+        "{what}: no violation mentions {needle:?} in {found:#?}"
+    );
 }
