@@ -11,7 +11,9 @@
 //! `HYPERFLEET_BENCH_EXECUTION=loop` runs this crate's handlers on the loop's task: the
 //! experiments that show what limits consuming. `HYPERFLEET_BENCH_CLUSTER=3` runs this crate
 //! alone through a cluster of that many private nodes instead, on quorum queues, connected
-//! with every node's URL.
+//! with every node's URL. `HYPERFLEET_BENCH_PAIRED=N` skips criterion and runs N rounds of
+//! each client in turn, printing each one's median: the paired figures compare within a
+//! minute, when the broker's speed drifts over the several minutes of the criterion groups.
 //!
 //! `cargo bench --all-features --bench rabbitmq_throughput`
 
@@ -26,7 +28,9 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use futures::StreamExt;
 use hyperfleet_tracing::Settings;
 use hyperfleet_tracing::settings::TracerSource;
-use hyperfleet_tracing::transport::rabbitmq::{QueueKind, RabbitMqConfig, RabbitMqTransport};
+use hyperfleet_tracing::transport::rabbitmq::{
+    QueueKind, RabbitMqAdmin, RabbitMqConfig, RabbitMqTransport,
+};
 use hyperfleet_tracing::{HandlerError, Received, TracedPublisher, TracedSubscriber};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
 use std::hint::black_box;
@@ -50,7 +54,10 @@ fn free_port() -> u16 {
 async fn publish_all(publisher: &TracedPublisher<RabbitMqTransport>) {
     futures::stream::iter(0..MESSAGES)
         .map(|i| publisher.publish(event(i)))
-        .buffer_unordered(IN_FLIGHT)
+        .buffer_unordered(
+            std::env::var("HYPERFLEET_BENCH_IN_FLIGHT")
+                .map_or(IN_FLIGHT, |n| n.parse().expect("HYPERFLEET_BENCH_IN_FLIGHT: a number")),
+        )
         .for_each(|published| async move {
             published.expect("published");
         })
@@ -58,7 +65,8 @@ async fn publish_all(publisher: &TracedPublisher<RabbitMqTransport>) {
 }
 
 /// One round on a fresh exchange and queue `name`, classic on one node and quorum on a
-/// cluster; `mode` says what is timed.
+/// cluster; `mode` says what is timed. Both are deleted after it, as the Node.js peer does,
+/// so that every round meets the broker in the same state.
 async fn round(
     transport: &RabbitMqTransport,
     provider: &impl TracerSource,
@@ -76,13 +84,25 @@ async fn round(
     if std::env::var("HYPERFLEET_BENCH_EXECUTION").as_deref() == Ok("loop") {
         subscriber = subscriber.execution(hyperfleet_tracing::settings::Execution::LoopTask);
     }
+    let elapsed = timed(&publisher, subscriber, mode).await;
+    let admin = RabbitMqAdmin::new(transport);
+    admin.delete_subscription(name).await.expect("queue deleted");
+    admin.delete_topic(name).await.expect("exchange deleted");
+    elapsed
+}
+
+/// What `mode` times of one round.
+async fn timed(
+    publisher: &TracedPublisher<RabbitMqTransport>,
+    subscriber: TracedSubscriber<RabbitMqTransport>,
+    mode: Mode,
+) -> Duration {
     if let Mode::Receive = mode {
-        publish_all(&publisher).await;
+        publish_all(publisher).await;
     }
     let started = Instant::now();
     if let Mode::Publish = mode {
-        publish_all(&publisher).await;
-        // The queue keeps what was published: the node is private, and stops after the run.
+        publish_all(publisher).await;
         return started.elapsed();
     }
     let handled = std::sync::Arc::new(AtomicU64::new(0));
@@ -98,7 +118,7 @@ async fn round(
         },
     ));
     if let Mode::RoundTrip = mode {
-        publish_all(&publisher).await;
+        publish_all(publisher).await;
     }
     receiving.await.expect("joined").expect("ran");
     started.elapsed()
@@ -191,6 +211,32 @@ fn throughput(c: &mut Criterion) {
     let off = opentelemetry::trace::noop::NoopTracerProvider::new();
     let rounds = AtomicUsize::new(0);
     let name = || format!("bench-{}", rounds.fetch_add(1, Ordering::Relaxed));
+    if let Ok(pairs) = std::env::var("HYPERFLEET_BENCH_PAIRED") {
+        let pairs = pairs.parse().expect("HYPERFLEET_BENCH_PAIRED: a number of rounds");
+        for mode in [Mode::RoundTrip, Mode::Publish, Mode::Receive] {
+            let mut times: [Vec<Duration>; 3] = Default::default();
+            for _ in 0..pairs {
+                times[0].push(runtime.block_on(round(&transport, &off, &name(), mode)));
+                times[1].push(runtime.block_on(round(&transport, &sampled, &name(), mode)));
+                if let Broker::Node(node) = &broker {
+                    times[2].push(node_rounds(&node.url, 1, mode, prefetch));
+                }
+            }
+            let rates = times.map(|mut t| {
+                t.sort();
+                t.get(t.len() / 2)
+                    .map_or(0.0, |median| MESSAGES as f64 / median.as_secs_f64())
+            });
+            println!(
+                "{:9} median msg/s over {pairs} interleaved rounds: untraced {:.0}, traced {:.0}, amqplib {:.0}",
+                mode.name(),
+                rates[0],
+                rates[1],
+                rates[2]
+            );
+        }
+        return;
+    }
     for mode in [Mode::RoundTrip, Mode::Publish, Mode::Receive] {
         let mut group = c.benchmark_group(format!("rabbitmq, 10,000 messages, {}", mode.name()));
         group.sample_size(10);

@@ -11,7 +11,7 @@ use hyperfleet_tracing::testing::TestTelemetry;
 use hyperfleet_tracing::testing::spans::{attribute, attribute_str, single};
 use hyperfleet_tracing::transport::ErrorCode;
 use hyperfleet_tracing::transport::rabbitmq::{
-    RabbitMqAdmin, RabbitMqConfig, RabbitMqTransport, Unroutable,
+    ExchangeType, RabbitMqAdmin, RabbitMqConfig, RabbitMqTransport, Unroutable,
 };
 use hyperfleet_tracing::{HandlerError, PublishError, Received, TracedPublisher, TracedSubscriber};
 use opentelemetry::Value;
@@ -164,4 +164,33 @@ async fn an_unroutable_message_is_an_error_unless_accepted() {
         .publish(event())
         .await
         .expect("accepted, as Pub/Sub accepts a topic without subscriptions");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_deletes_what_it_declared_and_a_missing_one_is_no_error() {
+    let queue = RabbitMqConfig::queue_name(TOPIC, "deleted");
+    let (node, transport) = node_with_queue(&queue).await;
+    let admin = RabbitMqAdmin::new(&transport);
+    let publisher = TracedPublisher::new(transport.clone(), TOPIC);
+    let event = || hyperfleet_tracing::testing::reconcile_event("e-1", "c-1").unwrap();
+    publisher.publish(event()).await.expect("routed to the queue");
+
+    admin.delete_subscription(&queue).await.unwrap();
+    admin.delete_subscription(&queue).await.unwrap();
+    match publisher.publish(event()).await {
+        Err(PublishError::Transport(error)) => {
+            assert_eq!(error.code(), ErrorCode::FailedPrecondition, "{error}")
+        }
+        other => panic!("the queue is still bound after its deletion: {other:?}"),
+    }
+
+    admin.delete_topic(TOPIC).await.unwrap();
+    admin.delete_topic(TOPIC).await.unwrap();
+    // Declaring the exchange with another type fails while the fanout one exists.
+    let topic_exchange = RabbitMqConfig::new(&node.url).exchange_type(ExchangeType::Topic);
+    let other = RabbitMqTransport::connect(topic_exchange).await.unwrap();
+    RabbitMqAdmin::new(&other)
+        .create_topic_if_missing(TOPIC)
+        .await
+        .expect("the fanout exchange is gone, so a topic exchange of its name can be declared");
 }

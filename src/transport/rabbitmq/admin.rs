@@ -5,7 +5,10 @@ use super::error::transport_error;
 use super::{ExchangeType, RabbitMqTransport};
 use crate::transport::{SubscriptionConfig, TransportError};
 use lapin::ExchangeKind;
-use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::options::{
+    ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
+    QueueDeleteOptions,
+};
 use lapin::types::{AMQPValue, FieldTable};
 
 /// The kind of queue a subscription gets.
@@ -93,12 +96,46 @@ impl RabbitMqAdmin {
         self.bind(queue, topic, &routing_key).await
     }
 
-    async fn channel(&self) -> Result<lapin::Channel, TransportError> {
-        self.transport
+    /// Deletes the queue `queue` with the messages it holds (a missing one is not an error;
+    /// a quorum queue's dead-letter queue stays).
+    pub async fn delete_subscription(&self, queue: &str) -> Result<(), TransportError> {
+        self.on_channel(&format!("deleting queue {queue}"), |channel| async move {
+            channel
+                .queue_delete(queue.into(), QueueDeleteOptions::default())
+                .await
+                .map(|_| ())
+        })
+        .await
+    }
+
+    /// Deletes the exchange of `topic` (a missing one is not an error).
+    pub async fn delete_topic(&self, topic: &str) -> Result<(), TransportError> {
+        self.on_channel(&format!("deleting exchange {topic}"), |channel| async move {
+            channel
+                .exchange_delete(topic.into(), ExchangeDeleteOptions::default())
+                .await
+        })
+        .await
+    }
+
+    /// Runs one operation on a channel of its own (a failed operation closes its channel),
+    /// then closes the channel.
+    async fn on_channel<F, Fut>(&self, doing: &str, operation: F) -> Result<(), TransportError>
+    where
+        F: FnOnce(lapin::Channel) -> Fut,
+        Fut: Future<Output = lapin::Result<()>>,
+    {
+        let channel = self
+            .transport
             .connection()
             .create_channel()
             .await
-            .map_err(|e| transport_error(&e, "opening an admin channel"))
+            .map_err(|e| transport_error(&e, "opening an admin channel"))?;
+        let done = operation(channel.clone())
+            .await
+            .map_err(|e| transport_error(&e, doing));
+        let _ = channel.close(200, "done".into()).await;
+        done
     }
 
     async fn declare_exchange(&self, name: &str, kind: ExchangeKind) -> Result<(), TransportError> {
@@ -106,13 +143,12 @@ impl RabbitMqAdmin {
             durable: true,
             ..ExchangeDeclareOptions::default()
         };
-        let channel = self.channel().await?;
-        let declared = channel
-            .exchange_declare(name.into(), kind, options, FieldTable::default())
-            .await
-            .map_err(|e| transport_error(&e, &format!("declaring exchange {name}")));
-        let _ = channel.close(200, "done".into()).await;
-        declared
+        self.on_channel(&format!("declaring exchange {name}"), |channel| async move {
+            channel
+                .exchange_declare(name.into(), kind, options, FieldTable::default())
+                .await
+        })
+        .await
     }
 
     async fn declare_queue(&self, name: &str, arguments: FieldTable) -> Result<(), TransportError> {
@@ -120,14 +156,13 @@ impl RabbitMqAdmin {
             durable: true,
             ..QueueDeclareOptions::default()
         };
-        let channel = self.channel().await?;
-        let declared = channel
-            .queue_declare(name.into(), options, arguments)
-            .await
-            .map(|_| ())
-            .map_err(|e| transport_error(&e, &format!("declaring queue {name}")));
-        let _ = channel.close(200, "done".into()).await;
-        declared
+        self.on_channel(&format!("declaring queue {name}"), |channel| async move {
+            channel
+                .queue_declare(name.into(), options, arguments)
+                .await
+                .map(|_| ())
+        })
+        .await
     }
 
     async fn bind(
@@ -136,18 +171,18 @@ impl RabbitMqAdmin {
         exchange: &str,
         routing_key: &str,
     ) -> Result<(), TransportError> {
-        let channel = self.channel().await?;
-        let bound = channel
-            .queue_bind(
-                queue.into(),
-                exchange.into(),
-                routing_key.into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await
-            .map_err(|e| transport_error(&e, &format!("binding queue {queue} to {exchange}")));
-        let _ = channel.close(200, "done".into()).await;
-        bound
+        let doing = format!("binding queue {queue} to {exchange}");
+        self.on_channel(&doing, |channel| async move {
+            channel
+                .queue_bind(
+                    queue.into(),
+                    exchange.into(),
+                    routing_key.into(),
+                    QueueBindOptions::default(),
+                    FieldTable::default(),
+                )
+                .await
+        })
+        .await
     }
 }
