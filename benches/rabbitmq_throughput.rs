@@ -55,8 +55,9 @@ async fn publish_all(publisher: &TracedPublisher<RabbitMqTransport>) {
     futures::stream::iter(0..MESSAGES)
         .map(|i| publisher.publish(event(i)))
         .buffer_unordered(
-            std::env::var("HYPERFLEET_BENCH_IN_FLIGHT")
-                .map_or(IN_FLIGHT, |n| n.parse().expect("HYPERFLEET_BENCH_IN_FLIGHT: a number")),
+            std::env::var("HYPERFLEET_BENCH_IN_FLIGHT").map_or(IN_FLIGHT, |n| {
+                n.parse().expect("HYPERFLEET_BENCH_IN_FLIGHT: a number")
+            }),
         )
         .for_each(|published| async move {
             published.expect("published");
@@ -86,7 +87,10 @@ async fn round(
     }
     let elapsed = timed(&publisher, subscriber, mode).await;
     let admin = RabbitMqAdmin::new(transport);
-    admin.delete_subscription(name).await.expect("queue deleted");
+    admin
+        .delete_subscription(name)
+        .await
+        .expect("queue deleted");
     admin.delete_topic(name).await.expect("exchange deleted");
     elapsed
 }
@@ -212,7 +216,9 @@ fn throughput(c: &mut Criterion) {
     let rounds = AtomicUsize::new(0);
     let name = || format!("bench-{}", rounds.fetch_add(1, Ordering::Relaxed));
     if let Ok(pairs) = std::env::var("HYPERFLEET_BENCH_PAIRED") {
-        let pairs = pairs.parse().expect("HYPERFLEET_BENCH_PAIRED: a number of rounds");
+        let pairs = pairs
+            .parse()
+            .expect("HYPERFLEET_BENCH_PAIRED: a number of rounds");
         for mode in [Mode::RoundTrip, Mode::Publish, Mode::Receive] {
             let mut times: [Vec<Duration>; 3] = Default::default();
             for _ in 0..pairs {

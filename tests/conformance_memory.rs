@@ -41,7 +41,7 @@ async fn checks_a_backend_cannot_run_are_listed_as_not_applicable_with_the_reaso
     assert_eq!(
         reason("handler_error_nacks_and_redelivers"),
         Some(Outcome::NotApplicable(
-            "the backend offers no delivery attempts, no dead letters".to_owned()
+            "the backend offers no dead letters".to_owned()
         ))
     );
     assert_eq!(reason("trace_continuity"), Some(Outcome::Passed));

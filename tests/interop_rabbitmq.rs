@@ -173,7 +173,10 @@ async fn the_admin_deletes_what_it_declared_and_a_missing_one_is_no_error() {
     let admin = RabbitMqAdmin::new(&transport);
     let publisher = TracedPublisher::new(transport.clone(), TOPIC);
     let event = || hyperfleet_tracing::testing::reconcile_event("e-1", "c-1").unwrap();
-    publisher.publish(event()).await.expect("routed to the queue");
+    publisher
+        .publish(event())
+        .await
+        .expect("routed to the queue");
 
     admin.delete_subscription(&queue).await.unwrap();
     admin.delete_subscription(&queue).await.unwrap();

@@ -96,3 +96,102 @@ pub fn wrapped_body(
 pub fn json_headers() -> Vec<(String, String)> {
     vec![("content-type".into(), "application/json".into())]
 }
+
+/// Forwards push deliveries to the endpoint routed for their subscription, so that push
+/// subscriptions can outlive the endpoints of single runs (the conformance suite serves one
+/// per run): `POST /{subscription}` goes to the route's URL as it came, headers and body,
+/// and its answer comes back. A delivery with no route waits for one (up to 20 s), then
+/// gets 503, as does one whose endpoint is gone: Pub/Sub pushes it again later.
+pub struct Relay {
+    /// `http://127.0.0.1:PORT/`
+    pub url: String,
+    pub routes: std::sync::Arc<RelayRoutes>,
+    task: JoinHandle<()>,
+}
+
+#[derive(Default)]
+pub struct RelayRoutes {
+    routes: std::sync::Mutex<std::collections::HashMap<String, String>>,
+    changed: tokio::sync::Notify,
+}
+
+impl hyperfleet_tracing::testing::conformance::PushRoutes for RelayRoutes {
+    fn route(&self, subscription: &str, url: &str) {
+        self.routes
+            .lock()
+            .unwrap()
+            .insert(subscription.to_owned(), url.to_owned());
+        self.changed.notify_waiters();
+    }
+
+    fn unroute(&self, subscription: &str) {
+        self.routes.lock().unwrap().remove(subscription);
+    }
+}
+
+impl RelayRoutes {
+    /// The route of `subscription`, waiting up to `wait` for one.
+    async fn wait_for(&self, subscription: &str, wait: Duration) -> Option<String> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            let changed = self.changed.notified();
+            if let Some(url) = self.routes.lock().unwrap().get(subscription) {
+                return Some(url.clone());
+            }
+            tokio::time::timeout_at(deadline, changed).await.ok()?;
+        }
+    }
+}
+
+impl Relay {
+    pub async fn start() -> Self {
+        use axum::extract::{Path, State};
+        use axum::http::{HeaderMap, StatusCode};
+        use std::sync::Arc;
+        async fn forward(
+            State((routes, client)): State<(Arc<RelayRoutes>, reqwest::Client)>,
+            Path(subscription): Path<String>,
+            headers: HeaderMap,
+            body: axum::body::Bytes,
+        ) -> (StatusCode, Vec<u8>) {
+            let unavailable = (StatusCode::SERVICE_UNAVAILABLE, b"no endpoint".to_vec());
+            let Some(url) = routes
+                .wait_for(&subscription, Duration::from_secs(20))
+                .await
+            else {
+                return unavailable;
+            };
+            let mut request = client.post(url).body(body);
+            for (name, value) in &headers {
+                if name != "host" && name != "content-length" {
+                    request = request.header(name.as_str(), value.as_bytes());
+                }
+            }
+            let Ok(response) = request.send().await else {
+                return unavailable;
+            };
+            let status =
+                StatusCode::from_u16(response.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+            match response.bytes().await {
+                Ok(body) => (status, body.to_vec()),
+                Err(_) => unavailable,
+            }
+        }
+        let routes = Arc::new(RelayRoutes::default());
+        let router = axum::Router::new()
+            .route("/{subscription}", axum::routing::post(forward))
+            .with_state((Arc::clone(&routes), reqwest::Client::new()));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/", listener.local_addr().unwrap());
+        let task = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self { url, routes, task }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}

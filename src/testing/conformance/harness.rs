@@ -2,6 +2,7 @@
 //! and a way to consume until the handler has run a given number of times.
 
 use super::ConformanceTarget;
+use crate::consume::Handler;
 use crate::testing::{TestMetrics, TestTelemetry};
 use crate::transport::SubscriptionConfig;
 use crate::{HandlerError, Received, Settings};
@@ -9,6 +10,8 @@ use crate::{TracedPublisher, TracedSubscriber};
 use opentelemetry::Context;
 use opentelemetry::trace::{SpanContext, TraceContextExt, Tracer, TracerProvider};
 use opentelemetry_sdk::trace::SpanData;
+use std::collections::HashSet;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -32,6 +35,120 @@ pub(super) struct Harness<'t, T: ConformanceTarget> {
     /// What the case's publishers and subscribers measured.
     pub(super) metrics: TestMetrics,
     pub(super) topic: String,
+    /// Subscriptions created to be read by pull on any target.
+    pull_only: Mutex<HashSet<String>>,
+}
+
+/// How a check consumes a subscription: the pull loop, or, on a push target, a push endpoint
+/// served for the run.
+pub(super) enum Way<T: ConformanceTarget> {
+    Pull(TracedSubscriber<T::Transport>),
+    #[cfg(feature = "push")]
+    Push(push::PushRun),
+}
+
+impl<T: ConformanceTarget> Way<T> {
+    pub(super) fn settings(self, settings: Settings) -> Self {
+        match self {
+            Self::Pull(subscriber) => Self::Pull(subscriber.settings(settings)),
+            #[cfg(feature = "push")]
+            Self::Push(run) => Self::Push(run.settings(settings)),
+        }
+    }
+
+    pub(super) fn concurrency(self, limit: usize) -> Self {
+        match self {
+            Self::Pull(subscriber) => Self::Pull(subscriber.concurrency(limit)),
+            #[cfg(feature = "push")]
+            Self::Push(run) => Self::Push(run.concurrency(limit)),
+        }
+    }
+
+    /// Consumes with `handler` until `shutdown` completes, then shuts down gracefully.
+    pub(super) async fn run<H, S>(self, handler: H, shutdown: S) -> Result<(), String>
+    where
+        H: Handler,
+        S: Future<Output = ()> + Send + 'static,
+    {
+        match self {
+            Self::Pull(subscriber) => subscriber
+                .run(handler, shutdown)
+                .await
+                .map_err(|e| e.to_string()),
+            #[cfg(feature = "push")]
+            Self::Push(run) => run.run(handler, shutdown).await,
+        }
+    }
+}
+
+#[cfg(feature = "push")]
+mod push {
+    use super::super::PushRoutes;
+    use crate::Settings;
+    use crate::consume::Handler;
+    use crate::push::PushEndpoint;
+    use std::future::Future;
+    use std::sync::Arc;
+
+    /// A push endpoint for one run, its subscription's deliveries routed to it meanwhile.
+    pub(in super::super) struct PushRun {
+        pub(super) endpoint: PushEndpoint,
+        pub(super) subscription: String,
+        pub(super) routes: Arc<dyn PushRoutes>,
+    }
+
+    /// Unroutes the subscription when the run ends, however it ends.
+    struct Routed {
+        routes: Arc<dyn PushRoutes>,
+        subscription: String,
+    }
+
+    impl Drop for Routed {
+        fn drop(&mut self) {
+            self.routes.unroute(&self.subscription);
+        }
+    }
+
+    impl PushRun {
+        pub(in super::super) fn settings(mut self, settings: Settings) -> Self {
+            self.endpoint = self.endpoint.settings(settings);
+            self
+        }
+
+        pub(in super::super) fn concurrency(mut self, limit: usize) -> Self {
+            self.endpoint = self.endpoint.concurrency(limit);
+            self
+        }
+
+        /// Serves the endpoint on a loopback port until `shutdown`; the subscription's
+        /// deliveries are routed to it until shutdown starts.
+        pub(in super::super) async fn run<H, S>(self, handler: H, shutdown: S) -> Result<(), String>
+        where
+            H: Handler,
+            S: Future<Output = ()> + Send + 'static,
+        {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+                .await
+                .map_err(|e| format!("cannot listen for pushes: {e}"))?;
+            let address = listener
+                .local_addr()
+                .map_err(|e| format!("cannot listen for pushes: {e}"))?;
+            self.routes
+                .route(&self.subscription, &format!("http://{address}/"));
+            let routed = Routed {
+                routes: self.routes,
+                subscription: self.subscription,
+            };
+            let shutdown = async move {
+                shutdown.await;
+                drop(routed);
+            };
+            self.endpoint
+                .serve(listener, handler, shutdown)
+                .await
+                .map_err(|e| format!("the push endpoint failed: {e}"))
+        }
+    }
 }
 
 impl<'t, T: ConformanceTarget> Harness<'t, T> {
@@ -47,6 +164,7 @@ impl<'t, T: ConformanceTarget> Harness<'t, T> {
             telemetry: TestTelemetry::new(),
             metrics: TestMetrics::new(),
             topic,
+            pull_only: Mutex::default(),
         })
     }
 
@@ -86,8 +204,9 @@ impl<'t, T: ConformanceTarget> Harness<'t, T> {
             .subscription("a", SubscriptionConfig::default().dead_letter(policy))
             .await?;
         let dead_letters = format!("{dead_letter_topic}-sub");
+        crate::sync::lock(&self.pull_only).insert(dead_letters.clone());
         self.target
-            .create_subscription(
+            .create_pull_subscription(
                 &dead_letters,
                 &dead_letter_topic,
                 &SubscriptionConfig::default(),
@@ -101,9 +220,42 @@ impl<'t, T: ConformanceTarget> Harness<'t, T> {
         TracedPublisher::new(self.target.transport(), self.topic.clone()).settings(self.settings())
     }
 
-    pub(super) fn subscriber(&self, subscription: &str) -> TracedSubscriber<T::Transport> {
-        TracedSubscriber::new(self.target.transport(), subscription, self.topic.clone())
-            .settings(self.settings())
+    /// How the checks consume `subscription`: by push on a push target (but for the
+    /// subscriptions created to be pulled), else by the pull loop.
+    pub(super) fn subscriber(&self, subscription: &str) -> Way<T> {
+        #[cfg(feature = "push")]
+        if let Some(routes) = self.push_routes(subscription) {
+            let endpoint = crate::push::PushEndpoint::new(subscription, self.topic.clone())
+                .settings(self.settings());
+            return Way::Push(push::PushRun {
+                endpoint,
+                subscription: subscription.to_owned(),
+                routes,
+            });
+        }
+        Way::Pull(
+            TracedSubscriber::new(self.target.transport(), subscription, self.topic.clone())
+                .settings(self.settings()),
+        )
+    }
+
+    /// Whether `subscription` is consumed by push.
+    pub(super) fn is_push(&self, subscription: &str) -> bool {
+        #[cfg(feature = "push")]
+        return self.push_routes(subscription).is_some();
+        #[cfg(not(feature = "push"))]
+        {
+            let _ = subscription;
+            false
+        }
+    }
+
+    #[cfg(feature = "push")]
+    fn push_routes(&self, subscription: &str) -> Option<Arc<dyn super::PushRoutes>> {
+        match crate::sync::lock(&self.pull_only).contains(subscription) {
+            true => None,
+            false => self.target.push_routes(),
+        }
     }
 
     /// Publishes the reconcile event of `cluster` (id `event-{cluster}`) under `parent`.
@@ -135,7 +287,7 @@ impl<'t, T: ConformanceTarget> Harness<'t, T> {
     /// result from its index; it may panic.
     pub(super) async fn consume<B>(
         &self,
-        subscriber: TracedSubscriber<T::Transport>,
+        subscriber: Way<T>,
         calls: usize,
         behaviour: B,
     ) -> Result<Vec<Seen>, String>

@@ -73,13 +73,45 @@ pub trait ConformanceTarget: Send + Sync {
     /// Creates a topic.
     fn create_topic(&self, topic: &str) -> impl Future<Output = Result<(), TransportError>> + Send;
 
-    /// Creates a subscription on `topic`.
+    /// Creates a subscription on `topic`: the one the checks consume from, by pull or, on a
+    /// target with [`push_routes`](Self::push_routes), by push to those routes.
     fn create_subscription(
         &self,
         subscription: &str,
         topic: &str,
         config: &SubscriptionConfig,
     ) -> impl Future<Output = Result<(), TransportError>> + Send;
+
+    /// Creates a subscription the checks read through the transport's own `subscribe` (a
+    /// dead-letter topic's): by default [`create_subscription`](Self::create_subscription);
+    /// a push target creates a pull subscription here.
+    fn create_pull_subscription(
+        &self,
+        subscription: &str,
+        topic: &str,
+        config: &SubscriptionConfig,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send {
+        self.create_subscription(subscription, topic, config)
+    }
+
+    /// A push target's routes: `None` (the default) and the checks pull; otherwise each run
+    /// serves a [`PushEndpoint`](crate::push::PushEndpoint) on a loopback port and routes
+    /// its subscription's push deliveries there.
+    #[cfg(feature = "push")]
+    fn push_routes(&self) -> Option<std::sync::Arc<dyn PushRoutes>> {
+        None
+    }
+}
+
+/// Where a push target's subscriptions deliver: the target creates push subscriptions to
+/// an address of its own, and forwards each delivery to the endpoint routed for its
+/// subscription.
+#[cfg(feature = "push")]
+pub trait PushRoutes: Send + Sync {
+    /// Forwards `subscription`'s deliveries to `url` from now on.
+    fn route(&self, subscription: &str, url: &str);
+    /// Stops forwarding them; a delivery then waits for the next route, or fails.
+    fn unroute(&self, subscription: &str);
 }
 
 impl ConformanceTarget for crate::transport::memory::MemoryTransport {
@@ -158,6 +190,21 @@ impl<T: ConformanceTarget> ConformanceTarget for WithCapabilities<T> {
         config: &SubscriptionConfig,
     ) -> impl Future<Output = Result<(), TransportError>> + Send {
         self.target.create_subscription(subscription, topic, config)
+    }
+
+    fn create_pull_subscription(
+        &self,
+        subscription: &str,
+        topic: &str,
+        config: &SubscriptionConfig,
+    ) -> impl Future<Output = Result<(), TransportError>> + Send {
+        self.target
+            .create_pull_subscription(subscription, topic, config)
+    }
+
+    #[cfg(feature = "push")]
+    fn push_routes(&self) -> Option<std::sync::Arc<dyn PushRoutes>> {
+        self.target.push_routes()
     }
 }
 

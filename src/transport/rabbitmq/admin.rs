@@ -110,11 +110,14 @@ impl RabbitMqAdmin {
 
     /// Deletes the exchange of `topic` (a missing one is not an error).
     pub async fn delete_topic(&self, topic: &str) -> Result<(), TransportError> {
-        self.on_channel(&format!("deleting exchange {topic}"), |channel| async move {
-            channel
-                .exchange_delete(topic.into(), ExchangeDeleteOptions::default())
-                .await
-        })
+        self.on_channel(
+            &format!("deleting exchange {topic}"),
+            |channel| async move {
+                channel
+                    .exchange_delete(topic.into(), ExchangeDeleteOptions::default())
+                    .await
+            },
+        )
         .await
     }
 
@@ -143,11 +146,14 @@ impl RabbitMqAdmin {
             durable: true,
             ..ExchangeDeclareOptions::default()
         };
-        self.on_channel(&format!("declaring exchange {name}"), |channel| async move {
-            channel
-                .exchange_declare(name.into(), kind, options, FieldTable::default())
-                .await
-        })
+        self.on_channel(
+            &format!("declaring exchange {name}"),
+            |channel| async move {
+                channel
+                    .exchange_declare(name.into(), kind, options, FieldTable::default())
+                    .await
+            },
+        )
         .await
     }
 

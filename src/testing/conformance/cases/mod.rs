@@ -70,16 +70,16 @@ registry! { target;
     "structured_encoding" [] => encoding::encoding(target, Encoding::Structured),
     "binary_encoding" [] => encoding::encoding(target, Encoding::Binary),
     "fan_out_to_two_subscriptions" [] => delivery::fan_out(target),
-    "handler_error_nacks_and_redelivers" [DeliveryAttempts, DeadLetters]
+    "handler_error_nacks_and_redelivers" [DeadLetters]
         => delivery::failing_handler(target, false),
-    "handler_panic_is_caught" [DeliveryAttempts, DeadLetters]
+    "handler_panic_is_caught" [DeadLetters]
         => delivery::failing_handler(target, true),
     "span_names_kinds_attributes" [] => spans::names_kinds_attributes(target),
     "ordering_key" [OrderingKeys] => delivery::ordering_key(target),
     "no_payload_in_attributes" [] => spans::no_payload(target),
     "metrics_count_what_the_spans_show" [] => spans::metrics_match_spans(target),
     "current_messaging_conventions" [] => spans::current_conventions(target),
-    "undecodable_message_is_nacked" [DeliveryAttempts, DeadLetters]
+    "undecodable_message_is_nacked" [DeadLetters]
         => delivery::undecodable(target),
     "held_message_outlives_its_ack_deadline" [LeaseExtension]
         => delivery::held_past_ack_deadline(target),
