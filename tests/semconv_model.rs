@@ -32,19 +32,32 @@ async fn memory_run() -> Run {
 /// Spans and metrics recorded in memory, and settings under `Conventions::Messaging` that
 /// record into them.
 fn recorded() -> (TestTelemetry, TestMetrics, Settings) {
+    recorded_under(Conventions::Messaging)
+}
+
+fn recorded_under(conventions: Conventions) -> (TestTelemetry, TestMetrics, Settings) {
     let telemetry = TestTelemetry::new();
     let metrics = TestMetrics::new();
     let settings = Settings::new()
         .tracer_provider(&telemetry.provider)
         .metrics(metrics.metrics.clone())
-        .conventions(Conventions::Messaging);
+        .conventions(conventions);
     (telemetry, metrics, settings)
 }
 
 /// Every way a message goes through `transport` from `topic` to `subscription`, traced under
 /// `Conventions::Messaging`.
 async fn run<T: Transport + Clone + 'static>(transport: T, topic: &str, subscription: &str) -> Run {
-    let (telemetry, metrics, settings) = recorded();
+    run_under(Conventions::Messaging, transport, topic, subscription).await
+}
+
+async fn run_under<T: Transport + Clone + 'static>(
+    conventions: Conventions,
+    transport: T,
+    topic: &str,
+    subscription: &str,
+) -> Run {
+    let (telemetry, metrics, settings) = recorded_under(conventions);
     let publisher = TracedPublisher::new(transport.clone(), topic).settings(settings.clone());
     publisher
         .publish(support::events::reconcile_event("ok"))
@@ -138,6 +151,27 @@ async fn memory_transport_spans_against_the_model() {
         3,
         "producer, client and consumer spans: {kinds:?}"
     );
+    let violations = run.violations("gcp_pubsub", NO_SERVER);
+    assert!(violations.is_empty(), "{violations:#?}");
+}
+
+/// Under `messaging/dup` the spans carry the standard's names beside the current ones (the
+/// checker allows the standard's), and the messaging metrics are the same as under
+/// `messaging`, beside the standard's own metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_transport_under_dup_against_the_model() {
+    let transport = support::memory::with_subscription(TOPIC, SUBSCRIPTION);
+    let run = run_under(Conventions::MessagingDup, transport, TOPIC, SUBSCRIPTION).await;
+    let names: std::collections::BTreeSet<_> =
+        run.metrics.iter().map(|m| m.name.as_str()).collect();
+    for standard in [
+        "hyperfleet_broker_messages_published_total",
+        "hyperfleet_broker_messages_consumed_total",
+        "hyperfleet_broker_errors_total",
+        "hyperfleet_broker_message_duration_seconds",
+    ] {
+        assert!(names.contains(standard), "{standard} missing: {names:?}");
+    }
     let violations = run.violations("gcp_pubsub", NO_SERVER);
     assert!(violations.is_empty(), "{violations:#?}");
 }
