@@ -134,17 +134,7 @@ async fn a_cancelled_consumer_consumes_again_once_its_queue_is_back() {
     let queue = RabbitMqConfig::queue_name(TOPIC, "cancelled");
     let declare = || support::rabbitmq::declare_classic(&transport, TOPIC, &queue);
     declare().await;
-    let (handled_tx, mut handled) = mpsc::unbounded_channel::<String>();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let subscriber = tokio::spawn(TracedSubscriber::new(transport.clone(), &queue, TOPIC).run(
-        move |received: Received| {
-            let _ = handled_tx.send(received.event.id().to_owned());
-            async { Ok::<(), HandlerError>(()) }
-        },
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let (subscriber, mut handled, stop) = subscribe_recording(&transport, &queue);
     let publisher = TracedPublisher::new(transport.clone(), TOPIC);
     let event = |id: &str| hyperfleet_tracing::testing::reconcile_event(id, "c-1").unwrap();
     publisher.publish(event("before")).await.unwrap();
@@ -170,4 +160,87 @@ async fn a_cancelled_consumer_consumes_again_once_its_queue_is_back() {
     assert!(!subscriber.is_finished(), "the subscriber kept running");
     let _ = stop.send(());
     subscriber.await.unwrap().unwrap();
+}
+
+/// A broker that comes back without its definitions (a node restarted on empty storage, as a
+/// pod without a volume does): the transport declares again what its admin declared, so
+/// publishing routes again and the subscriber consumes again, with nobody declaring by hand.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_back_without_its_definitions_gets_them_declared_again() {
+    const WAIT: Duration = Duration::from_secs(60);
+    let mut node = tokio::task::spawn_blocking(RabbitNode::start)
+        .await
+        .unwrap();
+    let config = RabbitMqConfig::new(&node.url).publish_timeout(Duration::from_secs(3));
+    let transport = RabbitMqTransport::connect(config).await.unwrap();
+    let queue = RabbitMqConfig::queue_name(TOPIC, "wiped");
+    support::rabbitmq::declare_classic(&transport, TOPIC, &queue).await;
+    let (subscriber, mut handled, stop) = subscribe_recording(&transport, &queue);
+    let publisher = TracedPublisher::new(transport.clone(), TOPIC);
+    let event = |id: &str| hyperfleet_tracing::testing::reconcile_event(id, "c-1").unwrap();
+    publisher.publish(event("before")).await.unwrap();
+    assert_eq!(handled.recv().await.as_deref(), Some("before"));
+
+    let mut node = tokio::task::spawn_blocking(move || {
+        node.kill();
+        node.wipe();
+        node.start_again();
+        node
+    })
+    .await
+    .unwrap();
+    // Publishing fails (typed) until the connection is back and the exchange and its queue
+    // are declared again; then a publish is confirmed as routed.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let mut attempts = tokio::time::interval(Duration::from_millis(200));
+    let mut failures = Vec::new();
+    let routed = loop {
+        attempts.tick().await;
+        let id = format!("after-{}", failures.len());
+        match publisher.publish(event(&id)).await {
+            Ok(_) => break id,
+            Err(error) => failures.push(error.to_string()),
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no publish routed within {WAIT:?} of the restart: {failures:#?}"
+        );
+    };
+    let next = tokio::time::timeout(WAIT, handled.recv())
+        .await
+        .expect("the subscriber consumes the queue declared again");
+    assert_eq!(next.as_deref(), Some(routed.as_str()));
+    println!(
+        "routed again after {} failed publishes; handled",
+        failures.len()
+    );
+    let _ = stop.send(());
+    subscriber.await.unwrap().unwrap();
+    tokio::task::spawn_blocking(move || node.stop())
+        .await
+        .unwrap();
+}
+
+/// A subscriber on `queue`, running until the sender is used, that sends each handled event's
+/// id.
+fn subscribe_recording(
+    transport: &RabbitMqTransport,
+    queue: &str,
+) -> (
+    tokio::task::JoinHandle<Result<(), hyperfleet_tracing::SubscribeError>>,
+    mpsc::UnboundedReceiver<String>,
+    tokio::sync::oneshot::Sender<()>,
+) {
+    let (handled_tx, handled) = mpsc::unbounded_channel::<String>();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let subscriber = tokio::spawn(TracedSubscriber::new(transport.clone(), queue, TOPIC).run(
+        move |received: Received| {
+            let _ = handled_tx.send(received.event.id().to_owned());
+            async { Ok::<(), HandlerError>(()) }
+        },
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    (subscriber, handled, stop)
 }

@@ -31,6 +31,7 @@ async fn memory_run() -> Run {
 
 /// Spans and metrics recorded in memory, and settings under `Conventions::Messaging` that
 /// record into them.
+#[cfg(feature = "push")]
 fn recorded() -> (TestTelemetry, TestMetrics, Settings) {
     recorded_under(Conventions::Messaging)
 }

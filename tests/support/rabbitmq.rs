@@ -138,6 +138,15 @@ impl RabbitNode {
         text
     }
 
+    /// Forgets everything a killed node kept (its definitions and messages), as a broker pod
+    /// without a volume does when it restarts.
+    pub fn wipe(&mut self) {
+        assert!(self.child.is_none(), "wipe a killed node only");
+        let mnesia = self.dir.join("mnesia");
+        std::fs::remove_dir_all(&mnesia).unwrap();
+        std::fs::create_dir_all(&mnesia).unwrap();
+    }
+
     /// Starts a stopped node again on the same port and data (the second half of a broker
     /// restart).
     pub fn start_again(&mut self) {

@@ -1,8 +1,10 @@
 //! Opt-in declaration of hyperfleet-broker's topology: exchanges for topics, queues for
-//! subscriptions.
+//! subscriptions. What is declared is remembered on the transport and declared again on a
+//! broker that lost it (a node back on empty storage, a queue deleted under a consumer).
 
 use super::error::transport_error;
 use super::{ExchangeType, RabbitMqTransport};
+use crate::sync::lock;
 use crate::transport::{SubscriptionConfig, TransportError};
 use lapin::ExchangeKind;
 use lapin::options::{
@@ -10,6 +12,8 @@ use lapin::options::{
     QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable};
+use lapin::{Channel, Connection};
+use std::sync::Mutex;
 
 /// The kind of queue a subscription gets.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -105,7 +109,9 @@ impl RabbitMqAdmin {
                 .await
                 .map(|_| ())
         })
-        .await
+        .await?;
+        self.transport.declared().forget_queue(queue);
+        Ok(())
     }
 
     /// Deletes the exchange of `topic` (a missing one is not an error).
@@ -118,55 +124,23 @@ impl RabbitMqAdmin {
                     .await
             },
         )
-        .await
-    }
-
-    /// Runs one operation on a channel of its own (a failed operation closes its channel),
-    /// then closes the channel.
-    async fn on_channel<F, Fut>(&self, doing: &str, operation: F) -> Result<(), TransportError>
-    where
-        F: FnOnce(lapin::Channel) -> Fut,
-        Fut: Future<Output = lapin::Result<()>>,
-    {
-        let channel = self
-            .transport
-            .connection()
-            .create_channel()
-            .await
-            .map_err(|e| transport_error(&e, "opening an admin channel"))?;
-        let done = operation(channel.clone())
-            .await
-            .map_err(|e| transport_error(&e, doing));
-        let _ = channel.close(200, "done".into()).await;
-        done
+        .await?;
+        self.transport.declared().forget_exchange(topic);
+        Ok(())
     }
 
     async fn declare_exchange(&self, name: &str, kind: ExchangeKind) -> Result<(), TransportError> {
-        let options = ExchangeDeclareOptions {
-            durable: true,
-            ..ExchangeDeclareOptions::default()
-        };
-        self.on_channel(
-            &format!("declaring exchange {name}"),
-            |channel| async move {
-                channel
-                    .exchange_declare(name.into(), kind, options, FieldTable::default())
-                    .await
-            },
-        )
+        self.declare(Declaration::Exchange {
+            name: name.to_owned(),
+            kind,
+        })
         .await
     }
 
     async fn declare_queue(&self, name: &str, arguments: FieldTable) -> Result<(), TransportError> {
-        let options = QueueDeclareOptions {
-            durable: true,
-            ..QueueDeclareOptions::default()
-        };
-        self.on_channel(&format!("declaring queue {name}"), |channel| async move {
-            channel
-                .queue_declare(name.into(), options, arguments)
-                .await
-                .map(|_| ())
+        self.declare(Declaration::Queue {
+            name: name.to_owned(),
+            arguments,
         })
         .await
     }
@@ -177,18 +151,262 @@ impl RabbitMqAdmin {
         exchange: &str,
         routing_key: &str,
     ) -> Result<(), TransportError> {
-        let doing = format!("binding queue {queue} to {exchange}");
-        self.on_channel(&doing, |channel| async move {
-            channel
-                .queue_bind(
-                    queue.into(),
-                    exchange.into(),
-                    routing_key.into(),
-                    QueueBindOptions::default(),
-                    FieldTable::default(),
-                )
-                .await
+        self.declare(Declaration::Binding {
+            queue: queue.to_owned(),
+            exchange: exchange.to_owned(),
+            routing_key: routing_key.to_owned(),
         })
         .await
+    }
+
+    /// Declares `declaration` and remembers it, to declare it again where it was lost.
+    async fn declare(&self, declaration: Declaration) -> Result<(), TransportError> {
+        declaration.apply(self.transport.connection()).await?;
+        self.transport.declared().record(declaration);
+        Ok(())
+    }
+
+    async fn on_channel<F, Fut>(&self, doing: &str, operation: F) -> Result<(), TransportError>
+    where
+        F: FnOnce(Channel) -> Fut,
+        Fut: Future<Output = lapin::Result<()>>,
+    {
+        on_channel(self.transport.connection(), doing, operation).await
+    }
+}
+
+/// Runs one operation on a channel of its own (a failed operation closes its channel), then
+/// closes the channel.
+async fn on_channel<F, Fut>(
+    connection: &Connection,
+    doing: &str,
+    operation: F,
+) -> Result<(), TransportError>
+where
+    F: FnOnce(Channel) -> Fut,
+    Fut: Future<Output = lapin::Result<()>>,
+{
+    let channel = connection
+        .create_channel()
+        .await
+        .map_err(|e| transport_error(&e, "opening an admin channel"))?;
+    let done = operation(channel.clone())
+        .await
+        .map_err(|e| transport_error(&e, doing));
+    let _ = channel.close(200, "done".into()).await;
+    done
+}
+
+/// One thing the admin declared (all durable).
+#[derive(Debug, Clone)]
+enum Declaration {
+    Exchange {
+        name: String,
+        kind: ExchangeKind,
+    },
+    Queue {
+        name: String,
+        arguments: FieldTable,
+    },
+    Binding {
+        queue: String,
+        exchange: String,
+        routing_key: String,
+    },
+}
+
+impl Declaration {
+    /// Whether `other` declares the same thing (perhaps with other settings).
+    fn same_as(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Exchange { name: a, .. }, Self::Exchange { name: b, .. }) => a == b,
+            (Self::Queue { name: a, .. }, Self::Queue { name: b, .. }) => a == b,
+            (
+                Self::Binding {
+                    queue,
+                    exchange,
+                    routing_key,
+                },
+                Self::Binding {
+                    queue: q,
+                    exchange: e,
+                    routing_key: k,
+                },
+            ) => (queue, exchange, routing_key) == (q, e, k),
+            _ => false,
+        }
+    }
+
+    /// Whether it is the queue `queue` or binds it.
+    fn involves_queue(&self, queue: &str) -> bool {
+        match self {
+            Self::Queue { name, .. } => name == queue,
+            Self::Binding { queue: bound, .. } => bound == queue,
+            Self::Exchange { .. } => false,
+        }
+    }
+
+    /// Whether it is the exchange `exchange` or binds to it.
+    fn involves_exchange(&self, exchange: &str) -> bool {
+        match self {
+            Self::Exchange { name, .. } => name == exchange,
+            Self::Binding { exchange: to, .. } => to == exchange,
+            Self::Queue { .. } => false,
+        }
+    }
+
+    async fn apply(&self, connection: &Connection) -> Result<(), TransportError> {
+        match self {
+            Self::Exchange { name, kind } => {
+                let options = ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                };
+                let doing = format!("declaring exchange {name}");
+                on_channel(connection, &doing, |channel| async move {
+                    channel
+                        .exchange_declare(
+                            name.as_str().into(),
+                            kind.clone(),
+                            options,
+                            FieldTable::default(),
+                        )
+                        .await
+                })
+                .await
+            }
+            Self::Queue { name, arguments } => {
+                let options = QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                };
+                let doing = format!("declaring queue {name}");
+                on_channel(connection, &doing, |channel| async move {
+                    channel
+                        .queue_declare(name.as_str().into(), options, arguments.clone())
+                        .await
+                        .map(|_| ())
+                })
+                .await
+            }
+            Self::Binding {
+                queue,
+                exchange,
+                routing_key,
+            } => {
+                let doing = format!("binding queue {queue} to {exchange}");
+                on_channel(connection, &doing, |channel| async move {
+                    channel
+                        .queue_bind(
+                            queue.as_str().into(),
+                            exchange.as_str().into(),
+                            routing_key.as_str().into(),
+                            QueueBindOptions::default(),
+                            FieldTable::default(),
+                        )
+                        .await
+                })
+                .await
+            }
+        }
+    }
+}
+
+/// What a transport's admins declared, in order.
+#[derive(Debug, Default)]
+pub(super) struct Declared(Mutex<Vec<Declaration>>);
+
+impl Declared {
+    fn record(&self, declaration: Declaration) {
+        let mut declared = lock(&self.0);
+        match declared.iter_mut().find(|d| d.same_as(&declaration)) {
+            Some(known) => *known = declaration,
+            None => declared.push(declaration),
+        }
+    }
+
+    fn forget_queue(&self, queue: &str) {
+        lock(&self.0).retain(|d| !d.involves_queue(queue));
+    }
+
+    fn forget_exchange(&self, exchange: &str) {
+        lock(&self.0).retain(|d| !d.involves_exchange(exchange));
+    }
+
+    /// Declares again everything declared (what exists stays as it is), in order; the first
+    /// failure ends it.
+    pub(super) async fn declare_again(
+        &self,
+        connection: &Connection,
+    ) -> Result<(), TransportError> {
+        let declared = lock(&self.0).clone();
+        for declaration in &declared {
+            declaration.apply(connection).await?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(declared: &Declared) -> Vec<String> {
+        lock(&declared.0)
+            .iter()
+            .map(|d| match d {
+                Declaration::Exchange { name, .. } => format!("exchange {name}"),
+                Declaration::Queue { name, .. } => format!("queue {name}"),
+                Declaration::Binding {
+                    queue, exchange, ..
+                } => format!("binding {queue}->{exchange}"),
+            })
+            .collect()
+    }
+
+    fn binding(queue: &str, exchange: &str) -> Declaration {
+        Declaration::Binding {
+            queue: queue.into(),
+            exchange: exchange.into(),
+            routing_key: String::new(),
+        }
+    }
+
+    #[test]
+    fn declarations_are_kept_once_in_order_and_forgotten_with_what_they_bind() {
+        let declared = Declared::default();
+        let exchange = |name: &str| Declaration::Exchange {
+            name: name.into(),
+            kind: ExchangeKind::Fanout,
+        };
+        let queue = |name: &str| Declaration::Queue {
+            name: name.into(),
+            arguments: FieldTable::default(),
+        };
+        for declaration in [
+            exchange("t"),
+            queue("q"),
+            binding("q", "t"),
+            queue("q"),
+            binding("q", "t"),
+            exchange("u"),
+            binding("q", "u"),
+        ] {
+            declared.record(declaration);
+        }
+        assert_eq!(
+            names(&declared),
+            [
+                "exchange t",
+                "queue q",
+                "binding q->t",
+                "exchange u",
+                "binding q->u"
+            ]
+        );
+        declared.forget_exchange("u");
+        assert_eq!(names(&declared), ["exchange t", "queue q", "binding q->t"]);
+        declared.forget_queue("q");
+        assert_eq!(names(&declared), ["exchange t"]);
     }
 }

@@ -6,7 +6,8 @@
 //! queue's name as its subscription. Publishing waits for the broker's confirm; a message no
 //! queue takes is an error by default ([`Unroutable`]). Deliveries are settled with ack or
 //! nack-with-requeue, never before their handler finished; the connection recovers by itself
-//! (lapin's recovery replays the topology and consumers).
+//! (lapin's recovery replays the channels and consumers, and what [`RabbitMqAdmin`] declared
+//! is declared again where the broker lost it).
 //!
 //! The delivery attempt: a quorum queue counts deliveries (`x-delivery-count`); a classic queue
 //! only flags a redelivery, so there a first delivery is attempt 1 and a redelivery unknown,
@@ -62,12 +63,14 @@ struct Inner {
     config: RabbitMqConfig,
     /// The cluster's nodes; `server.address` is the one connected to last.
     nodes: Arc<cluster::Nodes>,
+    /// What [`RabbitMqAdmin`] declared, declared again where the broker lost it.
+    declared: admin::Declared,
 }
 
 impl RabbitMqTransport {
     /// Connects to the broker at `config.url` (the first of its nodes that answers), with
     /// lapin's automatic recovery on: a lost connection is made again, to the next node of
-    /// the list, and the channels, consumers and declared topology are replayed there.
+    /// the list, and the channels and consumers are replayed there.
     pub async fn connect(config: RabbitMqConfig) -> Result<Self, TransportError> {
         let nodes = Arc::new(cluster::Nodes::parse(&config.url)?);
         // Retry the connection promptly and for long (every 5 s at most, for over an hour):
@@ -88,6 +91,7 @@ impl RabbitMqTransport {
                 publisher,
                 config,
                 nodes,
+                declared: admin::Declared::default(),
             }),
         })
     }
@@ -99,6 +103,10 @@ impl RabbitMqTransport {
 
     pub(crate) fn connection(&self) -> &Connection {
         &self.inner.connection
+    }
+
+    fn declared(&self) -> &admin::Declared {
+        &self.inner.declared
     }
 }
 
@@ -141,7 +149,14 @@ impl Transport for RabbitMqTransport {
             ..BasicPublishOptions::default()
         };
         let doing = format!("publishing to exchange {topic}");
-        let publisher = &self.inner.publishing_channel();
+        let mut publisher = self.inner.publishing_channel();
+        // A channel the broker closed (a publish to a missing exchange does) while the
+        // connection lives: publish on a fresh one.
+        if !publisher.status().connected() && self.inner.connection.status().connected() {
+            self.inner.renew_publisher(&publisher).await;
+            publisher = self.inner.publishing_channel();
+        }
+        let publisher = &publisher;
         // While the connection recovers, lapin would hold the publish: fail it now instead.
         if !publisher.status().connected() {
             return Err(TransportError::new(
@@ -172,7 +187,11 @@ impl Transport for RabbitMqTransport {
                     format!("{doing}: no confirm within {:?}", config.publish_timeout),
                 )
             })?
-            .map_err(|e| transport_error(&e, &doing))?;
+            .map_err(|e| transport_error(&e, &doing));
+        let confirm = match confirm {
+            Ok(confirm) => confirm,
+            Err(error) => return Err(self.inner.after_failed_publish(error).await),
+        };
         match confirm {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(id),
             Confirmation::Ack(Some(_)) if config.unroutable == Unroutable::Accept => Ok(id),
@@ -231,6 +250,17 @@ async fn open_publisher(connection: &Connection) -> Result<Channel, TransportErr
 }
 
 impl Inner {
+    /// After a publish failed: an exchange the broker lost (`NOT_FOUND`) is declared again,
+    /// if an admin declared it, for the next publish; `error` is returned as it is.
+    async fn after_failed_publish(&self, error: TransportError) -> TransportError {
+        if error.code() == ErrorCode::NotFound
+            && let Err(again) = self.declared.declare_again(&self.connection).await
+        {
+            tracing::warn!(error = %again, "cannot declare the topology again");
+        }
+        error
+    }
+
     fn publishing_channel(&self) -> Channel {
         lock(&self.publisher).clone()
     }
@@ -358,6 +388,15 @@ impl Resubscribe {
             }
             tokio::time::sleep(self.backoff).await;
             self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+            // The queue may be gone with the broker's definitions: declare them again first.
+            if let Err(error) = self
+                .inner
+                .declared
+                .declare_again(&self.inner.connection)
+                .await
+            {
+                tracing::warn!(%error, "cannot declare the topology again");
+            }
             let consuming = match consume(&self.inner, &self.queue).await {
                 Ok(consuming) => consuming,
                 Err(error) => {
