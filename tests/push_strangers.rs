@@ -110,16 +110,36 @@ async fn a_new_subscription_in_every_request_costs_no_memory_that_stays() {
         );
     }
     let before = LIVE.load(Ordering::Relaxed);
+    // CPU time (this process: client and endpoint) per request, over the first and the last
+    // 2,000 requests: a cost that grew with the names seen would show between the two.
+    let window = 2_000;
+    let mut cpu = Vec::new();
+    let mut started = support::process::process_cpu_time();
     for i in warm_up..total {
         assert_eq!(
             post(&client, &served.url, delivery_naming(&format!("s-{i}"))).await,
             204
         );
+        let done = i + 1 - warm_up;
+        if done == window || done == total - warm_up {
+            cpu.push((support::process::process_cpu_time() - started) / window as u32);
+        }
+        if done == total - warm_up - window {
+            started = support::process::process_cpu_time();
+        }
     }
     let grown = LIVE.load(Ordering::Relaxed) - before;
+    let (first, last) = (cpu[0], cpu[1]);
     eprintln!(
-        "{} requests each naming a new subscription: the live heap grew by {grown} bytes",
+        "{} requests each naming a new subscription: the live heap grew by {grown} bytes; \
+         CPU per request {first:?} over the first {window}, {last:?} over the last {window}",
         total - warm_up
+    );
+    // A loose bound: growth with the names seen (a scan, a rebuilt pipeline) would be many
+    // times over 16,000 names; noise is well within it.
+    assert!(
+        last < first * 3,
+        "CPU per request grew from {first:?} to {last:?} as names were seen"
     );
 
     assert_eq!(

@@ -4,13 +4,14 @@
 #[path = "../../tests/support/process.rs"]
 pub mod process;
 
+pub use process::process_cpu_time;
+
 use cloudevents::Event;
 use hyperfleet_tracing::transport::SubscriptionConfig;
 use hyperfleet_tracing::transport::memory::MemoryTransport;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use std::hint::black_box;
-use std::time::Duration;
 
 /// An exporter that drops every span: the cost measured is ours, not an exporter's.
 #[derive(Debug)]
@@ -27,19 +28,6 @@ impl SpanExporter for Discard {
 pub fn event(i: u64) -> Event {
     hyperfleet_tracing::testing::reconcile_event(&format!("event-{i}"), &format!("c{i}"))
         .expect("valid event")
-}
-
-/// CPU time this process has used so far, on all its threads (the batch span processor's
-/// included): what a message costs, apart from the wake-ups a wall clock also sees.
-pub fn process_cpu_time() -> Duration {
-    let mut now = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `now` is a valid, writable timespec; the clock id is a constant the kernel knows.
-    let status = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut now) };
-    assert_eq!(status, 0, "clock_gettime(CLOCK_PROCESS_CPUTIME_ID)");
-    Duration::new(now.tv_sec as u64, now.tv_nsec as u32)
 }
 
 /// A memory transport with topic `t` and its subscription `s`.
