@@ -14,7 +14,8 @@ mod rabbitmq;
 
 mod common;
 
-use common::{Discard, event, process_cpu_time};
+use common::process::process_cpu_time;
+use common::{Discard, event};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::StreamExt;
 use hyperfleet_tracing::Settings;

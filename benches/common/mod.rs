@@ -4,8 +4,6 @@
 #[path = "../../tests/support/process.rs"]
 pub mod process;
 
-pub use process::process_cpu_time;
-
 use cloudevents::Event;
 use hyperfleet_tracing::transport::SubscriptionConfig;
 use hyperfleet_tracing::transport::memory::MemoryTransport;

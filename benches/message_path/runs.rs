@@ -1,7 +1,8 @@
 //! The runs of the message-path benchmarks, shared by the one on the system allocator and the
 //! one on mimalloc.
 
-use crate::common::{Discard, event, process_cpu_time, transport};
+use crate::common::process::process_cpu_time;
+use crate::common::{Discard, event, transport};
 use criterion::Criterion;
 use futures::StreamExt;
 use hyperfleet_tracing::Settings;
