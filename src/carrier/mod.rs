@@ -176,12 +176,28 @@ pub fn remote_span_context(event: &Event) -> Option<SpanContext> {
 impl Propagation {
     /// Injects `cx` into `event`.
     pub fn inject(&self, cx: &Context, event: &mut Event) {
-        self.with(|p| inject_with(p, cx, event));
+        self.with_event_parts(|w3c, rest| {
+            if w3c {
+                W3cTraceContext::inject_event(cx, event);
+            }
+            if let Some(rest) = rest {
+                inject_with(rest, cx, event);
+            }
+        });
     }
 
     /// Extracts the trace context `event` carries.
     pub fn extract_event(&self, event: &Event) -> Context {
-        self.with(|p| extract_with(p, event))
+        self.with_event_parts(|w3c, rest| {
+            let cx = match w3c {
+                true => W3cTraceContext::extract_event(&Context::new(), event),
+                false => Context::new(),
+            };
+            match rest {
+                Some(rest) => rest.extract_with_context(&cx, &EventExtractor(event)),
+                None => cx,
+            }
+        })
     }
 
     /// Replaces whatever context `event` carries with `cx`: the old `traceparent`,

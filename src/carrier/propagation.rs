@@ -3,7 +3,9 @@
 use opentelemetry::Context;
 use opentelemetry::global;
 use opentelemetry::propagation::text_map_propagator::FieldIter;
-use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
+use opentelemetry::propagation::{
+    Extractor, Injector, TextMapCompositePropagator, TextMapPropagator,
+};
 use std::fmt;
 use std::sync::{Arc, LazyLock};
 
@@ -14,17 +16,51 @@ use std::sync::{Arc, LazyLock};
 /// `opentelemetry::global::set_text_map_propagator`, or through the telemetry bootstrap),
 /// otherwise the crate's strict [`W3cTraceContext`](super::W3cTraceContext). [`Propagation::new`] fixes one.
 #[derive(Clone, Default)]
-pub struct Propagation(Option<Arc<dyn TextMapPropagator + Send + Sync>>);
+pub struct Propagation(Chosen);
+
+#[derive(Clone, Default)]
+enum Chosen {
+    #[default]
+    Global,
+    Fixed(Arc<dyn TextMapPropagator + Send + Sync>),
+    /// The crate's W3C codec, then `rest` (baggage, …): on a CloudEvent the codec reads and
+    /// writes the extensions itself; `all` is the two together, for other carriers.
+    #[cfg_attr(not(feature = "telemetry"), allow(dead_code))]
+    W3cFirst {
+        all: Arc<dyn TextMapPropagator + Send + Sync>,
+        rest: Option<Arc<dyn TextMapPropagator + Send + Sync>>,
+    },
+}
 
 impl Propagation {
     /// Always `propagator`.
     pub fn new(propagator: impl TextMapPropagator + Send + Sync + 'static) -> Self {
-        Self(Some(Arc::new(propagator)))
+        Self(Chosen::Fixed(Arc::new(propagator)))
     }
 
     /// The global propagator when one is configured, else [`W3cTraceContext`](super::W3cTraceContext).
     pub fn global() -> Self {
-        Self(None)
+        Self(Chosen::Global)
+    }
+
+    /// The crate's [`W3cTraceContext`](super::W3cTraceContext) then `rest`, in that order (as
+    /// `TextMapCompositePropagator` would run them).
+    #[cfg_attr(not(feature = "telemetry"), allow(dead_code))]
+    pub(crate) fn w3c_then(rest: Vec<Box<dyn TextMapPropagator + Send + Sync>>) -> Self {
+        let rest = (!rest.is_empty()).then(|| {
+            Arc::new(TextMapCompositePropagator::new(rest))
+                as Arc<dyn TextMapPropagator + Send + Sync>
+        });
+        let mut all: Vec<Box<dyn TextMapPropagator + Send + Sync>> =
+            vec![Box::new(super::W3cTraceContext)];
+        all.extend(
+            rest.clone()
+                .map(|r| Box::new(Shared(r)) as Box<dyn TextMapPropagator + Send + Sync>),
+        );
+        Self(Chosen::W3cFirst {
+            all: Arc::new(TextMapCompositePropagator::new(all)),
+            rest,
+        })
     }
 
     /// Runs `f` with the chosen propagator.
@@ -33,12 +69,34 @@ impl Propagation {
     /// global is told apart.
     pub(crate) fn with<T>(&self, mut f: impl FnMut(&dyn TextMapPropagator) -> T) -> T {
         match &self.0 {
-            Some(propagator) => f(propagator.as_ref()),
-            None => global::get_text_map_propagator(|p| {
+            Chosen::Fixed(propagator)
+            | Chosen::W3cFirst {
+                all: propagator, ..
+            } => f(propagator.as_ref()),
+            Chosen::Global => global::get_text_map_propagator(|p| {
                 if p.fields().next().is_some() {
                     f(p)
                 } else {
                     f(&super::W3cTraceContext)
+                }
+            }),
+        }
+    }
+
+    /// Runs `f` with what moves the context on a CloudEvent: whether the crate's W3C codec
+    /// runs first on the event's extensions itself, and the propagator for the rest.
+    pub(crate) fn with_event_parts<T>(
+        &self,
+        mut f: impl FnMut(bool, Option<&dyn TextMapPropagator>) -> T,
+    ) -> T {
+        match &self.0 {
+            Chosen::Fixed(propagator) => f(false, Some(propagator.as_ref())),
+            Chosen::W3cFirst { rest, .. } => f(true, rest.as_deref().map(|r| r as _)),
+            Chosen::Global => global::get_text_map_propagator(|p| {
+                if p.fields().next().is_some() {
+                    f(false, Some(p))
+                } else {
+                    f(true, None)
                 }
             }),
         }
@@ -63,9 +121,12 @@ impl TextMapPropagator for Propagation {
 
     fn fields(&self) -> FieldIter<'_> {
         match &self.0 {
-            Some(propagator) => propagator.fields(),
+            Chosen::Fixed(propagator)
+            | Chosen::W3cFirst {
+                all: propagator, ..
+            } => propagator.fields(),
             // The global one's fields cannot be borrowed past its lock.
-            None => FieldIter::new(&[]),
+            Chosen::Global => FieldIter::new(&[]),
         }
     }
 }
@@ -73,9 +134,27 @@ impl TextMapPropagator for Propagation {
 impl fmt::Debug for Propagation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.0 {
-            Some(_) => f.write_str("Propagation::new(..)"),
-            None => f.write_str("Propagation::global()"),
+            Chosen::Fixed(_) | Chosen::W3cFirst { .. } => f.write_str("Propagation::new(..)"),
+            Chosen::Global => f.write_str("Propagation::global()"),
         }
+    }
+}
+
+/// A shared propagator as a boxed one, for a composite.
+#[derive(Debug)]
+struct Shared(Arc<dyn TextMapPropagator + Send + Sync>);
+
+impl TextMapPropagator for Shared {
+    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+        self.0.inject_context(cx, injector);
+    }
+
+    fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
+        self.0.extract_with_context(cx, extractor)
+    }
+
+    fn fields(&self) -> FieldIter<'_> {
+        self.0.fields()
     }
 }
 
@@ -97,5 +176,92 @@ impl TextMapPropagator for NoPropagation {
         static FIELDS: LazyLock<[String; 2]> =
             LazyLock::new(|| [super::TRACEPARENT.to_owned(), super::TRACESTATE.to_owned()]);
         FieldIter::new(FIELDS.as_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::carrier::{EventExtractor, EventInjector, W3cTraceContext};
+    use opentelemetry::KeyValue;
+    use opentelemetry::baggage::BaggageExt;
+    use opentelemetry::trace::TraceState;
+    use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceId};
+    use opentelemetry_sdk::propagation::BaggagePropagator;
+    use std::collections::HashMap;
+    use std::str::FromStr;
+
+    fn sent() -> Context {
+        let sc = SpanContext::new(
+            TraceId::from(0x4bf9_2f35_77b3_4da6_a3ce_929d_0e0e_4736),
+            SpanId::from(0x00f0_67aa_0ba9_02b7),
+            TraceFlags::SAMPLED,
+            true,
+            TraceState::from_str("congo=t61rcWkgMzE").unwrap(),
+        );
+        Context::new()
+            .with_remote_span_context(sc)
+            .with_baggage([KeyValue::new("cluster", "c-1")])
+    }
+
+    fn event() -> cloudevents::Event {
+        crate::testing::reconcile_event("e-1", "c-1").unwrap()
+    }
+
+    /// The codec first, on events by itself: what it writes and reads is what the generic
+    /// composite writes and reads, baggage included.
+    #[test]
+    fn w3c_first_moves_on_events_what_the_composite_moves() {
+        let fast = Propagation::w3c_then(vec![Box::new(BaggagePropagator::new())]);
+        let composite = TextMapCompositePropagator::new(vec![
+            Box::new(W3cTraceContext),
+            Box::new(BaggagePropagator::new()),
+        ]);
+        let (mut by_fast, mut by_composite) = (event(), event());
+        fast.inject(&sent(), &mut by_fast);
+        composite.inject_context(&sent(), &mut EventInjector(&mut by_composite));
+        let extensions = |e: &cloudevents::Event| {
+            let mut all: Vec<_> = e
+                .iter_extensions()
+                .map(|(k, v)| (k.to_owned(), v.to_string()))
+                .collect();
+            all.sort();
+            all
+        };
+        assert_eq!(extensions(&by_fast), extensions(&by_composite));
+        assert_eq!(extensions(&by_fast).len(), 3, "{:?}", extensions(&by_fast));
+
+        let read = fast.extract_event(&by_composite);
+        let expected = composite.extract(&EventExtractor(&by_fast));
+        assert_eq!(read.span().span_context(), expected.span().span_context());
+        assert_eq!(
+            read.baggage().get("cluster").map(ToString::to_string),
+            Some("c-1".to_owned())
+        );
+        assert_eq!(read.span().span_context(), sent().span().span_context());
+
+        // Other carriers get both too.
+        let mut headers = HashMap::new();
+        fast.inject_context(&sent(), &mut headers);
+        assert!(headers.contains_key("traceparent") && headers.contains_key("baggage"));
+    }
+
+    #[test]
+    fn w3c_first_alone_ignores_baggage_and_an_invalid_traceparent() {
+        let fast = Propagation::w3c_then(Vec::new());
+        let mut carried = event();
+        fast.inject(&sent(), &mut carried);
+        assert!(carried.extension("baggage").is_none());
+        carried.set_extension(
+            "traceparent",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        );
+        assert!(
+            !fast
+                .extract_event(&carried)
+                .span()
+                .span_context()
+                .is_valid()
+        );
     }
 }

@@ -322,10 +322,13 @@ impl Telemetry {
                 }
             })
             .collect();
-        if propagators.is_empty() {
-            Propagation::new(NoPropagation)
-        } else {
-            Propagation::new(TextMapCompositePropagator::new(propagators))
+        match self.config.tracing.propagators.first() {
+            None => Propagation::new(NoPropagation),
+            // The crate's codec first: on CloudEvents it reads and writes the extensions itself.
+            Some(PropagatorKind::TraceContext) => {
+                Propagation::w3c_then(propagators.into_iter().skip(1).collect())
+            }
+            Some(_) => Propagation::new(TextMapCompositePropagator::new(propagators)),
         }
     }
 

@@ -23,6 +23,8 @@ pub(crate) use traceparent::valid_fields as valid_traceparent;
 pub(crate) use tracestate::MAX_READ_LEN as TRACESTATE_MAX_READ_LEN;
 
 use super::{TRACEPARENT, TRACESTATE};
+use cloudevents::Event;
+use cloudevents::event::ExtensionValue;
 use opentelemetry::Context;
 use opentelemetry::propagation::text_map_propagator::FieldIter;
 use opentelemetry::propagation::{Extractor, Injector, TextMapPropagator};
@@ -82,8 +84,10 @@ struct Received {
     members: Box<[ReceivedMember]>,
 }
 
-impl TextMapPropagator for W3cTraceContext {
-    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+impl W3cTraceContext {
+    /// Writes `cx` through `set`: `traceparent`, then `tracestate` (empty when there is none,
+    /// which tells carriers to drop a stale field).
+    fn write(cx: &Context, mut set: impl FnMut(&'static str, String)) {
         let span = cx.span();
         let sc = span.span_context();
         if !sc.is_valid() {
@@ -94,7 +98,7 @@ impl TextMapPropagator for W3cTraceContext {
         if received.is_some_and(|r| r.random) {
             flags = flags | RANDOM;
         }
-        injector.set(
+        set(
             TRACEPARENT,
             traceparent::format(sc.trace_id(), sc.span_id(), flags),
         );
@@ -102,17 +106,13 @@ impl TextMapPropagator for W3cTraceContext {
             Some(r) if !r.members.is_empty() => written_state(sc.trace_state(), &r.members),
             _ => tracestate::format(sc.trace_state().into_iter()),
         };
-        // An empty value tells carriers to drop a stale field.
-        injector.set(TRACESTATE, state);
+        set(TRACESTATE, state);
     }
 
-    fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
-        let Some(parent) = extractor.get(TRACEPARENT).and_then(Traceparent::parse) else {
-            return cx.clone();
-        };
+    /// `cx` with the remote span context of `parent` and the `tracestate` values read with it.
+    fn read(cx: &Context, parent: Traceparent, tracestate: &[&str]) -> Context {
         let mut members = Members::new();
-        let values = extractor.get_all(TRACESTATE).unwrap_or_default();
-        let parsed = tracestate::parse(&values, &mut members);
+        let parsed = tracestate::parse(tracestate, &mut members);
         let members = if parsed.is_some() {
             members.as_slice()
         } else {
@@ -138,6 +138,49 @@ impl TextMapPropagator for W3cTraceContext {
                 })
                 .collect(),
         })
+    }
+
+    /// [`inject_context`](TextMapPropagator::inject_context) into a CloudEvent's extensions,
+    /// as through [`EventInjector`](super::EventInjector), without its per-key checks (the two
+    /// keys are valid extension names).
+    pub(crate) fn inject_event(cx: &Context, event: &mut Event) {
+        Self::write(cx, |key, value| {
+            if value.is_empty() {
+                event.remove_extension(key);
+            } else {
+                event.set_extension(key, value);
+            }
+        });
+    }
+
+    /// [`extract_with_context`](TextMapPropagator::extract_with_context) from a CloudEvent's
+    /// extensions, reading what [`EventExtractor`](super::EventExtractor) would (non-empty
+    /// strings, `tracestate` within its bound) but `traceparent` once: the extractor's strict
+    /// check and this codec's reading are the same.
+    pub(crate) fn extract_event(cx: &Context, event: &Event) -> Context {
+        let text = |key| match event.extension(key) {
+            Some(ExtensionValue::String(s)) if !s.is_empty() => Some(s.as_str()),
+            _ => None,
+        };
+        let Some(parent) = text(TRACEPARENT).and_then(Traceparent::parse) else {
+            return cx.clone();
+        };
+        let tracestate = text(TRACESTATE).filter(|v| v.len() <= tracestate::MAX_READ_LEN);
+        Self::read(cx, parent, tracestate.as_slice())
+    }
+}
+
+impl TextMapPropagator for W3cTraceContext {
+    fn inject_context(&self, cx: &Context, injector: &mut dyn Injector) {
+        Self::write(cx, |key, value| injector.set(key, value));
+    }
+
+    fn extract_with_context(&self, cx: &Context, extractor: &dyn Extractor) -> Context {
+        let Some(parent) = extractor.get(TRACEPARENT).and_then(Traceparent::parse) else {
+            return cx.clone();
+        };
+        let values = extractor.get_all(TRACESTATE).unwrap_or_default();
+        Self::read(cx, parent, &values)
     }
 
     fn fields(&self) -> FieldIter<'_> {
