@@ -11,7 +11,8 @@
 //! `HYPERFLEET_BENCH_EXECUTION=loop` runs this crate's handlers on the loop's task: the
 //! experiments that show what limits consuming. `HYPERFLEET_BENCH_CLUSTER=3` runs this crate
 //! alone through a cluster of that many private nodes instead, on quorum queues, connected
-//! with every node's URL. `HYPERFLEET_BENCH_PAIRED=N` skips criterion and runs N rounds of
+//! with every node's URL. `HYPERFLEET_BENCH_IN_FLIGHT` sets how many of this crate's publishes
+//! are in flight at once (default 512). `HYPERFLEET_BENCH_PAIRED=N` skips criterion and runs N rounds of
 //! each client in turn, printing each one's median: the paired figures compare within a
 //! minute, when the broker's speed drifts over the several minutes of the criterion groups.
 //!
@@ -92,6 +93,15 @@ async fn round(
         .await
         .expect("queue deleted");
     admin.delete_topic(name).await.expect("exchange deleted");
+    if let QueueKind::Quorum = kind {
+        // A quorum queue's dead-letter exchange and queue, `{queue}-dlq`.
+        let dead_letters = format!("{name}-dlq");
+        admin
+            .delete_subscription(&dead_letters)
+            .await
+            .expect("deleted");
+        admin.delete_topic(&dead_letters).await.expect("deleted");
+    }
     elapsed
 }
 
@@ -233,12 +243,15 @@ fn throughput(c: &mut Criterion) {
                 t.get(t.len() / 2)
                     .map_or(0.0, |median| MESSAGES as f64 / median.as_secs_f64())
             });
+            let peer = match &broker {
+                Broker::Node(_) => format!(", amqplib {:.0}", rates[2]),
+                Broker::Cluster(_) => String::new(),
+            };
             println!(
-                "{:9} median msg/s over {pairs} interleaved rounds: untraced {:.0}, traced {:.0}, amqplib {:.0}",
+                "{:9} median msg/s over {pairs} interleaved rounds: untraced {:.0}, traced {:.0}{peer}",
                 mode.name(),
                 rates[0],
                 rates[1],
-                rates[2]
             );
         }
         return;

@@ -124,8 +124,11 @@ impl hyperfleet_tracing::testing::conformance::PushRoutes for RelayRoutes {
         self.changed.notify_waiters();
     }
 
-    fn unroute(&self, subscription: &str) {
-        self.routes.lock().unwrap().remove(subscription);
+    fn unroute(&self, subscription: &str, url: &str) {
+        let mut routes = self.routes.lock().unwrap();
+        if routes.get(subscription).is_some_and(|routed| routed == url) {
+            routes.remove(subscription);
+        }
     }
 }
 
@@ -178,9 +181,14 @@ impl Relay {
             }
         }
         let routes = Arc::new(RelayRoutes::default());
+        // Past the emulator's own push timeout: an endpoint that never answers fails here.
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .unwrap();
         let router = axum::Router::new()
             .route("/{subscription}", axum::routing::post(forward))
-            .with_state((Arc::clone(&routes), reqwest::Client::new()));
+            .with_state((Arc::clone(&routes), client));
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let url = format!("http://{}/", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {

@@ -64,6 +64,14 @@ impl<T: ConformanceTarget> Way<T> {
         }
     }
 
+    pub(super) fn shutdown_timeout(self, timeout: std::time::Duration) -> Self {
+        match self {
+            Self::Pull(subscriber) => Self::Pull(subscriber.shutdown_timeout(timeout)),
+            #[cfg(feature = "push")]
+            Self::Push(run) => Self::Push(run.shutdown_timeout(timeout)),
+        }
+    }
+
     /// Consumes with `handler` until `shutdown` completes, then shuts down gracefully.
     pub(super) async fn run<H, S>(self, handler: H, shutdown: S) -> Result<(), String>
     where
@@ -97,15 +105,17 @@ mod push {
         pub(super) routes: Arc<dyn PushRoutes>,
     }
 
-    /// Unroutes the subscription when the run ends, however it ends.
+    /// Unroutes the subscription from this run's endpoint when dropped: when shutdown starts,
+    /// or when the run is dropped.
     struct Routed {
         routes: Arc<dyn PushRoutes>,
         subscription: String,
+        url: String,
     }
 
     impl Drop for Routed {
         fn drop(&mut self) {
-            self.routes.unroute(&self.subscription);
+            self.routes.unroute(&self.subscription, &self.url);
         }
     }
 
@@ -117,6 +127,11 @@ mod push {
 
         pub(in super::super) fn concurrency(mut self, limit: usize) -> Self {
             self.endpoint = self.endpoint.concurrency(limit);
+            self
+        }
+
+        pub(in super::super) fn shutdown_timeout(mut self, timeout: std::time::Duration) -> Self {
+            self.endpoint = self.endpoint.shutdown_timeout(timeout);
             self
         }
 
@@ -133,20 +148,23 @@ mod push {
             let address = listener
                 .local_addr()
                 .map_err(|e| format!("cannot listen for pushes: {e}"))?;
-            self.routes
-                .route(&self.subscription, &format!("http://{address}/"));
-            let routed = Routed {
+            let url = format!("http://{address}/");
+            self.routes.route(&self.subscription, &url);
+            let routed = Arc::new(Routed {
                 routes: self.routes,
                 subscription: self.subscription,
-            };
+                url,
+            });
+            // Unrouted when shutdown starts (the shutdown future's copy) or when this run is
+            // dropped (this one's): whichever is last.
+            let in_shutdown = Arc::clone(&routed);
             let shutdown = async move {
                 shutdown.await;
-                drop(routed);
+                drop(in_shutdown);
             };
-            self.endpoint
-                .serve(listener, handler, shutdown)
-                .await
-                .map_err(|e| format!("the push endpoint failed: {e}"))
+            let served = self.endpoint.serve(listener, handler, shutdown).await;
+            drop(routed);
+            served.map_err(|e| format!("the push endpoint failed: {e}"))
         }
     }
 }

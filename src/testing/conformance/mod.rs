@@ -110,8 +110,9 @@ pub trait ConformanceTarget: Send + Sync {
 pub trait PushRoutes: Send + Sync {
     /// Forwards `subscription`'s deliveries to `url` from now on.
     fn route(&self, subscription: &str, url: &str);
-    /// Stops forwarding them; a delivery then waits for the next route, or fails.
-    fn unroute(&self, subscription: &str);
+    /// Stops forwarding them to `url` (a later route of the subscription stays); a delivery
+    /// then waits for the next route, or fails.
+    fn unroute(&self, subscription: &str, url: &str);
 }
 
 impl ConformanceTarget for crate::transport::memory::MemoryTransport {

@@ -5,7 +5,7 @@
 use super::error::transport_error;
 use super::{ExchangeType, RabbitMqTransport};
 use crate::sync::lock;
-use crate::transport::{SubscriptionConfig, TransportError};
+use crate::transport::{ErrorCode, SubscriptionConfig, TransportError};
 use lapin::ExchangeKind;
 use lapin::options::{
     ExchangeDeclareOptions, ExchangeDeleteOptions, QueueBindOptions, QueueDeclareOptions,
@@ -103,19 +103,20 @@ impl RabbitMqAdmin {
     /// Deletes the queue `queue` with the messages it holds (a missing one is not an error;
     /// a quorum queue's dead-letter queue stays).
     pub async fn delete_subscription(&self, queue: &str) -> Result<(), TransportError> {
+        // Forgotten first, so that no declaring again brings it back meanwhile.
+        self.transport.declared().forget_queue(queue);
         self.on_channel(&format!("deleting queue {queue}"), |channel| async move {
             channel
                 .queue_delete(queue.into(), QueueDeleteOptions::default())
                 .await
                 .map(|_| ())
         })
-        .await?;
-        self.transport.declared().forget_queue(queue);
-        Ok(())
+        .await
     }
 
     /// Deletes the exchange of `topic` (a missing one is not an error).
     pub async fn delete_topic(&self, topic: &str) -> Result<(), TransportError> {
+        self.transport.declared().forget_exchange(topic);
         self.on_channel(
             &format!("deleting exchange {topic}"),
             |channel| async move {
@@ -124,9 +125,7 @@ impl RabbitMqAdmin {
                     .await
             },
         )
-        .await?;
-        self.transport.declared().forget_exchange(topic);
-        Ok(())
+        .await
     }
 
     async fn declare_exchange(&self, name: &str, kind: ExchangeKind) -> Result<(), TransportError> {
@@ -314,11 +313,18 @@ impl Declaration {
 
 /// What a transport's admins declared, in order.
 #[derive(Debug, Default)]
-pub(super) struct Declared(Mutex<Vec<Declaration>>);
+pub(super) struct Declared {
+    declared: Mutex<Vec<Declaration>>,
+    /// Held while declaring again: one at a time.
+    replaying: tokio::sync::Mutex<()>,
+}
+
+/// Longest a declaring again may take.
+const REPLAY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 
 impl Declared {
     fn record(&self, declaration: Declaration) {
-        let mut declared = lock(&self.0);
+        let mut declared = lock(&self.declared);
         match declared.iter_mut().find(|d| d.same_as(&declaration)) {
             Some(known) => *known = declaration,
             None => declared.push(declaration),
@@ -326,24 +332,111 @@ impl Declared {
     }
 
     fn forget_queue(&self, queue: &str) {
-        lock(&self.0).retain(|d| !d.involves_queue(queue));
+        lock(&self.declared).retain(|d| !d.involves_queue(queue));
     }
 
     fn forget_exchange(&self, exchange: &str) {
-        lock(&self.0).retain(|d| !d.involves_exchange(exchange));
+        lock(&self.declared).retain(|d| !d.involves_exchange(exchange));
     }
 
-    /// Declares again everything declared (what exists stays as it is), in order; the first
-    /// failure ends it.
+    fn forget(&self, declaration: &Declaration) {
+        lock(&self.declared).retain(|d| !d.same_as(declaration));
+    }
+
+    fn is_recorded(&self, declaration: &Declaration) -> bool {
+        lock(&self.declared).iter().any(|d| d.same_as(declaration))
+    }
+
+    /// What a consumer of `queue` (`Some`) or a publisher to `exchange` needs, in the order
+    /// declared: the queue or exchange, its bindings, what they bind it to, and a queue's
+    /// dead-letter exchange with its bindings and queues.
+    fn needed(&self, queue: Option<&str>, exchange: Option<&str>) -> Vec<Declaration> {
+        let declared = lock(&self.declared).clone();
+        let mut queues: Vec<&str> = queue.into_iter().collect();
+        let mut exchanges: Vec<&str> = exchange.into_iter().collect();
+        fn add<'a>(names: &mut Vec<&'a str>, name: &'a str) -> bool {
+            let new = !names.contains(&name);
+            if new {
+                names.push(name);
+            }
+            new
+        }
+        // Until nothing is added: each pass may reach further (a dead-letter exchange, then
+        // its bindings and queues); a name is added once, so this ends.
+        let mut grew = true;
+        while grew {
+            grew = false;
+            for declaration in &declared {
+                match declaration {
+                    Declaration::Binding {
+                        queue: q,
+                        exchange: e,
+                        ..
+                    } if queues.contains(&q.as_str()) || exchanges.contains(&e.as_str()) => {
+                        grew |= add(&mut queues, q.as_str());
+                        grew |= add(&mut exchanges, e.as_str());
+                    }
+                    Declaration::Queue { name, arguments } if queues.contains(&name.as_str()) => {
+                        if let Some(dead_letters) = dead_letter_exchange(arguments) {
+                            grew |= add(&mut exchanges, dead_letters);
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+        declared
+            .iter()
+            .filter(|d| match d {
+                Declaration::Exchange { name, .. } => exchanges.contains(&name.as_str()),
+                Declaration::Queue { name, .. } => queues.contains(&name.as_str()),
+                Declaration::Binding {
+                    queue, exchange, ..
+                } => queues.contains(&queue.as_str()) && exchanges.contains(&exchange.as_str()),
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Declares again (what exists stays as it is) what a consumer of `queue` or a publisher
+    /// to `exchange` needs, one declaring at a time and within [`REPLAY_TIMEOUT`]. A
+    /// declaration that cannot hold any more (its arguments differ from what now exists) is
+    /// forgotten; other failures are logged, and the rest is declared still.
     pub(super) async fn declare_again(
         &self,
         connection: &Connection,
-    ) -> Result<(), TransportError> {
-        let declared = lock(&self.0).clone();
-        for declaration in &declared {
-            declaration.apply(connection).await?;
+        queue: Option<&str>,
+        exchange: Option<&str>,
+    ) {
+        let _one_at_a_time = self.replaying.lock().await;
+        let replay = async {
+            for declaration in self.needed(queue, exchange) {
+                // Deleted meanwhile: not to be brought back.
+                if !self.is_recorded(&declaration) {
+                    continue;
+                }
+                match declaration.apply(connection).await {
+                    Ok(()) => {}
+                    Err(error) if error.code() == ErrorCode::FailedPrecondition => {
+                        tracing::warn!(%error, "forgetting a declaration that no longer holds");
+                        self.forget(&declaration);
+                    }
+                    Err(error) => tracing::warn!(%error, "cannot declare again"),
+                }
+            }
+        };
+        if tokio::time::timeout(REPLAY_TIMEOUT, replay).await.is_err() {
+            tracing::warn!("declaring the topology again took over {REPLAY_TIMEOUT:?}; left");
         }
-        Ok(())
+    }
+}
+
+/// The exchange a queue's `x-dead-letter-exchange` argument names.
+fn dead_letter_exchange(arguments: &FieldTable) -> Option<&str> {
+    match arguments.inner().get("x-dead-letter-exchange")? {
+        AMQPValue::LongString(name) => std::str::from_utf8(name.as_bytes()).ok(),
+        AMQPValue::ShortString(name) => Some(name.as_str()),
+        _ => None,
     }
 }
 
@@ -352,7 +445,7 @@ mod tests {
     use super::*;
 
     fn names(declared: &Declared) -> Vec<String> {
-        lock(&declared.0)
+        lock(&declared.declared)
             .iter()
             .map(|d| match d {
                 Declaration::Exchange { name, .. } => format!("exchange {name}"),
@@ -408,5 +501,65 @@ mod tests {
         assert_eq!(names(&declared), ["exchange t", "queue q", "binding q->t"]);
         declared.forget_queue("q");
         assert_eq!(names(&declared), ["exchange t"]);
+    }
+
+    #[test]
+    fn declaring_again_takes_what_a_queue_or_an_exchange_needs() {
+        let declared = Declared::default();
+        let mut quorum = FieldTable::default();
+        quorum.insert(
+            "x-dead-letter-exchange".into(),
+            AMQPValue::LongString("q-dlq".into()),
+        );
+        for declaration in [
+            Declaration::Exchange {
+                name: "t".into(),
+                kind: ExchangeKind::Fanout,
+            },
+            Declaration::Exchange {
+                name: "q-dlq".into(),
+                kind: ExchangeKind::Fanout,
+            },
+            Declaration::Queue {
+                name: "q-dlq".into(),
+                arguments: FieldTable::default(),
+            },
+            binding("q-dlq", "q-dlq"),
+            Declaration::Queue {
+                name: "q".into(),
+                arguments: quorum,
+            },
+            binding("q", "t"),
+            Declaration::Exchange {
+                name: "other".into(),
+                kind: ExchangeKind::Fanout,
+            },
+            Declaration::Queue {
+                name: "r".into(),
+                arguments: FieldTable::default(),
+            },
+            binding("r", "other"),
+        ] {
+            declared.record(declaration);
+        }
+        let names = |list: Vec<Declaration>| {
+            let only = Declared::default();
+            list.into_iter().for_each(|d| only.record(d));
+            super::tests::names(&only)
+        };
+        let all_of_q = [
+            "exchange t",
+            "exchange q-dlq",
+            "queue q-dlq",
+            "binding q-dlq->q-dlq",
+            "queue q",
+            "binding q->t",
+        ];
+        assert_eq!(names(declared.needed(Some("q"), None)), all_of_q);
+        assert_eq!(names(declared.needed(None, Some("t"))), all_of_q);
+        assert_eq!(
+            names(declared.needed(None, Some("other"))),
+            ["exchange other", "queue r", "binding r->other"]
+        );
     }
 }

@@ -149,14 +149,7 @@ impl Transport for RabbitMqTransport {
             ..BasicPublishOptions::default()
         };
         let doing = format!("publishing to exchange {topic}");
-        let mut publisher = self.inner.publishing_channel();
-        // A channel the broker closed (a publish to a missing exchange does) while the
-        // connection lives: publish on a fresh one.
-        if !publisher.status().connected() && self.inner.connection.status().connected() {
-            self.inner.renew_publisher(&publisher).await;
-            publisher = self.inner.publishing_channel();
-        }
-        let publisher = &publisher;
+        let publisher = &self.inner.usable_publisher().await;
         // While the connection recovers, lapin would hold the publish: fail it now instead.
         if !publisher.status().connected() {
             return Err(TransportError::new(
@@ -190,7 +183,7 @@ impl Transport for RabbitMqTransport {
             .map_err(|e| transport_error(&e, &doing));
         let confirm = match confirm {
             Ok(confirm) => confirm,
-            Err(error) => return Err(self.inner.after_failed_publish(error).await),
+            Err(error) => return Err(after_failed_publish(&self.inner, topic, error)),
         };
         match confirm {
             Confirmation::Ack(None) | Confirmation::NotRequested => Ok(id),
@@ -249,16 +242,40 @@ async fn open_publisher(connection: &Connection) -> Result<Channel, TransportErr
     Ok(channel)
 }
 
+/// What a failed publish to `topic` returns, and what it starts: when the broker has no such
+/// exchange (`NOT_FOUND` naming it), what an admin declared for it is declared again in the
+/// background, for the next publish. A `NOT_FOUND` naming another exchange is another
+/// publish's: the broker closed the shared channel under this one, which is `UNAVAILABLE`.
+fn after_failed_publish(inner: &Arc<Inner>, topic: &str, error: TransportError) -> TransportError {
+    if error.code() != ErrorCode::NotFound {
+        return error;
+    }
+    if !error.message().contains(&format!("'{topic}'")) {
+        return TransportError::new(ErrorCode::Unavailable, error.message());
+    }
+    let (inner, topic) = (Arc::clone(inner), topic.to_owned());
+    if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+        runtime.spawn(async move {
+            inner
+                .declared
+                .declare_again(&inner.connection, None, Some(&topic))
+                .await;
+        });
+    }
+    error
+}
+
 impl Inner {
-    /// After a publish failed: an exchange the broker lost (`NOT_FOUND`) is declared again,
-    /// if an admin declared it, for the next publish; `error` is returned as it is.
-    async fn after_failed_publish(&self, error: TransportError) -> TransportError {
-        if error.code() == ErrorCode::NotFound
-            && let Err(again) = self.declared.declare_again(&self.connection).await
-        {
-            tracing::warn!(error = %again, "cannot declare the topology again");
+    /// The publishing channel, a fresh one first when the broker closed it (a publish to a
+    /// missing exchange does) while the connection lives and lapin is not recovering it.
+    async fn usable_publisher(&self) -> Channel {
+        let publisher = self.publishing_channel();
+        let status = publisher.status();
+        if !status.connected() && !status.reconnecting() && self.connection.status().connected() {
+            self.renew_publisher(&publisher).await;
+            return self.publishing_channel();
         }
-        error
+        publisher
     }
 
     fn publishing_channel(&self) -> Channel {
@@ -389,14 +406,10 @@ impl Resubscribe {
             tokio::time::sleep(self.backoff).await;
             self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
             // The queue may be gone with the broker's definitions: declare them again first.
-            if let Err(error) = self
-                .inner
+            self.inner
                 .declared
-                .declare_again(&self.inner.connection)
-                .await
-            {
-                tracing::warn!(%error, "cannot declare the topology again");
-            }
+                .declare_again(&self.inner.connection, Some(&self.queue), None)
+                .await;
             let consuming = match consume(&self.inner, &self.queue).await {
                 Ok(consuming) => consuming,
                 Err(error) => {
@@ -499,7 +512,7 @@ impl Retrying {
     async fn send_on(&self) -> bool {
         let next = self.policy.next_queue(&self.queue, self.attempt);
         let sent = retry::send_to(
-            &self.inner.publishing_channel(),
+            &self.inner.usable_publisher().await,
             &next,
             &self.data,
             &self.properties,

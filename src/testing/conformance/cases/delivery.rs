@@ -345,8 +345,9 @@ pub(super) async fn abandoned_delivery_comes_again<T: ConformanceTarget>(
     Ok(())
 }
 
-/// By push: an endpoint dropped while its handler runs (the instance gone) answers nothing,
-/// and Pub/Sub pushes the message again, to the next endpoint.
+/// By push: an endpoint shut down while its handler runs (the instance going away) gives up
+/// on the delivery at its shutdown timeout and answers 503, not 2xx: Pub/Sub pushes the
+/// message again, to the next endpoint. Had it been acked, it would never come again.
 async fn abandoned_push_comes_again<T: ConformanceTarget>(
     h: &Harness<'_, T>,
     sub: &str,
@@ -358,16 +359,24 @@ async fn abandoned_push_comes_again<T: ConformanceTarget>(
         let _ = called.send(received.message_id);
         std::future::pending::<Result<(), crate::HandlerError>>()
     };
-    let run = h.subscriber(sub).run(holds, std::future::pending());
-    let first = tokio::select! {
-        id = first_call.recv() => id.flatten(),
-        _ = run => return Err("the push run ended before its handler was called".to_owned()),
-        _ = tokio::time::sleep(WAIT) => None,
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let run = h
+        .subscriber(sub)
+        .shutdown_timeout(Duration::from_millis(100))
+        .run(holds, async move {
+            let _ = stopped.await;
+        });
+    let watch = async {
+        let first = tokio::time::timeout(WAIT, first_call.recv()).await;
+        let _ = stop.send(());
+        first.ok().flatten().flatten()
     };
+    let (ran, first) = tokio::join!(tokio::time::timeout(WAIT * 2, run), watch);
     ensure!(
         first.as_deref() == Some(message_id),
         "pushed {first:?}, published {message_id}"
     );
+    ran.map_err(|_| "the push endpoint did not stop at its shutdown timeout".to_owned())??;
     let seen = h.consume(h.subscriber(sub), 1, |_, _| Ok(())).await?;
     let again = seen[0].received.message_id.as_deref();
     ensure!(
