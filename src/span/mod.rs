@@ -115,6 +115,10 @@ pub(crate) struct Destination<'a> {
     pub(crate) conventions: Conventions,
 }
 
+/// Room for a message's own attributes in a span's vector when they are set after it starts:
+/// `cloudevents.*` (up to 5), the delivery's naming (up to 4) and one more.
+const PER_MESSAGE_ROOM: usize = 10;
+
 /// What every span of one kind from a publisher or subscriber starts with: a name and the
 /// attributes that are the same for every message. Built once, so that a message's span
 /// clones reference-counted values instead of allocating them again.
@@ -190,11 +194,13 @@ impl SpanTemplate {
         self
     }
 
-    /// The template's attributes, with room for `per_message` more and for those set after the
-    /// span starts, so that adding them does not reallocate.
+    /// The template's attributes, with room for `per_message` more (at least
+    /// [`PER_MESSAGE_ROOM`]: those of a message set once the span records, under
+    /// `AttributeTiming::WhenRecording`) and for those set after the span starts, so that
+    /// adding them does not reallocate: the SDK keeps this vector as the span's own.
     pub(crate) fn attributes(&self, per_message: usize) -> Vec<KeyValue> {
-        let mut attributes =
-            Vec::with_capacity(self.attributes.len() + per_message + self.set_later);
+        let room = per_message.max(PER_MESSAGE_ROOM);
+        let mut attributes = Vec::with_capacity(self.attributes.len() + room + self.set_later);
         attributes.extend_from_slice(&self.attributes);
         attributes
     }
