@@ -405,15 +405,19 @@ impl Resubscribe {
             }
             tokio::time::sleep(self.backoff).await;
             self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-            // The queue may be gone with the broker's definitions: declare them again first.
-            self.inner
-                .declared
-                .declare_again(&self.inner.connection, Some(&self.queue), None)
-                .await;
             let consuming = match consume(&self.inner, &self.queue).await {
                 Ok(consuming) => consuming,
                 Err(error) => {
                     tracing::warn!(%error, "cannot consume yet; trying again");
+                    // The queue is gone (with the broker's definitions, say): declare again
+                    // what it needs before the next try. Only then: declaring a queue the
+                    // broker is still recovering would race its recovery.
+                    if error.code() == ErrorCode::NotFound {
+                        self.inner
+                            .declared
+                            .declare_again(&self.inner.connection, Some(&self.queue), None)
+                            .await;
+                    }
                     continue;
                 }
             };
