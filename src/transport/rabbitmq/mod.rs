@@ -203,7 +203,7 @@ impl Transport for RabbitMqTransport {
     }
 
     async fn subscribe(&self, subscription: &str) -> Result<DeliveryStream, TransportError> {
-        let first = consume(&self.inner, subscription).await?;
+        let first = consume(&self.inner, subscription, true).await?;
         let current: Current = Arc::new(Mutex::new(Some(first.handle())));
         let state = Resubscribe {
             inner: Arc::clone(&self.inner),
@@ -211,6 +211,7 @@ impl Transport for RabbitMqTransport {
             consuming: Some(first),
             current: Arc::clone(&current),
             backoff: MIN_BACKOFF,
+            declare: false,
         };
         let deliveries = futures::stream::unfold(state, Resubscribe::next);
         // Closing stops the deliveries; each channel stays open until the last of its
@@ -334,7 +335,14 @@ impl Consuming {
 }
 
 /// Opens a channel with the prefetch and consumes `queue` on it.
-async fn consume(inner: &Inner, queue: &str) -> Result<Consuming, TransportError> {
+/// With `declare_retry`, the retry queues ([`Retry`]) are declared first: when subscribing,
+/// and after the queue was found gone, not on every try (declaring durable queues the broker
+/// is still recovering would race that recovery).
+async fn consume(
+    inner: &Inner,
+    queue: &str,
+    declare_retry: bool,
+) -> Result<Consuming, TransportError> {
     let doing = format!("consuming from queue {queue}");
     let channel = inner
         .connection
@@ -345,7 +353,7 @@ async fn consume(inner: &Inner, queue: &str) -> Result<Consuming, TransportError
         .basic_qos(inner.config.prefetch, BasicQosOptions::default())
         .await
         .map_err(|e| transport_error(&e, &doing))?;
-    if let Some(retry) = &inner.config.retry {
+    if let Some(retry) = inner.config.retry.as_ref().filter(|_| declare_retry) {
         retry::declare(&channel, queue, retry)
             .await
             .map_err(|e| transport_error(&e, &format!("declaring the retry queues of {queue}")))?;
@@ -376,6 +384,9 @@ struct Resubscribe {
     /// What `close` cancels; `None` once closed.
     current: Current,
     backoff: Duration,
+    /// Whether the next consume declares the retry queues first: after the queue was found
+    /// gone.
+    declare: bool,
 }
 
 impl Resubscribe {
@@ -405,14 +416,18 @@ impl Resubscribe {
             }
             tokio::time::sleep(self.backoff).await;
             self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
-            let consuming = match consume(&self.inner, &self.queue).await {
-                Ok(consuming) => consuming,
+            let consuming = match consume(&self.inner, &self.queue, self.declare).await {
+                Ok(consuming) => {
+                    self.declare = false;
+                    consuming
+                }
                 Err(error) => {
                     tracing::warn!(%error, "cannot consume yet; trying again");
                     // The queue is gone (with the broker's definitions, say): declare again
                     // what it needs before the next try. Only then: declaring a queue the
                     // broker is still recovering would race its recovery.
                     if error.code() == ErrorCode::NotFound {
+                        self.declare = true;
                         self.inner
                             .declared
                             .declare_again(&self.inner.connection, Some(&self.queue), None)
