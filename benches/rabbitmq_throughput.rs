@@ -14,7 +14,9 @@
 //! with every node's URL. `HYPERFLEET_BENCH_IN_FLIGHT` sets how many of this crate's publishes
 //! are in flight at once (default 512). `HYPERFLEET_BENCH_PAIRED=N` skips criterion and runs N rounds of
 //! each client in turn, printing each one's median: the paired figures compare within a
-//! minute, when the broker's speed drifts over the several minutes of the criterion groups.
+//! minute, when the broker's speed drifts over the several minutes of the criterion groups,
+//! and beside each rate the CPU time a message cost the client and the broker.
+//! `HYPERFLEET_BENCH_MODES=publish,receive` runs only those groups.
 //!
 //! `cargo bench --all-features --bench rabbitmq_throughput`
 
@@ -24,6 +26,7 @@ mod rabbitmq;
 
 mod common;
 
+use common::process::process_cpu_time;
 use common::{Discard, Mode, event};
 use criterion::{Criterion, criterion_group, criterion_main};
 use futures::StreamExt;
@@ -66,15 +69,46 @@ async fn publish_all(publisher: &TracedPublisher<RabbitMqTransport>) {
         .await;
 }
 
+/// What one or more rounds took: the wall clock, and the CPU time the client and the broker
+/// used meanwhile.
+#[derive(Clone, Copy, Default)]
+struct Spent {
+    wall: Duration,
+    client: Duration,
+    broker: Duration,
+    /// Read calls the broker made.
+    reads: u64,
+}
+
+impl std::ops::Add for Spent {
+    type Output = Self;
+
+    fn add(self, other: Self) -> Self {
+        Self {
+            wall: self.wall + other.wall,
+            client: self.client + other.client,
+            broker: self.broker + other.broker,
+            reads: self.reads + other.reads,
+        }
+    }
+}
+
+impl std::iter::Sum for Spent {
+    fn sum<I: Iterator<Item = Self>>(rounds: I) -> Self {
+        rounds.fold(Self::default(), |total, round| total + round)
+    }
+}
+
 /// One round on a fresh exchange and queue `name`, classic on one node and quorum on a
 /// cluster; `mode` says what is timed. Both are deleted after it, as the Node.js peer does,
 /// so that every round meets the broker in the same state.
 async fn round(
     transport: &RabbitMqTransport,
+    broker: &Broker,
     provider: &impl TracerSource,
     name: &str,
     mode: Mode,
-) -> Duration {
+) -> Spent {
     let kind = match std::env::var("HYPERFLEET_BENCH_CLUSTER") {
         Ok(_) => QueueKind::Quorum,
         Err(_) => QueueKind::Classic,
@@ -86,7 +120,7 @@ async fn round(
     if std::env::var("HYPERFLEET_BENCH_EXECUTION").as_deref() == Ok("loop") {
         subscriber = subscriber.execution(hyperfleet_tracing::settings::Execution::LoopTask);
     }
-    let elapsed = timed(&publisher, subscriber, mode).await;
+    let elapsed = timed(&publisher, subscriber, broker, mode).await;
     let admin = RabbitMqAdmin::new(transport);
     admin
         .delete_subscription(name)
@@ -109,15 +143,26 @@ async fn round(
 async fn timed(
     publisher: &TracedPublisher<RabbitMqTransport>,
     subscriber: TracedSubscriber<RabbitMqTransport>,
+    broker: &Broker,
     mode: Mode,
-) -> Duration {
+) -> Spent {
     if let Mode::Receive = mode {
         publish_all(publisher).await;
     }
-    let started = Instant::now();
+    let (started, client, (broker_cpu, reads)) =
+        (Instant::now(), process_cpu_time(), broker.cpu_and_reads());
+    let spent = || {
+        let (broker_now, reads_now) = broker.cpu_and_reads();
+        Spent {
+            wall: started.elapsed(),
+            client: process_cpu_time() - client,
+            broker: broker_now - broker_cpu,
+            reads: reads_now - reads,
+        }
+    };
     if let Mode::Publish = mode {
         publish_all(publisher).await;
-        return started.elapsed();
+        return spent();
     }
     let handled = std::sync::Arc::new(AtomicU64::new(0));
     let (progress, mut watch) = tokio::sync::watch::channel(0u64);
@@ -135,11 +180,11 @@ async fn timed(
         publish_all(publisher).await;
     }
     receiving.await.expect("joined").expect("ran");
-    started.elapsed()
+    spent()
 }
 
-/// `rounds` rounds of amqplib's loop at `prefetch`.
-fn node_rounds(url: &str, rounds: u64, mode: Mode, prefetch: u16) -> Duration {
+/// `rounds` rounds of amqplib's loop at `prefetch` on `node`.
+fn node_rounds(node: &rabbitmq::RabbitNode, rounds: u64, mode: Mode, prefetch: u16) -> Spent {
     let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/node_peer");
     if !peer.join("node_modules/amqplib").exists() {
         let installed = Command::new("npm")
@@ -152,10 +197,11 @@ fn node_rounds(url: &str, rounds: u64, mode: Mode, prefetch: u16) -> Duration {
             peer.display()
         );
     }
+    let (broker, reads) = node.cpu_and_reads();
     let output = Command::new("node")
         .arg(peer.join("rabbitmq.js"))
         .args([
-            url,
+            &node.url,
             &rounds.to_string(),
             &MESSAGES.to_string(),
             mode.name(),
@@ -168,11 +214,19 @@ fn node_rounds(url: &str, rounds: u64, mode: Mode, prefetch: u16) -> Duration {
         "node_peer/rabbitmq.js failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let seconds: f64 = String::from_utf8_lossy(&output.stdout)
-        .trim()
-        .parse()
-        .expect("seconds");
-    Duration::from_secs_f64(seconds)
+    // The broker's CPU time covers the peer's set-up too: a few declarations a round.
+    let (broker_now, reads_now) = node.cpu_and_reads();
+    let printed = String::from_utf8_lossy(&output.stdout);
+    let seconds: Vec<f64> = printed
+        .split_whitespace()
+        .map(|s| s.parse().expect("seconds"))
+        .collect();
+    Spent {
+        wall: Duration::from_secs_f64(seconds[0]),
+        client: Duration::from_secs_f64(seconds[1]),
+        broker: broker_now - broker,
+        reads: reads_now - reads,
+    }
 }
 
 /// A private node, or a cluster of `HYPERFLEET_BENCH_CLUSTER` nodes.
@@ -198,6 +252,39 @@ impl Broker {
             Self::Cluster(cluster) => cluster.urls(&(0..cluster.nodes.len()).collect::<Vec<_>>()),
         }
     }
+
+    /// CPU time every node has used so far, and the read calls they made.
+    fn cpu_and_reads(&self) -> (Duration, u64) {
+        match self {
+            Self::Node(node) => node.cpu_and_reads(),
+            Self::Cluster(cluster) => cluster
+                .nodes
+                .iter()
+                .map(rabbitmq::RabbitNode::cpu_and_reads)
+                .fold((Duration::ZERO, 0), |(cpu, reads), (c, r)| {
+                    (cpu + c, reads + r)
+                }),
+        }
+    }
+}
+
+/// The median rate of `rounds`, and the median CPU time a message cost the client and the
+/// broker.
+fn medians(rounds: Vec<Spent>) -> String {
+    let median = |of: fn(&Spent) -> Duration| {
+        let mut figures: Vec<Duration> = rounds.iter().map(of).collect();
+        figures.sort();
+        figures[figures.len() / 2]
+    };
+    let per_message = |cpu: Duration| cpu.as_secs_f64() * 1e6 / MESSAGES as f64;
+    format!(
+        "{:.0} msg/s, CPU µs/msg client {:.1} broker {:.1}, broker reads/msg {:.2}",
+        MESSAGES as f64 / median(|s| s.wall).as_secs_f64(),
+        per_message(median(|s| s.client)),
+        per_message(median(|s| s.broker)),
+        rounds.iter().map(|s| s.reads).sum::<u64>() as f64
+            / (rounds.len() as u64 * MESSAGES) as f64,
+    )
 }
 
 fn throughput(c: &mut Criterion) {
@@ -229,34 +316,37 @@ fn throughput(c: &mut Criterion) {
         let pairs = pairs
             .parse()
             .expect("HYPERFLEET_BENCH_PAIRED: a number of rounds");
-        for mode in [Mode::RoundTrip, Mode::Publish, Mode::Receive] {
-            let mut times: [Vec<Duration>; 3] = Default::default();
+        for mode in Mode::chosen() {
+            let mut rounds: [Vec<Spent>; 3] = Default::default();
             for _ in 0..pairs {
-                times[0].push(runtime.block_on(round(&transport, &off, &name(), mode)));
-                times[1].push(runtime.block_on(round(&transport, &sampled, &name(), mode)));
+                rounds[0].push(runtime.block_on(round(&transport, &broker, &off, &name(), mode)));
+                rounds[1].push(runtime.block_on(round(
+                    &transport,
+                    &broker,
+                    &sampled,
+                    &name(),
+                    mode,
+                )));
                 if let Broker::Node(node) = &broker {
-                    times[2].push(node_rounds(&node.url, 1, mode, prefetch));
+                    rounds[2].push(node_rounds(node, 1, mode, prefetch));
                 }
             }
-            let rates = times.map(|mut t| {
-                t.sort();
-                t.get(t.len() / 2)
-                    .map_or(0.0, |median| MESSAGES as f64 / median.as_secs_f64())
-            });
-            let peer = match &broker {
-                Broker::Node(_) => format!(", amqplib {:.0}", rates[2]),
-                Broker::Cluster(_) => String::new(),
-            };
+            let clients = ["untraced", "traced", "amqplib"];
+            let figures: Vec<String> = clients
+                .iter()
+                .zip(rounds)
+                .filter(|(_, rounds)| !rounds.is_empty())
+                .map(|(client, rounds)| format!("{client} {}", medians(rounds)))
+                .collect();
             println!(
-                "{:9} median msg/s over {pairs} interleaved rounds: untraced {:.0}, traced {:.0}{peer}",
+                "{:9} medians over {pairs} interleaved rounds: {}",
                 mode.name(),
-                rates[0],
-                rates[1],
+                figures.join("; ")
             );
         }
         return;
     }
-    for mode in [Mode::RoundTrip, Mode::Publish, Mode::Receive] {
+    for mode in Mode::chosen() {
         let mut group = c.benchmark_group(format!("rabbitmq, 10,000 messages, {}", mode.name()));
         group.sample_size(10);
         group.sampling_mode(criterion::SamplingMode::Flat);
@@ -265,20 +355,22 @@ fn throughput(c: &mut Criterion) {
         group.bench_function("rust, untraced (no-op provider)", |b| {
             b.iter_custom(|n| {
                 (0..n)
-                    .map(|_| runtime.block_on(round(&transport, &off, &name(), mode)))
+                    .map(|_| runtime.block_on(round(&transport, &broker, &off, &name(), mode)))
+                    .map(|spent| spent.wall)
                     .sum()
             })
         });
         group.bench_function("rust, traced (sampled)", |b| {
             b.iter_custom(|n| {
                 (0..n)
-                    .map(|_| runtime.block_on(round(&transport, &sampled, &name(), mode)))
+                    .map(|_| runtime.block_on(round(&transport, &broker, &sampled, &name(), mode)))
+                    .map(|spent| spent.wall)
                     .sum()
             })
         });
         if let Broker::Node(node) = &broker {
             group.bench_function(format!("node amqplib, prefetch {prefetch}"), |b| {
-                b.iter_custom(|n| node_rounds(&node.url, n, mode, prefetch))
+                b.iter_custom(|n| node_rounds(node, n, mode, prefetch).wall)
             });
         }
         group.finish();

@@ -57,6 +57,13 @@ impl ConformanceTarget for Rabbit {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rabbitmq_passes_the_conformance_suite() {
+    // What the client and the transport log, shown when the test fails.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "lapin=info,hyperfleet_tracing=debug".into());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_test_writer()
+        .try_init();
     let node = tokio::task::spawn_blocking(RabbitNode::start)
         .await
         .unwrap();

@@ -8,7 +8,8 @@
 // confirm channel (all in flight, then every confirm awaited) and consumes and acks them all;
 // what is timed is the loop (roundtrip), the publishing alone until every confirm is in
 // (publish), or the consuming alone of messages published beforehand (receive). Prints the
-// total seconds of all rounds, for benches/rabbitmq_throughput.rs.
+// total seconds of all rounds and the CPU seconds this process used in them, for
+// benches/rabbitmq_throughput.rs.
 
 const amqp = require("amqplib");
 const { randomUUID } = require("node:crypto");
@@ -53,6 +54,9 @@ function consumeAll(channel, queue, messages) {
   });
 }
 
+// CPU time of the timed parts of every round, this process's.
+let cpuSeconds = 0;
+
 async function round(connection, messages, mode, prefetch) {
   const name = `peer-${randomUUID().slice(0, 12)}`;
   const publishing = await connection.createConfirmChannel();
@@ -65,6 +69,7 @@ async function round(connection, messages, mode, prefetch) {
     await publishAll(publishing, name, messages);
   }
   const started = process.hrtime.bigint();
+  const cpuBefore = process.cpuUsage();
   if (mode === "publish") {
     await publishAll(publishing, name, messages);
   } else {
@@ -75,6 +80,8 @@ async function round(connection, messages, mode, prefetch) {
     await done;
   }
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpu = process.cpuUsage(cpuBefore);
+  cpuSeconds += (cpu.user + cpu.system) / 1e6;
   await consuming.close();
   await publishing.deleteQueue(name);
   await publishing.deleteExchange(name);
@@ -89,7 +96,7 @@ async function main() {
   for (let r = 0; r < Number(rounds); r++) {
     total += await round(connection, Number(messages), mode, Number(prefetch));
   }
-  console.log(total.toFixed(6));
+  console.log(`${total.toFixed(6)} ${cpuSeconds.toFixed(6)}`);
   await connection.close();
 }
 

@@ -119,6 +119,43 @@ impl RabbitNode {
     }
 
     /// Runs `rabbitmqctl` against this node; its output, or a panic with what it printed.
+    /// CPU time the node's processes (its process group: the script, the Erlang VM) have
+    /// used so far, at the kernel's clock-tick resolution, and the read calls they made.
+    pub fn cpu_and_reads(&self) -> (Duration, u64) {
+        let Some(group) = self.child.as_ref().map(Child::id) else {
+            return (Duration::ZERO, 0);
+        };
+        let (mut ticks, mut reads) = (0, 0);
+        for process in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let stat = std::fs::read_to_string(process.path().join("stat")).unwrap_or_default();
+            // After the command's closing parenthesis: state, ppid, pgrp, … utime, stime.
+            let fields: Vec<&str> = stat
+                .rsplit_once(')')
+                .map_or("", |(_, rest)| rest)
+                .split_whitespace()
+                .collect();
+            let number = |i: usize| {
+                fields
+                    .get(i)
+                    .and_then(|f| f.parse::<u64>().ok())
+                    .unwrap_or(0)
+            };
+            if fields.len() < 13 || number(2) != u64::from(group) {
+                continue;
+            }
+            ticks += number(11) + number(12);
+            let io = std::fs::read_to_string(process.path().join("io")).unwrap_or_default();
+            reads += io
+                .lines()
+                .find_map(|line| line.strip_prefix("syscr: "))
+                .and_then(|n| n.parse::<u64>().ok())
+                .unwrap_or(0);
+        }
+        // SAFETY: sysconf with a constant name has no preconditions.
+        let per_second = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+        (Duration::from_secs_f64(ticks as f64 / per_second), reads)
+    }
+
     pub fn ctl(&self, args: &[&str]) -> String {
         let output = Command::new(CTL)
             .arg("-n")
