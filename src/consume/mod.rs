@@ -39,7 +39,7 @@ use crate::span::{Destination, SharedTracer, SpanMaking, record_failure};
 use crate::transport::Message;
 use cloudevents::{AttributesReader, Event};
 use log_fields::MessageLogFields;
-use opentelemetry::trace::{Link, TraceContextExt};
+use opentelemetry::trace::{Link, Span as _, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use run::HandlerOutcome;
 use spans::{ConsumeSpans, ReceiveAttributes};
@@ -239,7 +239,10 @@ impl Consumer {
 
     /// Starts the receive span under `parent` and the process span as its child; returns the
     /// process span's context, and the receive span's with the attributes naming the delivery
-    /// that its settle spans carry.
+    /// that its settle spans carry. Under [`AttributeTiming::WhenRecording`] the spans start
+    /// with their templates' attributes only, and the first that records is given the
+    /// message's, before a `Context` boxes it behind a lock (the process span at its start when
+    /// the receive span records).
     fn start_spans(
         &self,
         parent: &Context,
@@ -247,23 +250,33 @@ impl Consumer {
         delivery: (&Message, DeliveryFacts),
         event: &Event,
     ) -> (Context, (Context, Vec<KeyValue>)) {
-        let (start, event_id, later) = if self.attribute_timing.deferred() {
-            (ReceiveAttributes::default(), None, Some(delivery))
-        } else {
-            let (start, event_id) = self.per_message_attributes(delivery, event);
-            (start, event_id, None)
-        };
-        let hook = start.hook.clone();
-        let mut named_by = self.shared_naming(&start);
-        let receive = self.spans.start_receive(&self.tracer, parent, links, start);
-        self.span_making.learn(parent, &receive);
-        let process = self
-            .spans
-            .start_process(&self.tracer, &receive, (&named_by, event_id), hook);
-        if let Some(delivery) = later {
-            named_by = self.attributes_when_recording(&receive, &process, delivery, event);
+        // Taken by the first use of the message's attributes.
+        let mut delivery = Some(delivery);
+        let deferred = self.attribute_timing.deferred();
+        let (mut start, mut named_by, mut event_id, mut hook) = Default::default();
+        if let Some(delivery) = delivery.take_if(|_| !deferred) {
+            (start, event_id) = self.per_message_attributes(delivery, event);
+            (named_by, hook) = (self.shared_naming(&start), start.hook.clone());
         }
-        (process, (receive, named_by))
+        let mut receive = self
+            .spans
+            .start_receive(&self.tracer, parent, links, start, deferred);
+        if let Some(delivery) = delivery.take_if(|_| receive.is_recording()) {
+            let (start, id) = self.per_message_attributes(delivery, event);
+            (named_by, event_id, hook) = (self.shared_naming(&start), id, start.hook.clone());
+            receive.set_attributes(start);
+        }
+        let receive = parent.with_span(receive);
+        self.span_making.learn(parent, &receive);
+        let mut process =
+            self.spans
+                .start_process(&self.tracer, &receive, (&named_by, event_id), hook);
+        if let Some(delivery) = delivery.take_if(|_| process.is_recording()) {
+            let (start, id) = self.per_message_attributes(delivery, event);
+            named_by = self.shared_naming(&start);
+            process.set_attributes(named_by.iter().cloned().chain(id).chain(start.hook));
+        }
+        (receive.with_span(process), (receive, named_by))
     }
 
     /// The message's creation context, which the current conventions have the receive span
@@ -285,32 +298,6 @@ impl Consumer {
             true => start.named_by().to_vec(),
             false => Vec::new(),
         }
-    }
-
-    /// [`AttributeTiming::WhenRecording`]: the spans started with their templates' attributes
-    /// only; those that record are given the message's now. Returns the attributes naming the
-    /// delivery for its settle spans (none when neither span records).
-    fn attributes_when_recording(
-        &self,
-        receive: &Context,
-        process: &Context,
-        delivery: (&Message, DeliveryFacts),
-        event: &Event,
-    ) -> Vec<KeyValue> {
-        let (receive, process) = (receive.span(), process.span());
-        if !receive.is_recording() && !process.is_recording() {
-            return Vec::new();
-        }
-        let (start, event_id) = self.per_message_attributes(delivery, event);
-        let named_by = self.shared_naming(&start);
-        if process.is_recording() {
-            let own = event_id.into_iter().chain(start.hook.clone());
-            process.set_attributes(named_by.iter().cloned().chain(own));
-        }
-        if receive.is_recording() {
-            receive.set_attributes(start);
-        }
-        named_by
     }
 
     /// The receive span's per-message attributes, and the event id the process span shares.
@@ -381,9 +368,11 @@ impl Consumer {
             hook: Vec::new(),
         };
         let named_by = self.shared_naming(&start);
-        let receive = self
+        let root = Context::new();
+        let span = self
             .spans
-            .start_receive(&self.tracer, &Context::new(), links, start);
+            .start_receive(&self.tracer, &root, links, start, false);
+        let receive = root.with_span(span);
         let event = self.conventions.exception_event(Operation::Receive);
         record_failure(&receive.span(), event, error.error_type(), error);
         self.record(Measurement::Undecodable);

@@ -9,7 +9,7 @@ use crate::span::attributes::{
     MESSAGING_GCP_PUBSUB_MESSAGE_ORDERING_KEY, MESSAGING_MESSAGE_BODY_SIZE, MESSAGING_MESSAGE_ID,
 };
 use crate::span::conventions::{Conventions, Operation};
-use crate::span::{Destination, SharedTracer, SpanTemplate};
+use crate::span::{Destination, PER_MESSAGE_ROOM, SharedTracer, SourceSpan, SpanTemplate};
 use crate::transport::Message;
 use opentelemetry::trace::{Link, SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
@@ -139,23 +139,26 @@ impl ConsumeSpans {
         self.settle.clone()
     }
 
-    /// Starts the receive span under `parent` (an empty context for a root span).
+    /// Starts the receive span under `parent` (an empty context for a root span), with room
+    /// for the message's attributes when they come `later`.
     pub(super) fn start_receive(
         &self,
         tracer: &SharedTracer,
         parent: &Context,
         links: Vec<Link>,
         start: ReceiveAttributes,
-    ) -> Context {
-        let per_message = start.delivery.len() + start.cloudevents.len() + start.hook.len();
+        later: bool,
+    ) -> SourceSpan {
+        let per_message = match later {
+            true => PER_MESSAGE_ROOM,
+            false => start.delivery.len() + start.cloudevents.len() + start.hook.len(),
+        };
         let mut attributes = self.receive.attributes(per_message);
         attributes.extend(start);
-        let span = self
-            .receive
+        self.receive
             .builder(tracer, attributes)
             .with_links(links)
-            .start_with_context(tracer.as_ref(), parent);
-        parent.with_span(span)
+            .start_with_context(tracer.as_ref(), parent)
     }
 
     /// Starts the process span as a child of `receive`, with the attributes that name the
@@ -166,16 +169,14 @@ impl ConsumeSpans {
         receive: &Context,
         (named_by, event_id): (&[KeyValue], Option<KeyValue>),
         hook: Vec<KeyValue>,
-    ) -> Context {
+    ) -> SourceSpan {
         let mut attributes = self.process.attributes(named_by.len() + hook.len() + 1);
         attributes.extend_from_slice(named_by);
         attributes.extend(event_id);
         attributes.extend(hook);
-        let span = self
-            .process
+        self.process
             .builder(tracer, attributes)
-            .start_with_context(tracer.as_ref(), receive);
-        receive.with_span(span)
+            .start_with_context(tracer.as_ref(), receive)
     }
 }
 

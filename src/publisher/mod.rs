@@ -10,11 +10,11 @@ use crate::span::attributes::{
     MESSAGING_MESSAGE_ID,
 };
 use crate::span::conventions::Operation;
-use crate::span::{Destination, SpanMaking, SpanTemplate, record_failure};
+use crate::span::{Destination, PER_MESSAGE_ROOM, SpanMaking, SpanTemplate, record_failure};
 use crate::transport::{Message, Transport, TransportError};
 use cloudevents::Event;
 use opentelemetry::context::FutureExt as _;
-use opentelemetry::trace::{Link, SpanContext, SpanKind, TraceContextExt};
+use opentelemetry::trace::{Link, Span as _, SpanContext, SpanKind, TraceContextExt};
 use opentelemetry::{Context, KeyValue};
 use std::future::Future;
 use std::time::Instant;
@@ -328,19 +328,22 @@ impl<T: Transport> TracedPublisher<T> {
         } else {
             self.per_message_attributes(event, ordering_key)
         };
-        let mut attributes = template.attributes(per_message.len());
+        let room = match deferred {
+            true => PER_MESSAGE_ROOM,
+            false => per_message.len(),
+        };
+        let mut attributes = template.attributes(room);
         attributes.extend(per_message);
         let mut builder = template.builder(&self.settings.tracer, attributes);
         if let Some(existing) = preserved {
             builder = builder.with_links(vec![Link::with_context(existing.clone())]);
         }
-        let cx =
-            parent.with_span(builder.start_with_context(self.settings.tracer.as_ref(), parent));
-        if deferred && cx.span().is_recording() {
-            cx.span()
-                .set_attributes(self.per_message_attributes(event, ordering_key));
+        let mut span = builder.start_with_context(self.settings.tracer.as_ref(), parent);
+        // Set on the span itself, before a `Context` boxes it behind a lock.
+        if deferred && span.is_recording() {
+            span.set_attributes(self.per_message_attributes(event, ordering_key));
         }
-        cx
+        parent.with_span(span)
     }
 
     /// A message span's own attributes: `cloudevents.*`, the ordering key, the hook's.

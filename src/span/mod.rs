@@ -25,6 +25,7 @@ use unsampled::UnsampledParent;
 /// Instrumentation scope name of every span this crate starts.
 pub(crate) const SCOPE_NAME: &str = "hyperfleet-tracing";
 
+pub(crate) use tracer::SourceSpan;
 pub use tracer::SpanSource;
 
 pub(crate) type SharedTracer = Arc<SpanSource>;
@@ -115,9 +116,10 @@ pub(crate) struct Destination<'a> {
     pub(crate) conventions: Conventions,
 }
 
-/// Room for a message's own attributes in a span's vector when they are set after it starts:
-/// `cloudevents.*` (up to 5), the delivery's naming (up to 4) and one more.
-const PER_MESSAGE_ROOM: usize = 10;
+/// Room for a message's own attributes in a span's vector when they are set after it starts
+/// (`AttributeTiming::WhenRecording`): `cloudevents.*` (up to 5), the delivery's naming (up
+/// to 4) and one more.
+pub(crate) const PER_MESSAGE_ROOM: usize = 10;
 
 /// What every span of one kind from a publisher or subscriber starts with: a name and the
 /// attributes that are the same for every message. Built once, so that a message's span
@@ -194,13 +196,12 @@ impl SpanTemplate {
         self
     }
 
-    /// The template's attributes, with room for `per_message` more (at least
-    /// [`PER_MESSAGE_ROOM`]: those of a message set once the span records, under
-    /// `AttributeTiming::WhenRecording`) and for those set after the span starts, so that
-    /// adding them does not reallocate: the SDK keeps this vector as the span's own.
+    /// The template's attributes, with room for `per_message` more (a message's, given now or
+    /// once the span records: [`PER_MESSAGE_ROOM`]) and for those set after the span starts,
+    /// so that adding them does not reallocate: the SDK keeps this vector as the span's own.
     pub(crate) fn attributes(&self, per_message: usize) -> Vec<KeyValue> {
-        let room = per_message.max(PER_MESSAGE_ROOM);
-        let mut attributes = Vec::with_capacity(self.attributes.len() + room + self.set_later);
+        let mut attributes =
+            Vec::with_capacity(self.attributes.len() + per_message + self.set_later);
         attributes.extend_from_slice(&self.attributes);
         attributes
     }
