@@ -3,7 +3,10 @@
 //! with acks through `TracedPublisher`/`TracedSubscriber` with the default settings, traced
 //! (every span sampled, into a batch processor that drops them) vs untraced (a no-op
 //! provider), and in the same run the same loop with Node's amqplib (`benches/node_peer`,
-//! installed with `npm ci` on first use) at the same prefetch. Three groups: the round trip,
+//! installed with `npm ci` on first use) at the same prefetch, twice: publishing the same
+//! messages as this crate (hyperfleet-broker's, with its `_watermill_message_uuid` header,
+//! mandatory as `Unroutable::Error` asks), and plain ones (no header, not mandatory), which
+//! cost the broker less. Three groups: the round trip,
 //! publishing alone (until every confirm is in), consuming alone (of messages published
 //! beforehand). One sample is one 10,000-message round on a fresh exchange and classic queue.
 //!
@@ -38,8 +41,9 @@ use hyperfleet_tracing::transport::rabbitmq::{
 use hyperfleet_tracing::{HandlerError, Received, TracedPublisher, TracedSubscriber};
 use opentelemetry_sdk::trace::{BatchSpanProcessor, SdkTracerProvider};
 use std::hint::black_box;
+use std::io::{BufRead as _, BufReader, Write as _};
 use std::path::Path;
-use std::process::Command;
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -183,49 +187,92 @@ async fn timed(
     spent()
 }
 
-/// `rounds` rounds of amqplib's loop at `prefetch` on `node`.
-fn node_rounds(node: &rabbitmq::RabbitNode, rounds: u64, mode: Mode, prefetch: u16) -> Spent {
-    let peer = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/node_peer");
-    if !peer.join("node_modules/amqplib").exists() {
+/// What the Node.js peer publishes.
+#[derive(Clone, Copy)]
+enum Peer {
+    /// What this crate publishes by default: hyperfleet-broker's message, its one header
+    /// included, mandatory.
+    Same,
+    /// The event alone, not mandatory: less work for the broker.
+    Plain,
+}
+
+impl Peer {
+    fn name(self) -> &'static str {
+        match self {
+            Self::Same => "same",
+            Self::Plain => "plain",
+        }
+    }
+}
+
+/// `rounds` rounds of amqplib's loop at `prefetch` on `node`, publishing `peer`'s messages.
+fn node_rounds(
+    node: &rabbitmq::RabbitNode,
+    rounds: u64,
+    mode: Mode,
+    prefetch: u16,
+    peer: Peer,
+) -> Spent {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("benches/node_peer");
+    if !dir.join("node_modules/amqplib").exists() {
         let installed = Command::new("npm")
             .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&peer)
+            .current_dir(&dir)
             .status();
         assert!(
             installed.is_ok_and(|s| s.success()),
             "cannot install the Node.js peer: `npm ci` in {} needs node and npm (Debian: apt-get install nodejs npm)",
-            peer.display()
+            dir.display()
         );
     }
-    let (broker, reads) = node.cpu_and_reads();
-    let output = Command::new("node")
-        .arg(peer.join("rabbitmq.js"))
+    let mut child = Command::new("node")
+        .arg(dir.join("rabbitmq.js"))
         .args([
             &node.url,
             &rounds.to_string(),
             &MESSAGES.to_string(),
             mode.name(),
             &prefetch.to_string(),
+            peer.name(),
         ])
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("node runs");
+    let (mut stdin, stdout) = (child.stdin.take(), child.stdout.take());
+    // The broker's CPU time and reads over each round's timed part, between the peer's marks.
+    let (mut broker, mut reads, mut at_start) = (Duration::ZERO, 0, (Duration::ZERO, 0));
+    let mut totals = String::new();
+    for line in BufReader::new(stdout.expect("piped")).lines() {
+        let line = line.expect("the peer's output");
+        let now = node.cpu_and_reads();
+        match line.as_str() {
+            "start" => at_start = now,
+            "end" => (broker, reads) = (broker + now.0 - at_start.0, reads + now.1 - at_start.1),
+            _ => totals = line,
+        }
+        if let Some(stdin) = stdin.as_mut() {
+            let _ = writeln!(stdin, "go");
+        }
+    }
+    drop(stdin);
+    let output = child.wait_with_output().expect("node ran");
     assert!(
         output.status.success(),
         "node_peer/rabbitmq.js failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
-    // The broker's CPU time covers the peer's set-up too: a few declarations a round.
-    let (broker_now, reads_now) = node.cpu_and_reads();
-    let printed = String::from_utf8_lossy(&output.stdout);
-    let seconds: Vec<f64> = printed
+    let seconds: Vec<f64> = totals
         .split_whitespace()
         .map(|s| s.parse().expect("seconds"))
         .collect();
     Spent {
         wall: Duration::from_secs_f64(seconds[0]),
         client: Duration::from_secs_f64(seconds[1]),
-        broker: broker_now - broker,
-        reads: reads_now - reads,
+        broker,
+        reads,
     }
 }
 
@@ -317,7 +364,7 @@ fn throughput(c: &mut Criterion) {
             .parse()
             .expect("HYPERFLEET_BENCH_PAIRED: a number of rounds");
         for mode in Mode::chosen() {
-            let mut rounds: [Vec<Spent>; 3] = Default::default();
+            let mut rounds: [Vec<Spent>; 4] = Default::default();
             for _ in 0..pairs {
                 rounds[0].push(runtime.block_on(round(&transport, &broker, &off, &name(), mode)));
                 rounds[1].push(runtime.block_on(round(
@@ -328,10 +375,11 @@ fn throughput(c: &mut Criterion) {
                     mode,
                 )));
                 if let Broker::Node(node) = &broker {
-                    rounds[2].push(node_rounds(node, 1, mode, prefetch));
+                    rounds[2].push(node_rounds(node, 1, mode, prefetch, Peer::Same));
+                    rounds[3].push(node_rounds(node, 1, mode, prefetch, Peer::Plain));
                 }
             }
-            let clients = ["untraced", "traced", "amqplib"];
+            let clients = ["untraced", "traced", "amqplib", "amqplib plain"];
             let figures: Vec<String> = clients
                 .iter()
                 .zip(rounds)
@@ -369,9 +417,12 @@ fn throughput(c: &mut Criterion) {
             })
         });
         if let Broker::Node(node) = &broker {
-            group.bench_function(format!("node amqplib, prefetch {prefetch}"), |b| {
-                b.iter_custom(|n| node_rounds(node, n, mode, prefetch).wall)
-            });
+            for peer in [Peer::Same, Peer::Plain] {
+                let name = format!("node amqplib, prefetch {prefetch}, {} message", peer.name());
+                group.bench_function(name, |b| {
+                    b.iter_custom(|n| node_rounds(node, n, mode, prefetch, peer).wall)
+                });
+            }
         }
         group.finish();
     }

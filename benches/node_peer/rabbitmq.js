@@ -1,7 +1,14 @@
 // The RabbitMQ throughput loop with Node's amqplib: publishing with confirms, consuming with
 // manual acks at a prefetch, on the broker the bench started.
 //
-// Usage: node rabbitmq.js URL ROUNDS MESSAGES roundtrip|publish|receive PREFETCH
+// Usage: node rabbitmq.js URL ROUNDS MESSAGES roundtrip|publish|receive PREFETCH same|plain
+//
+// `same` publishes what this crate publishes by default: hyperfleet-broker's message (the
+// structured event and its one header, `_watermill_message_uuid`), mandatory (an unroutable
+// message is an error); `plain` neither the header nor mandatory, which costs the broker less.
+//
+// Around each round's timed part it prints `start` and `end` and waits for a line on stdin,
+// so that the bench can read the broker's CPU time over that part alone.
 //
 // Each round declares a fresh durable fanout exchange and a durable classic queue bound to it
 // (hyperfleet-broker's topology), publishes MESSAGES persistent structured CloudEvents on a
@@ -13,6 +20,15 @@
 
 const amqp = require("amqplib");
 const { randomUUID } = require("node:crypto");
+const readline = require("node:readline");
+
+const replies = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
+
+// Tells the bench where a round's timed part starts or ends, and waits for it to look.
+async function mark(name) {
+  process.stdout.write(`${name}\n`);
+  await replies.next();
+}
 
 function event(i) {
   return Buffer.from(JSON.stringify({
@@ -25,13 +41,19 @@ function event(i) {
   }));
 }
 
-async function publishAll(channel, exchange, messages) {
-  const options = {
-    persistent: true,
-    contentType: "application/cloudevents+json; charset=UTF-8",
+async function publishAll(channel, exchange, messages, kind) {
+  const options = (i) => {
+    const plain = {
+      persistent: true,
+      contentType: "application/cloudevents+json; charset=UTF-8",
+    };
+    if (kind === "plain") {
+      return plain;
+    }
+    return { ...plain, mandatory: true, headers: { _watermill_message_uuid: `event-${i}` } };
   };
   for (let i = 0; i < messages; i++) {
-    if (!channel.publish(exchange, "", event(i), options)) {
+    if (!channel.publish(exchange, "", event(i), options(i))) {
       await new Promise((resolve) => channel.once("drain", resolve));
     }
   }
@@ -57,7 +79,7 @@ function consumeAll(channel, queue, messages) {
 // CPU time of the timed parts of every round, this process's.
 let cpuSeconds = 0;
 
-async function round(connection, messages, mode, prefetch) {
+async function round(connection, messages, mode, prefetch, kind) {
   const name = `peer-${randomUUID().slice(0, 12)}`;
   const publishing = await connection.createConfirmChannel();
   const consuming = await connection.createChannel();
@@ -66,22 +88,24 @@ async function round(connection, messages, mode, prefetch) {
   await publishing.assertQueue(name, { durable: true });
   await publishing.bindQueue(name, name, "");
   if (mode === "receive") {
-    await publishAll(publishing, name, messages);
+    await publishAll(publishing, name, messages, kind);
   }
+  await mark("start");
   const started = process.hrtime.bigint();
   const cpuBefore = process.cpuUsage();
   if (mode === "publish") {
-    await publishAll(publishing, name, messages);
+    await publishAll(publishing, name, messages, kind);
   } else {
     const done = consumeAll(consuming, name, messages);
     if (mode === "roundtrip") {
-      await publishAll(publishing, name, messages);
+      await publishAll(publishing, name, messages, kind);
     }
     await done;
   }
   const elapsed = Number(process.hrtime.bigint() - started) / 1e9;
   const cpu = process.cpuUsage(cpuBefore);
   cpuSeconds += (cpu.user + cpu.system) / 1e6;
+  await mark("end");
   await consuming.close();
   await publishing.deleteQueue(name);
   await publishing.deleteExchange(name);
@@ -90,11 +114,11 @@ async function round(connection, messages, mode, prefetch) {
 }
 
 async function main() {
-  const [url, rounds, messages, mode, prefetch] = process.argv.slice(2);
+  const [url, rounds, messages, mode, prefetch, kind] = process.argv.slice(2);
   const connection = await amqp.connect(url);
   let total = 0;
   for (let r = 0; r < Number(rounds); r++) {
-    total += await round(connection, Number(messages), mode, Number(prefetch));
+    total += await round(connection, Number(messages), mode, Number(prefetch), kind);
   }
   console.log(`${total.toFixed(6)} ${cpuSeconds.toFixed(6)}`);
   await connection.close();

@@ -144,8 +144,10 @@ impl Transport for RabbitMqTransport {
         // RabbitMQ assigns no id: the message is known by its event's.
         let id = wire::event_id(&message).unwrap_or_default();
         let config = &self.inner.config;
+        // Mandatory only when an unroutable message is an error: it costs the broker about
+        // a tenth of its work per message (BENCHMARKS.md).
         let options = BasicPublishOptions {
-            mandatory: true,
+            mandatory: config.unroutable == Unroutable::Error,
             ..BasicPublishOptions::default()
         };
         let doing = format!("publishing to exchange {topic}");
