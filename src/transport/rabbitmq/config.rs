@@ -29,6 +29,9 @@ pub enum Unroutable {
     Accept,
 }
 
+/// The default prefetch: see [`RabbitMqConfig::prefetch`](RabbitMqConfig#structfield.prefetch).
+const DEFAULT_PREFETCH: u16 = 32;
+
 /// Settings of a [`RabbitMqTransport`](super::RabbitMqTransport).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RabbitMqConfig {
@@ -41,7 +44,11 @@ pub struct RabbitMqConfig {
     pub exchange_type: ExchangeType,
     /// The routing key messages are published with and queues bound with (default empty).
     pub routing_key: String,
-    /// Unacknowledged deliveries per consumer: the flow control (default 10).
+    /// Unacknowledged deliveries per consumer: the flow control (default 32, twice the
+    /// subscriber's default concurrency: every handler busy and as many deliveries at hand,
+    /// so that a handler that finishes does not wait a round trip to the broker for its next
+    /// one). Lower it where competing consumers should share slow work evenly, or messages
+    /// are large: each consumer holds up to this many.
     pub prefetch: u16,
     /// What to do with an unroutable message.
     pub unroutable: Unroutable,
@@ -59,7 +66,7 @@ impl RabbitMqConfig {
             url: url.into(),
             exchange_type: ExchangeType::Fanout,
             routing_key: String::new(),
-            prefetch: 10,
+            prefetch: DEFAULT_PREFETCH,
             unroutable: Unroutable::Error,
             publish_timeout: std::time::Duration::from_secs(10),
             retry: None,
