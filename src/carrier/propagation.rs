@@ -7,7 +7,12 @@ use opentelemetry::propagation::{
     Extractor, Injector, TextMapCompositePropagator, TextMapPropagator,
 };
 use std::fmt;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, RwLock};
+
+/// The propagation the telemetry bootstrap made global, so that [`Propagation::global`] keeps
+/// its fast path on events (the codec on the extensions themselves) while that one is still
+/// the global propagator.
+static INSTALLED: RwLock<Option<Propagation>> = RwLock::new(None);
 
 /// The propagator a publisher, subscriber or HTTP glue uses.
 ///
@@ -89,16 +94,49 @@ impl Propagation {
         &self,
         mut f: impl FnMut(bool, Option<&dyn TextMapPropagator>) -> T,
     ) -> T {
+        if let Some((codec, rest)) = self.chosen_event_parts() {
+            return f(codec, rest);
+        }
+        global::get_text_map_propagator(|p| {
+            // Unconfigured: no fields.
+            if p.fields().next().is_none() {
+                return f(true, None);
+            }
+            let installed = INSTALLED.read().unwrap_or_else(|e| e.into_inner());
+            let known = installed.as_ref().filter(|i| i.is(p));
+            match known.and_then(Propagation::chosen_event_parts) {
+                Some((codec, rest)) => f(codec, rest),
+                None => f(false, Some(p)),
+            }
+        })
+    }
+
+    /// [`Self::with_event_parts`]'s arguments when the propagator is chosen, not global.
+    fn chosen_event_parts(&self) -> Option<(bool, Option<&dyn TextMapPropagator>)> {
         match &self.0 {
-            Chosen::Fixed(propagator) => f(false, Some(propagator.as_ref())),
-            Chosen::W3cFirst { rest, .. } => f(true, rest.as_deref().map(|r| r as _)),
-            Chosen::Global => global::get_text_map_propagator(|p| {
-                if p.fields().next().is_some() {
-                    f(false, Some(p))
-                } else {
-                    f(true, None)
-                }
-            }),
+            Chosen::Fixed(propagator) => Some((false, Some(propagator.as_ref()))),
+            Chosen::W3cFirst { rest, .. } => Some((true, rest.as_deref().map(|r| r as _))),
+            Chosen::Global => None,
+        }
+    }
+
+    /// Makes this the global propagator, remembered as the crate's own.
+    #[cfg_attr(not(feature = "telemetry"), allow(dead_code))]
+    pub(crate) fn install_globally(self) {
+        *INSTALLED.write().unwrap_or_else(|e| e.into_inner()) = Some(self.clone());
+        global::set_text_map_propagator(self);
+    }
+
+    /// Whether `propagator` is this propagation or a clone of it: the same composite, known by
+    /// the address of its first field's name, which the composite owns (and this one keeps
+    /// alive). Only a [`Propagation::w3c_then`] has a fast path to keep.
+    fn is(&self, propagator: &dyn TextMapPropagator) -> bool {
+        let Chosen::W3cFirst { all, .. } = &self.0 else {
+            return false;
+        };
+        match (all.fields().next(), propagator.fields().next()) {
+            (Some(ours), Some(theirs)) => std::ptr::eq(ours.as_ptr(), theirs.as_ptr()),
+            _ => false,
         }
     }
 
@@ -206,6 +244,25 @@ mod tests {
 
     fn event() -> cloudevents::Event {
         crate::testing::reconcile_event("e-1", "c-1").unwrap()
+    }
+
+    #[test]
+    fn the_installed_propagation_is_known_again_and_no_other() {
+        let ours = Propagation::w3c_then(vec![Box::new(BaggagePropagator::new())]);
+        // What the global slot holds after `install_globally`: the value itself, boxed.
+        let global: Box<dyn TextMapPropagator + Send + Sync> = Box::new(ours.clone());
+        assert!(ours.is(global.as_ref()));
+        let same_kind = Propagation::w3c_then(vec![Box::new(BaggagePropagator::new())]);
+        assert!(
+            !ours.is(&same_kind),
+            "another value of the same configuration"
+        );
+        assert!(!ours.is(&TextMapCompositePropagator::new(vec![
+            Box::new(W3cTraceContext),
+            Box::new(BaggagePropagator::new()),
+        ])));
+        assert!(!Propagation::new(W3cTraceContext).is(global.as_ref()));
+        assert!(!Propagation::global().is(global.as_ref()));
     }
 
     /// The codec first, on events by itself: what it writes and reads is what the generic

@@ -405,7 +405,7 @@ impl Telemetry {
         dispatch
             .try_init()
             .map_err(|e| TelemetryError::SubscriberAlreadySet(e.to_string()))?;
-        opentelemetry::global::set_text_map_propagator(propagator);
+        propagator.install_globally();
         if let Some(provider) = provider {
             opentelemetry::global::set_tracer_provider(provider);
         }
