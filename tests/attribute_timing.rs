@@ -153,30 +153,46 @@ async fn exported_spans_carry_the_same_attributes_either_way() {
     assert_eq!(attributes(&when_recording), at_start);
 }
 
-#[tokio::test]
-async fn samplers_see_only_the_destination_when_attributes_wait() {
-    let (_, at_start, _) = one_message(AttributeTiming::AtStart, "\u{0}").await;
-    let (_, deferred, _) = one_message(AttributeTiming::WhenRecording, "\u{0}").await;
-    for name in ["hyperfleet-clusters publish", "hyperfleet-clusters receive"] {
-        let before = keys_seen_by_sampler(&at_start, name);
+/// Whether the sampler of span `name` saw the per-message attributes, or only the
+/// destination's.
+fn sampler_saw_the_message(seen: &[(String, Vec<String>)], name: &str) -> bool {
+    let keys = keys_seen_by_sampler(seen, name);
+    for key in ["messaging.system", "messaging.destination.name"] {
         assert!(
-            before.iter().any(|k| k == "hyperfleet.cluster_id"),
-            "{name} at start: {before:?}"
+            keys.iter().any(|k| k == key),
+            "{name} lacks {key}: {keys:?}"
         );
-        let after = keys_seen_by_sampler(&deferred, name);
-        for key in ["messaging.system", "messaging.destination.name"] {
-            assert!(
-                after.iter().any(|k| k == key),
-                "{name} lacks {key}: {after:?}"
-            );
-        }
-        for key in PER_MESSAGE {
-            assert!(
-                !after.iter().any(|k| k == key),
-                "{name} saw {key}: {after:?}"
-            );
-        }
     }
+    let has = |key: &str| keys.iter().any(|k| k == key);
+    let saw = has("cloudevents.event_id") && has("hyperfleet.cluster_id");
+    assert!(
+        saw || !PER_MESSAGE.iter().any(|key| has(key)),
+        "{name} saw some of the message's attributes only: {keys:?}"
+    );
+    saw
+}
+
+#[tokio::test]
+async fn samplers_see_the_message_at_start_only_under_a_sampled_parent_when_attributes_wait() {
+    let (_, at_start, _) = one_message(AttributeTiming::AtStart, "\u{0}").await;
+    for name in ["hyperfleet-clusters publish", "hyperfleet-clusters receive"] {
+        assert!(sampler_saw_the_message(&at_start, name), "{name} at start");
+    }
+    let (_, all_sampled, _) = one_message(AttributeTiming::WhenRecording, "\u{0}").await;
+    // A root span waits; a span under a sampled parent is given them at start.
+    assert!(!sampler_saw_the_message(
+        &all_sampled,
+        "hyperfleet-clusters publish"
+    ));
+    assert!(sampler_saw_the_message(
+        &all_sampled,
+        "hyperfleet-clusters receive"
+    ));
+    let (_, unsampled_parent, _) = one_message(AttributeTiming::WhenRecording, "publish").await;
+    assert!(!sampler_saw_the_message(
+        &unsampled_parent,
+        "hyperfleet-clusters receive"
+    ));
 }
 
 #[tokio::test]

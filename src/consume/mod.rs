@@ -239,10 +239,10 @@ impl Consumer {
 
     /// Starts the receive span under `parent` and the process span as its child; returns the
     /// process span's context, and the receive span's with the attributes naming the delivery
-    /// that its settle spans carry. Under [`AttributeTiming::WhenRecording`] the spans start
-    /// with their templates' attributes only, and the first that records is given the
-    /// message's, before a `Context` boxes it behind a lock (the process span at its start when
-    /// the receive span records).
+    /// that its settle spans carry. Under [`AttributeTiming::WhenRecording`] and a parent that
+    /// is not sampled the spans start with their templates' attributes only, and the first that
+    /// records is given the message's, before a `Context` boxes it behind a lock (the process
+    /// span at its start when the receive span records).
     fn start_spans(
         &self,
         parent: &Context,
@@ -252,7 +252,7 @@ impl Consumer {
     ) -> (Context, (Context, Vec<KeyValue>)) {
         // Taken by the first use of the message's attributes.
         let mut delivery = Some(delivery);
-        let deferred = self.attribute_timing.deferred();
+        let deferred = self.attribute_timing.deferred_under(parent);
         let (mut start, mut named_by, mut event_id, mut hook) = Default::default();
         if let Some(delivery) = delivery.take_if(|_| !deferred) {
             (start, event_id) = self.per_message_attributes(delivery, event);

@@ -322,7 +322,7 @@ impl<T: Transport> TracedPublisher<T> {
         ordering_key: Option<&str>,
         preserved: Option<&SpanContext>,
     ) -> Context {
-        let deferred = self.settings.attribute_timing.deferred();
+        let deferred = self.settings.attribute_timing.deferred_under(parent);
         let per_message = if deferred {
             Vec::new()
         } else {

@@ -1,5 +1,8 @@
 //! When a messaging span is given its per-message attributes.
 
+use opentelemetry::Context;
+use opentelemetry::trace::TraceContextExt as _;
+
 /// When publish, receive and process spans are given their per-message attributes: the
 /// message id, ordering key, delivery attempt and body size, the `cloudevents.*` attributes
 /// and the attribute hook's.
@@ -19,16 +22,19 @@ pub enum AttributeTiming {
     /// per-message attributes, such as the telemetry module's `AlwaysSampleRules` with
     /// listed resources (`Telemetry::settings()` picks it for them).
     AtStart,
-    /// Only once the span has started and is known to record. A sampler sees the
-    /// conventions' creation-time attributes only; a span that is not sampled (almost every
-    /// one, at a production ratio) costs no attribute building.
+    /// Only for spans that record: at the start of a span whose parent is sampled, which
+    /// every sampler that honours its parent or decides by the trace id records (its sampler
+    /// sees them); otherwise once the span has started and is known to record, its sampler
+    /// seeing the conventions' creation-time attributes only. A span that is not sampled
+    /// (almost every one, at a production ratio) costs no attribute building.
     #[default]
     WhenRecording,
 }
 
 impl AttributeTiming {
-    /// Whether per-message attributes wait until the span is known to record.
-    pub(crate) fn deferred(self) -> bool {
-        self == Self::WhenRecording
+    /// Whether a span under `parent` is given its per-message attributes only once it is
+    /// known to record.
+    pub(crate) fn deferred_under(self, parent: &Context) -> bool {
+        self == Self::WhenRecording && !parent.span().span_context().is_sampled()
     }
 }
