@@ -1,6 +1,8 @@
-//! `AttributeTiming::WhenRecording`: samplers see only the destination's attributes, spans
-//! that are not sampled never have their per-message attributes built, and exported spans
-//! carry exactly what they carry under the default `AtStart`.
+//! `AttributeTiming::WhenRecording`: a root span's sampler, or one under an unsampled parent,
+//! sees only the destination's attributes, while a span under a sampled parent is given the
+//! message's at start; spans that are not sampled never have their per-message attributes
+//! built; exported spans carry exactly what they carry under `AtStart`, whichever way they
+//! got them.
 
 mod support;
 
@@ -151,6 +153,16 @@ async fn exported_spans_carry_the_same_attributes_either_way() {
         );
     }
     assert_eq!(attributes(&when_recording), at_start);
+    // The receive span dropped: the process span records under a parent that does not, and
+    // is given the message's attributes once it is known to record.
+    let (at_start, _, _) = one_message(AttributeTiming::AtStart, "receive").await;
+    let (when_recording, _, _) = one_message(AttributeTiming::WhenRecording, "receive").await;
+    assert_eq!(
+        attributes(&at_start).len(),
+        2,
+        "publish, process: {at_start:?}"
+    );
+    assert_eq!(attributes(&when_recording), attributes(&at_start));
 }
 
 /// Whether the sampler of span `name` saw the per-message attributes, or only the

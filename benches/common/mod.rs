@@ -82,19 +82,26 @@ pub enum Mode {
 }
 
 impl Mode {
-    /// The peers' argument, and the group's name.
     /// Every mode, or those `HYPERFLEET_BENCH_MODES` names (comma-separated).
     pub fn chosen() -> Vec<Self> {
         let all = [Self::RoundTrip, Self::Publish, Self::Receive];
         match std::env::var("HYPERFLEET_BENCH_MODES") {
-            Ok(names) => all
-                .into_iter()
-                .filter(|mode| names.split(',').any(|name| name.trim() == mode.name()))
-                .collect(),
+            Ok(names) => {
+                let chosen: Vec<Self> = all
+                    .into_iter()
+                    .filter(|mode| names.split(',').any(|name| name.trim() == mode.name()))
+                    .collect();
+                assert!(
+                    !chosen.is_empty(),
+                    "HYPERFLEET_BENCH_MODES names none of roundtrip, publish, receive: {names}"
+                );
+                chosen
+            }
             Err(_) => all.to_vec(),
         }
     }
 
+    /// The peers' argument, and the group's name.
     pub fn name(self) -> &'static str {
         match self {
             Self::RoundTrip => "roundtrip",

@@ -268,9 +268,10 @@ impl Consumer {
         }
         let receive = parent.with_span(receive);
         self.span_making.learn(parent, &receive);
+        let later = delivery.is_some();
         let mut process =
             self.spans
-                .start_process(&self.tracer, &receive, (&named_by, event_id), hook);
+                .start_process(&self.tracer, &receive, (&named_by, event_id), hook, later);
         if let Some(delivery) = delivery.take_if(|_| process.is_recording()) {
             let (start, id) = self.per_message_attributes(delivery, event);
             named_by = self.shared_naming(&start);

@@ -162,15 +162,21 @@ impl ConsumeSpans {
     }
 
     /// Starts the process span as a child of `receive`, with the attributes that name the
-    /// delivery (under the current conventions; else none), the event id and the hook's.
+    /// delivery (under the current conventions; else none), the event id and the hook's, and
+    /// room for them when they come `later`.
     pub(super) fn start_process(
         &self,
         tracer: &SharedTracer,
         receive: &Context,
         (named_by, event_id): (&[KeyValue], Option<KeyValue>),
         hook: Vec<KeyValue>,
+        later: bool,
     ) -> SourceSpan {
-        let mut attributes = self.process.attributes(named_by.len() + hook.len() + 1);
+        let per_message = match later {
+            true => PER_MESSAGE_ROOM,
+            false => named_by.len() + hook.len() + 1,
+        };
+        let mut attributes = self.process.attributes(per_message);
         attributes.extend_from_slice(named_by);
         attributes.extend(event_id);
         attributes.extend(hook);

@@ -14,7 +14,8 @@ use opentelemetry::trace::TraceContextExt as _;
 /// Exported spans carry the same attributes either way. The default,
 /// [`WhenRecording`](Self::WhenRecording), is right for every sampler that decides on what
 /// the conventions hand it at creation (the SDK's, the standard's ratio samplers);
-/// [`AtStart`](Self::AtStart) is for a sampler that reads per-message attributes.
+/// [`AtStart`](Self::AtStart) is for a sampler that reads per-message attributes of every
+/// span, roots included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum AttributeTiming {
@@ -22,11 +23,13 @@ pub enum AttributeTiming {
     /// per-message attributes, such as the telemetry module's `AlwaysSampleRules` with
     /// listed resources (`Telemetry::settings()` picks it for them).
     AtStart,
-    /// Only for spans that record: at the start of a span whose parent is sampled, which
-    /// every sampler that honours its parent or decides by the trace id records (its sampler
-    /// sees them); otherwise once the span has started and is known to record, its sampler
-    /// seeing the conventions' creation-time attributes only. A span that is not sampled
-    /// (almost every one, at a production ratio) costs no attribute building.
+    /// For spans expected to record. A span whose parent is sampled gets them at its start,
+    /// where its sampler sees them: a parent-based sampler (the SDK's default, the
+    /// standard's) records such a span, so nothing is built in vain; a sampler that may drop
+    /// it (a lower trace-id ratio than upstream's, one that decides by name) has them built
+    /// for spans it drops. Any other span (a root, a child of an unsampled parent) gets them
+    /// once it has started and is known to record, its sampler seeing the conventions'
+    /// creation-time attributes only: at a production ratio almost none is built.
     #[default]
     WhenRecording,
 }

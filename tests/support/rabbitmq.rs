@@ -118,7 +118,6 @@ impl RabbitNode {
         }
     }
 
-    /// Runs `rabbitmqctl` against this node; its output, or a panic with what it printed.
     /// CPU time the node's processes (its process group: the script, the Erlang VM) have
     /// used so far, at the kernel's clock-tick resolution, and the read calls they made.
     pub fn cpu_and_reads(&self) -> (Duration, u64) {
@@ -156,6 +155,7 @@ impl RabbitNode {
         (Duration::from_secs_f64(ticks as f64 / per_second), reads)
     }
 
+    /// Runs `rabbitmqctl` against this node; its output, or a panic with what it printed.
     pub fn ctl(&self, args: &[&str]) -> String {
         let output = Command::new(CTL)
             .arg("-n")
