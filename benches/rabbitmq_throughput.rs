@@ -20,6 +20,9 @@
 //! minute, when the broker's speed drifts over the several minutes of the criterion groups,
 //! and beside each rate the CPU time a message cost the client and the broker.
 //! `HYPERFLEET_BENCH_MODES=publish,receive` runs only those groups.
+//! `HYPERFLEET_BENCH_PEERS=same,plain,header,mandatory` chooses what the Node.js peer
+//! publishes (default `same,plain`): `header` is the header alone, as hyperfleet-broker
+//! publishes, `mandatory` the flag alone, the experiment that splits what the broker pays.
 //!
 //! `cargo bench --all-features --bench rabbitmq_throughput`
 
@@ -197,6 +200,10 @@ enum Peer {
     Same,
     /// The event alone, not mandatory: less work for the broker.
     Plain,
+    /// The event and the header, not mandatory: what hyperfleet-broker publishes.
+    Header,
+    /// The event alone, mandatory.
+    Mandatory,
 }
 
 impl Peer {
@@ -204,7 +211,24 @@ impl Peer {
         match self {
             Self::Same => "same",
             Self::Plain => "plain",
+            Self::Header => "header",
+            Self::Mandatory => "mandatory",
         }
+    }
+
+    /// The peers `HYPERFLEET_BENCH_PEERS` names (`same,plain` unless set): the experiment
+    /// that splits what the broker pays for each part of the message.
+    fn chosen() -> Vec<Self> {
+        let all = [Self::Same, Self::Plain, Self::Header, Self::Mandatory];
+        let names = std::env::var("HYPERFLEET_BENCH_PEERS").unwrap_or("same,plain".into());
+        names
+            .split(',')
+            .map(|name| {
+                *all.iter()
+                    .find(|peer| peer.name() == name)
+                    .unwrap_or_else(|| panic!("HYPERFLEET_BENCH_PEERS: unknown peer {name}"))
+            })
+            .collect()
     }
 }
 
@@ -367,8 +391,9 @@ fn throughput(c: &mut Criterion) {
         let pairs = pairs
             .parse()
             .expect("HYPERFLEET_BENCH_PAIRED: a number of rounds");
+        let peers = Peer::chosen();
         for mode in Mode::chosen() {
-            let mut rounds: [Vec<Spent>; 4] = Default::default();
+            let mut rounds: Vec<Vec<Spent>> = vec![Vec::new(); 2 + peers.len()];
             for _ in 0..pairs {
                 rounds[0].push(runtime.block_on(round(&transport, &broker, &off, &name(), mode)));
                 rounds[1].push(runtime.block_on(round(
@@ -379,13 +404,15 @@ fn throughput(c: &mut Criterion) {
                     mode,
                 )));
                 if let Broker::Node(node) = &broker {
-                    rounds[2].push(node_rounds(node, 1, mode, prefetch, Peer::Same));
-                    rounds[3].push(node_rounds(node, 1, mode, prefetch, Peer::Plain));
+                    for (peer, rounds) in peers.iter().zip(&mut rounds[2..]) {
+                        rounds.push(node_rounds(node, 1, mode, prefetch, *peer));
+                    }
                 }
             }
-            let clients = ["untraced", "traced", "amqplib", "amqplib plain"];
+            let clients = ["untraced".to_owned(), "traced".to_owned()]
+                .into_iter()
+                .chain(peers.iter().map(|peer| format!("amqplib {}", peer.name())));
             let figures: Vec<String> = clients
-                .iter()
                 .zip(rounds)
                 .filter(|(_, rounds)| !rounds.is_empty())
                 .map(|(client, rounds)| format!("{client} {}", medians(rounds)))
@@ -421,7 +448,7 @@ fn throughput(c: &mut Criterion) {
             })
         });
         if let Broker::Node(node) = &broker {
-            for peer in [Peer::Same, Peer::Plain] {
+            for peer in Peer::chosen() {
                 let name = format!("node amqplib, prefetch {prefetch}, {} message", peer.name());
                 group.bench_function(name, |b| {
                     b.iter_custom(|n| node_rounds(node, n, mode, prefetch, peer).wall)

@@ -1,11 +1,13 @@
 // The RabbitMQ throughput loop with Node's amqplib: publishing with confirms, consuming with
 // manual acks at a prefetch, on the broker the bench started.
 //
-// Usage: node rabbitmq.js URL ROUNDS MESSAGES roundtrip|publish|receive PREFETCH same|plain
+// Usage: node rabbitmq.js URL ROUNDS MESSAGES roundtrip|publish|receive PREFETCH KIND
 //
-// `same` publishes what this crate publishes by default: hyperfleet-broker's message (the
-// structured event and its one header, `_watermill_message_uuid`), mandatory (an unroutable
-// message is an error); `plain` neither the header nor mandatory, which costs the broker less.
+// KIND `same` publishes what this crate publishes by default: hyperfleet-broker's message
+// (the structured event and its one header, `_watermill_message_uuid`), mandatory (an
+// unroutable message is an error); `plain` neither the header nor mandatory, which costs the
+// broker less; `header` the header alone (hyperfleet-broker's own publish), `mandatory` the
+// flag alone: what each part costs the broker.
 //
 // Around each round's timed part it prints `start` and `end` and waits for a line on stdin,
 // so that the bench can read the broker's CPU time over that part alone.
@@ -42,16 +44,17 @@ function event(i) {
 }
 
 async function publishAll(channel, exchange, messages, kind) {
-  const options = (i) => {
-    const plain = {
-      persistent: true,
-      contentType: "application/cloudevents+json; charset=UTF-8",
-    };
-    if (kind === "plain") {
-      return plain;
-    }
-    return { ...plain, mandatory: true, headers: { _watermill_message_uuid: `event-${i}` } };
-  };
+  if (!["same", "plain", "header", "mandatory"].includes(kind)) {
+    throw new Error(`unknown kind of message: ${kind}`);
+  }
+  const header = kind === "same" || kind === "header";
+  const mandatory = kind === "same" || kind === "mandatory";
+  const options = (i) => ({
+    persistent: true,
+    contentType: "application/cloudevents+json; charset=UTF-8",
+    mandatory,
+    ...(header ? { headers: { _watermill_message_uuid: `event-${i}` } } : {}),
+  });
   for (let i = 0; i < messages; i++) {
     if (!channel.publish(exchange, "", event(i), options(i))) {
       await new Promise((resolve) => channel.once("drain", resolve));
