@@ -22,8 +22,9 @@ const CONTENT_TYPE: &str = "content-type";
 /// AMQP delivery mode 2: the broker writes the message to disk.
 const PERSISTENT: u8 = 2;
 
-/// The properties (headers included) a message is published with.
-pub(super) fn properties(message: &Message) -> BasicProperties {
+/// The properties (headers included) a message is published with, `id` its event's id
+/// ([`event_id`]).
+pub(super) fn properties(message: &Message, id: Option<&str>) -> BasicProperties {
     let mut headers = FieldTable::default();
     let mut properties = BasicProperties::default().with_delivery_mode(PERSISTENT);
     for (key, value) in &message.attributes {
@@ -37,7 +38,7 @@ pub(super) fn properties(message: &Message) -> BasicProperties {
         };
         headers.insert(name.into(), AMQPValue::LongString(value.clone().into()));
     }
-    if let Some(id) = event_id(message) {
+    if let Some(id) = id {
         headers.insert(WATERMILL_UUID.into(), AMQPValue::LongString(id.into()));
     }
     properties.with_headers(headers)
@@ -182,7 +183,7 @@ mod tests {
         binary
             .attributes
             .insert("content-type".into(), "application/json".into());
-        let properties = properties(&binary);
+        let properties = properties(&binary, event_id(&binary).as_deref());
         let table = properties.headers().clone().unwrap_or_default();
         assert!(
             table
