@@ -182,7 +182,11 @@ impl Transport for RabbitMqTransport {
             .map_err(|_| {
                 TransportError::new(
                     ErrorCode::DeadlineExceeded,
-                    format!("{}: no confirm within {:?}", doing(), config.publish_timeout),
+                    format!(
+                        "{}: no confirm within {:?}",
+                        doing(),
+                        config.publish_timeout
+                    ),
                 )
             })?
             .map_err(|e| transport_error(&e, &doing()));
