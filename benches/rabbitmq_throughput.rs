@@ -23,6 +23,9 @@
 //! `HYPERFLEET_BENCH_PEERS=same,plain,header,mandatory` chooses what the Node.js peer
 //! publishes (default `same,plain`): `header` is the header alone, as hyperfleet-broker
 //! publishes, `mandatory` the flag alone, the experiment that splits what the broker pays.
+//! `HYPERFLEET_BENCH_LAPIN=1` adds bare lapin moving the same messages untraced (paired mode
+//! only): what this crate costs over its own client. `HYPERFLEET_BENCH_CONCURRENCY` sets the
+//! subscriber's concurrency.
 //!
 //! `cargo bench --all-features --bench rabbitmq_throughput`
 
@@ -124,6 +127,12 @@ async fn round(
     let settings = Settings::new().tracer_provider(provider);
     let publisher = TracedPublisher::new(transport.clone(), name).settings(settings.clone());
     let mut subscriber = TracedSubscriber::new(transport.clone(), name, name).settings(settings);
+    if let Ok(limit) = std::env::var("HYPERFLEET_BENCH_CONCURRENCY") {
+        let limit = limit
+            .parse()
+            .expect("HYPERFLEET_BENCH_CONCURRENCY: a number");
+        subscriber = subscriber.concurrency(limit);
+    }
     if std::env::var("HYPERFLEET_BENCH_EXECUTION").as_deref() == Ok("loop") {
         subscriber = subscriber.execution(hyperfleet_tracing::settings::Execution::LoopTask);
     }
@@ -190,6 +199,141 @@ async fn timed(
     }
     receiving.await.expect("joined").expect("ran");
     spent()
+}
+
+/// Bare lapin, the AMQP client this crate's transport is built on, moving the same messages
+/// as this crate untraced (the structured event, the `_watermill_message_uuid` header,
+/// mandatory, persistent) on its own connection: what the crate costs over its own client.
+struct BareLapin {
+    connection: lapin::Connection,
+    prefetch: u16,
+}
+
+impl BareLapin {
+    async fn connect(url: &str, prefetch: u16) -> Self {
+        let connection =
+            lapin::Connection::connect(url.into(), lapin::ConnectionProperties::default())
+                .await
+                .expect("lapin connected");
+        Self {
+            connection,
+            prefetch,
+        }
+    }
+
+    async fn publish_all(&self, exchange: &str) {
+        use cloudevents::AttributesReader as _;
+        use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+        use lapin::types::{AMQPValue, FieldTable};
+        let channel = self.connection.create_channel().await.expect("channel");
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirms on");
+        let publish = |i: u64| {
+            let channel = channel.clone();
+            async move {
+                let event = event(i);
+                let mut headers = FieldTable::default();
+                headers.insert(
+                    "_watermill_message_uuid".into(),
+                    AMQPValue::LongString(event.id().into()),
+                );
+                let properties = lapin::BasicProperties::default()
+                    .with_delivery_mode(2)
+                    .with_content_type("application/cloudevents+json; charset=UTF-8".into())
+                    .with_headers(headers);
+                let body = serde_json::to_vec(&event).expect("JSON");
+                let options = BasicPublishOptions {
+                    mandatory: true,
+                    ..BasicPublishOptions::default()
+                };
+                channel
+                    .basic_publish(exchange.into(), "".into(), options, &body, properties)
+                    .await
+                    .expect("published")
+                    .await
+                    .expect("confirmed");
+            }
+        };
+        futures::stream::iter(0..MESSAGES)
+            .map(publish)
+            .buffer_unordered(IN_FLIGHT)
+            .for_each(|()| async {})
+            .await;
+        let _ = channel.close(200, "done".into()).await;
+    }
+
+    /// Consumes and acks `MESSAGES` messages of `queue`, each parsed as JSON, as many at once
+    /// as the prefetch lets in.
+    async fn consume_all(&self, queue: &str) {
+        use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
+        let channel = self.connection.create_channel().await.expect("channel");
+        channel
+            .basic_qos(self.prefetch, BasicQosOptions::default())
+            .await
+            .expect("prefetch");
+        let consumer = channel
+            .basic_consume(
+                queue.into(),
+                "".into(),
+                BasicConsumeOptions::default(),
+                lapin::types::FieldTable::default(),
+            )
+            .await
+            .expect("consuming");
+        consumer
+            .take(usize::try_from(MESSAGES).expect("fits"))
+            .for_each_concurrent(usize::from(self.prefetch), |delivery| async move {
+                let delivery = delivery.expect("delivered");
+                let event: serde_json::Value =
+                    serde_json::from_slice(&delivery.data).expect("JSON");
+                black_box(event);
+                delivery
+                    .ack(BasicAckOptions::default())
+                    .await
+                    .expect("acked");
+            })
+            .await;
+        let _ = channel.close(200, "done".into()).await;
+    }
+
+    /// One round on a fresh exchange and queue `name`, timed as [`timed`] times this crate's.
+    async fn round(
+        &self,
+        transport: &RabbitMqTransport,
+        broker: &Broker,
+        name: &str,
+        mode: Mode,
+    ) -> Spent {
+        rabbitmq::declare(transport, name, name, QueueKind::Classic).await;
+        if let Mode::Receive = mode {
+            self.publish_all(name).await;
+        }
+        let (broker_cpu, reads) = broker.cpu_and_reads();
+        let (started, client) = (Instant::now(), process_cpu_time());
+        match mode {
+            Mode::Publish => self.publish_all(name).await,
+            Mode::Receive => self.consume_all(name).await,
+            Mode::RoundTrip => {
+                futures::join!(self.consume_all(name), self.publish_all(name));
+            }
+        }
+        let (wall, client) = (started.elapsed(), process_cpu_time() - client);
+        let (broker_now, reads_now) = broker.cpu_and_reads();
+        let admin = RabbitMqAdmin::new(transport);
+        admin
+            .delete_subscription(name)
+            .await
+            .expect("queue deleted");
+        admin.delete_topic(name).await.expect("exchange deleted");
+        Spent {
+            wall,
+            client,
+            broker: broker_now - broker_cpu,
+            reads: reads_now - reads,
+        }
+    }
 }
 
 /// What the Node.js peer publishes.
@@ -392,8 +536,11 @@ fn throughput(c: &mut Criterion) {
             .parse()
             .expect("HYPERFLEET_BENCH_PAIRED: a number of rounds");
         let peers = Peer::chosen();
+        let bare = std::env::var("HYPERFLEET_BENCH_LAPIN")
+            .is_ok()
+            .then(|| runtime.block_on(BareLapin::connect(&broker.url(), prefetch)));
         for mode in Mode::chosen() {
-            let mut rounds: Vec<Vec<Spent>> = vec![Vec::new(); 2 + peers.len()];
+            let mut rounds: Vec<Vec<Spent>> = vec![Vec::new(); 3 + peers.len()];
             for _ in 0..pairs {
                 rounds[0].push(runtime.block_on(round(&transport, &broker, &off, &name(), mode)));
                 rounds[1].push(runtime.block_on(round(
@@ -403,14 +550,23 @@ fn throughput(c: &mut Criterion) {
                     &name(),
                     mode,
                 )));
+                if let Some(bare) = &bare {
+                    rounds[2].push(runtime.block_on(bare.round(
+                        &transport,
+                        &broker,
+                        &name(),
+                        mode,
+                    )));
+                }
                 if let Broker::Node(node) = &broker {
-                    for (peer, rounds) in peers.iter().zip(&mut rounds[2..]) {
+                    for (peer, rounds) in peers.iter().zip(&mut rounds[3..]) {
                         rounds.push(node_rounds(node, 1, mode, prefetch, *peer));
                     }
                 }
             }
-            let clients = ["untraced".to_owned(), "traced".to_owned()]
+            let clients = ["untraced", "traced", "bare lapin, same messages"]
                 .into_iter()
+                .map(str::to_owned)
                 .chain(peers.iter().map(|peer| format!("amqplib {}", peer.name())));
             let figures: Vec<String> = clients
                 .zip(rounds)
