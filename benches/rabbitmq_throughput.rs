@@ -211,10 +211,9 @@ struct BareLapin {
 
 impl BareLapin {
     async fn connect(url: &str, prefetch: u16) -> Self {
-        let connection =
-            lapin::Connection::connect(url.into(), lapin::ConnectionProperties::default())
-                .await
-                .expect("lapin connected");
+        let connection = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
+            .await
+            .expect("lapin connected");
         Self {
             connection,
             prefetch,
