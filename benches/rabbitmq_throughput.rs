@@ -3,10 +3,10 @@
 //! with acks through `TracedPublisher`/`TracedSubscriber` with the default settings, traced
 //! (every span sampled, into a batch processor that drops them) vs untraced (a no-op
 //! provider), and in the same run the same loop with Node's amqplib (`benches/node_peer`,
-//! installed with `npm ci` on first use) at the same prefetch, twice: publishing the same
-//! messages as this crate (hyperfleet-broker's, with its `_watermill_message_uuid` header,
-//! mandatory as `Unroutable::Error` asks), and plain ones (no header, not mandatory), which
-//! cost the broker less. Three groups: the round trip,
+//! installed with `npm ci` on first use) at the same prefetch, by default twice: publishing
+//! the same messages as this crate (hyperfleet-broker's, with its `_watermill_message_uuid`
+//! header, mandatory as `Unroutable::Error` asks), and plain ones (no header, not mandatory),
+//! which cost the broker less. Three groups: the round trip,
 //! publishing alone (until every confirm is in), consuming alone (of messages published
 //! beforehand). One sample is one 10,000-message round on a fresh exchange and classic queue.
 //!
@@ -23,9 +23,10 @@
 //! `HYPERFLEET_BENCH_PEERS=same,plain,header,mandatory` chooses what the Node.js peer
 //! publishes (default `same,plain`): `header` is the header alone, as hyperfleet-broker
 //! publishes, `mandatory` the flag alone, the experiment that splits what the broker pays.
-//! `HYPERFLEET_BENCH_LAPIN=1` adds bare lapin moving the same messages untraced (paired mode
-//! only): what this crate costs over its own client. `HYPERFLEET_BENCH_CONCURRENCY` sets the
-//! subscriber's concurrency.
+//! `HYPERFLEET_BENCH_LAPIN=1` adds bare lapin moving the same messages untraced, as many at
+//! once as the subscriber handles (paired mode on one node only): what this crate costs over
+//! its own client. `HYPERFLEET_BENCH_CONCURRENCY` sets how many messages the subscriber (and
+//! bare lapin) handle at once (default 16, the subscriber's).
 //!
 //! `cargo bench --all-features --bench rabbitmq_throughput`
 
@@ -65,14 +66,27 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The subscriber's default concurrency, which bare lapin matches.
+const SUBSCRIBER_CONCURRENCY: usize = 16;
+
+/// Handlers at once, when `HYPERFLEET_BENCH_CONCURRENCY` sets it.
+fn concurrency() -> Option<usize> {
+    std::env::var("HYPERFLEET_BENCH_CONCURRENCY")
+        .ok()
+        .map(|n| n.parse().expect("HYPERFLEET_BENCH_CONCURRENCY: a number"))
+}
+
+/// Publishes in flight at once: `HYPERFLEET_BENCH_IN_FLIGHT`, else [`IN_FLIGHT`].
+fn in_flight() -> usize {
+    std::env::var("HYPERFLEET_BENCH_IN_FLIGHT").map_or(IN_FLIGHT, |n| {
+        n.parse().expect("HYPERFLEET_BENCH_IN_FLIGHT: a number")
+    })
+}
+
 async fn publish_all(publisher: &TracedPublisher<RabbitMqTransport>) {
     futures::stream::iter(0..MESSAGES)
         .map(|i| publisher.publish(event(i)))
-        .buffer_unordered(
-            std::env::var("HYPERFLEET_BENCH_IN_FLIGHT").map_or(IN_FLIGHT, |n| {
-                n.parse().expect("HYPERFLEET_BENCH_IN_FLIGHT: a number")
-            }),
-        )
+        .buffer_unordered(in_flight())
         .for_each(|published| async move {
             published.expect("published");
         })
@@ -127,10 +141,7 @@ async fn round(
     let settings = Settings::new().tracer_provider(provider);
     let publisher = TracedPublisher::new(transport.clone(), name).settings(settings.clone());
     let mut subscriber = TracedSubscriber::new(transport.clone(), name, name).settings(settings);
-    if let Ok(limit) = std::env::var("HYPERFLEET_BENCH_CONCURRENCY") {
-        let limit = limit
-            .parse()
-            .expect("HYPERFLEET_BENCH_CONCURRENCY: a number");
+    if let Some(limit) = concurrency() {
         subscriber = subscriber.concurrency(limit);
     }
     if std::env::var("HYPERFLEET_BENCH_EXECUTION").as_deref() == Ok("loop") {
@@ -203,34 +214,41 @@ async fn timed(
 
 /// Bare lapin, the AMQP client this crate's transport is built on, moving the same messages
 /// as this crate untraced (the structured event, the `_watermill_message_uuid` header,
-/// mandatory, persistent) on its own connection: what the crate costs over its own client.
+/// mandatory, persistent) on its own connection, at the same prefetch and as many handlers at
+/// once as this crate's subscriber: what the crate costs over its own client.
 struct BareLapin {
     connection: lapin::Connection,
+    /// A channel in confirm mode, kept for every round as this crate keeps its own.
+    publishing: lapin::Channel,
     prefetch: u16,
+    concurrency: usize,
 }
 
 impl BareLapin {
     async fn connect(url: &str, prefetch: u16) -> Self {
+        use lapin::options::ConfirmSelectOptions;
         let connection = lapin::Connection::connect(url, lapin::ConnectionProperties::default())
             .await
             .expect("lapin connected");
+        let publishing = connection.create_channel().await.expect("channel");
+        publishing
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .expect("confirms on");
         Self {
             connection,
+            publishing,
             prefetch,
+            concurrency: concurrency().unwrap_or(SUBSCRIBER_CONCURRENCY),
         }
     }
 
     async fn publish_all(&self, exchange: &str) {
         use cloudevents::AttributesReader as _;
-        use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+        use lapin::options::BasicPublishOptions;
         use lapin::types::{AMQPValue, FieldTable};
-        let channel = self.connection.create_channel().await.expect("channel");
-        channel
-            .confirm_select(ConfirmSelectOptions::default())
-            .await
-            .expect("confirms on");
         let publish = |i: u64| {
-            let channel = channel.clone();
+            let channel = self.publishing.clone();
             async move {
                 let event = event(i);
                 let mut headers = FieldTable::default();
@@ -257,14 +275,13 @@ impl BareLapin {
         };
         futures::stream::iter(0..MESSAGES)
             .map(publish)
-            .buffer_unordered(IN_FLIGHT)
+            .buffer_unordered(in_flight())
             .for_each(|()| async {})
             .await;
-        let _ = channel.close(200, "done".into()).await;
     }
 
     /// Consumes and acks `MESSAGES` messages of `queue`, each parsed as JSON, as many at once
-    /// as the prefetch lets in.
+    /// as this crate's subscriber handles.
     async fn consume_all(&self, queue: &str) {
         use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicQosOptions};
         let channel = self.connection.create_channel().await.expect("channel");
@@ -283,7 +300,7 @@ impl BareLapin {
             .expect("consuming");
         consumer
             .take(usize::try_from(MESSAGES).expect("fits"))
-            .for_each_concurrent(usize::from(self.prefetch), |delivery| async move {
+            .for_each_concurrent(self.concurrency, |delivery| async move {
                 let delivery = delivery.expect("delivered");
                 let event: serde_json::Value =
                     serde_json::from_slice(&delivery.data).expect("JSON");
@@ -535,9 +552,13 @@ fn throughput(c: &mut Criterion) {
             .parse()
             .expect("HYPERFLEET_BENCH_PAIRED: a number of rounds");
         let peers = Peer::chosen();
-        let bare = std::env::var("HYPERFLEET_BENCH_LAPIN")
-            .is_ok()
-            .then(|| runtime.block_on(BareLapin::connect(&broker.url(), prefetch)));
+        // On one node only: a cluster's rounds use quorum queues and every node's URL.
+        let bare = match &broker {
+            Broker::Node(node) if std::env::var("HYPERFLEET_BENCH_LAPIN").as_deref() == Ok("1") => {
+                Some(runtime.block_on(BareLapin::connect(&node.url, prefetch)))
+            }
+            _ => None,
+        };
         for mode in Mode::chosen() {
             let mut rounds: Vec<Vec<Spent>> = vec![Vec::new(); 3 + peers.len()];
             for _ in 0..pairs {
