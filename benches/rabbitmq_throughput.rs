@@ -117,6 +117,50 @@ impl std::ops::Add for Spent {
     }
 }
 
+/// The clock of a round's timed part, and the broker's figures at its start (read outside the
+/// clock and the client's CPU time).
+struct Clock {
+    broker_cpu: Duration,
+    reads: u64,
+    started: Instant,
+    client: Duration,
+}
+
+impl Clock {
+    fn start(broker: &Broker) -> Self {
+        let (broker_cpu, reads) = broker.cpu_and_reads();
+        let (started, client) = (Instant::now(), process_cpu_time());
+        Self {
+            broker_cpu,
+            reads,
+            started,
+            client,
+        }
+    }
+
+    /// What the timed part has spent so far.
+    fn spent(&self, broker: &Broker) -> Spent {
+        let (wall, client) = (self.started.elapsed(), process_cpu_time() - self.client);
+        let (broker_now, reads_now) = broker.cpu_and_reads();
+        Spent {
+            wall,
+            client,
+            broker: broker_now - self.broker_cpu,
+            reads: reads_now - self.reads,
+        }
+    }
+}
+
+/// Deletes an exchange and a queue, both named `name`.
+async fn delete_round(transport: &RabbitMqTransport, name: &str) {
+    let admin = RabbitMqAdmin::new(transport);
+    admin
+        .delete_subscription(name)
+        .await
+        .expect("queue deleted");
+    admin.delete_topic(name).await.expect("exchange deleted");
+}
+
 impl std::iter::Sum for Spent {
     fn sum<I: Iterator<Item = Self>>(rounds: I) -> Self {
         rounds.fold(Self::default(), |total, round| total + round)
@@ -148,20 +192,10 @@ async fn round(
         subscriber = subscriber.execution(hyperfleet_tracing::settings::Execution::LoopTask);
     }
     let elapsed = timed(&publisher, subscriber, broker, mode).await;
-    let admin = RabbitMqAdmin::new(transport);
-    admin
-        .delete_subscription(name)
-        .await
-        .expect("queue deleted");
-    admin.delete_topic(name).await.expect("exchange deleted");
+    delete_round(transport, name).await;
     if let QueueKind::Quorum = kind {
         // A quorum queue's dead-letter exchange and queue, `{queue}-dlq`.
-        let dead_letters = format!("{name}-dlq");
-        admin
-            .delete_subscription(&dead_letters)
-            .await
-            .expect("deleted");
-        admin.delete_topic(&dead_letters).await.expect("deleted");
+        delete_round(transport, &format!("{name}-dlq")).await;
     }
     elapsed
 }
@@ -176,22 +210,10 @@ async fn timed(
     if let Mode::Receive = mode {
         publish_all(publisher).await;
     }
-    // The broker's figures are read outside the clock and the client's CPU time.
-    let (broker_cpu, reads) = broker.cpu_and_reads();
-    let (started, client) = (Instant::now(), process_cpu_time());
-    let spent = || {
-        let (wall, client) = (started.elapsed(), process_cpu_time() - client);
-        let (broker_now, reads_now) = broker.cpu_and_reads();
-        Spent {
-            wall,
-            client,
-            broker: broker_now - broker_cpu,
-            reads: reads_now - reads,
-        }
-    };
+    let clock = Clock::start(broker);
     if let Mode::Publish = mode {
         publish_all(publisher).await;
-        return spent();
+        return clock.spent(broker);
     }
     let handled = std::sync::Arc::new(AtomicU64::new(0));
     let (progress, mut watch) = tokio::sync::watch::channel(0u64);
@@ -209,7 +231,7 @@ async fn timed(
         publish_all(publisher).await;
     }
     receiving.await.expect("joined").expect("ran");
-    spent()
+    clock.spent(broker)
 }
 
 /// Bare lapin, the AMQP client this crate's transport is built on, moving the same messages
@@ -326,8 +348,7 @@ impl BareLapin {
         if let Mode::Receive = mode {
             self.publish_all(name).await;
         }
-        let (broker_cpu, reads) = broker.cpu_and_reads();
-        let (started, client) = (Instant::now(), process_cpu_time());
+        let clock = Clock::start(broker);
         match mode {
             Mode::Publish => self.publish_all(name).await,
             Mode::Receive => self.consume_all(name).await,
@@ -335,20 +356,9 @@ impl BareLapin {
                 futures::join!(self.consume_all(name), self.publish_all(name));
             }
         }
-        let (wall, client) = (started.elapsed(), process_cpu_time() - client);
-        let (broker_now, reads_now) = broker.cpu_and_reads();
-        let admin = RabbitMqAdmin::new(transport);
-        admin
-            .delete_subscription(name)
-            .await
-            .expect("queue deleted");
-        admin.delete_topic(name).await.expect("exchange deleted");
-        Spent {
-            wall,
-            client,
-            broker: broker_now - broker_cpu,
-            reads: reads_now - reads,
-        }
+        let spent = clock.spent(broker);
+        delete_round(transport, name).await;
+        spent
     }
 }
 
