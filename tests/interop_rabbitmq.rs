@@ -101,7 +101,11 @@ async fn what_we_publish_reads_as_the_go_broker_reads_it() {
     let publisher = TracedPublisher::new(transport, TOPIC)
         .settings(Settings::new().tracer_provider(&telemetry.provider));
     let event = hyperfleet_tracing::testing::reconcile_event("e-rabbit", "c-1").unwrap();
-    publisher.publish(event).await.unwrap();
+    let published = publisher.publish(event).await.unwrap();
+    assert_eq!(
+        published.message_id, "e-rabbit",
+        "the returned id is the event's"
+    );
 
     let out = peer(
         "",
